@@ -1,0 +1,107 @@
+// One error type for the whole store, with codes a caller can act on.
+//
+// Operating errors travel as values: functions that can fail return
+// Result<T> (a T or an Error) or Status (Result<void>). Programming errors are
+// CS_ASSERTs. The code tells the caller what to do; the message tells a human
+// what went wrong and names the thing at fault (stream, sequence, field, line).
+#pragma once
+
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "cs/assert.h"
+
+namespace cs {
+
+enum class ErrorCode {
+  conflict,          // expected version did not match, or an id was reused: re-read and decide
+  not_found,         // the thing asked for does not exist
+  corruption,        // stored bytes fail a check (hash, decode, gap): stop and investigate
+  invalid_argument,  // the input is wrong: fix the input, retrying will not help
+  unauthorized,      // the caller may not do this
+  retriable,         // transient (queue full, broker unavailable): the same call may succeed later
+  fatal,             // the component cannot continue (I/O failure, fenced producer)
+};
+
+const char* error_code_name(ErrorCode code);
+
+class Error {
+ public:
+  Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  ErrorCode code() const { return code_; }
+  const std::string& message() const { return message_; }
+  // "<code name>: <message>", for logs and stderr.
+  std::string to_string() const;
+
+ private:
+  ErrorCode code_;
+  std::string message_;
+};
+
+inline Error conflict_error(std::string m) { return {ErrorCode::conflict, std::move(m)}; }
+inline Error not_found_error(std::string m) { return {ErrorCode::not_found, std::move(m)}; }
+inline Error corruption_error(std::string m) { return {ErrorCode::corruption, std::move(m)}; }
+inline Error invalid_argument(std::string m) { return {ErrorCode::invalid_argument, std::move(m)}; }
+inline Error unauthorized_error(std::string m) { return {ErrorCode::unauthorized, std::move(m)}; }
+inline Error retriable_error(std::string m) { return {ErrorCode::retriable, std::move(m)}; }
+inline Error fatal_error(std::string m) { return {ErrorCode::fatal, std::move(m)}; }
+
+// A value or an error. Accessing the wrong side is a programming error.
+template <class T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(Error error) : state_(std::move(error)) {}  // NOLINT
+
+  bool ok() const { return state_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+
+  T& value() & {
+    CS_ASSERT(ok(), "value() on an error result");
+    return std::get<0>(state_);
+  }
+  const T& value() const& {
+    CS_ASSERT(ok(), "value() on an error result");
+    return std::get<0>(state_);
+  }
+  T&& value() && {
+    CS_ASSERT(ok(), "value() on an error result");
+    return std::get<0>(std::move(state_));
+  }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+  const Error& error() const {
+    CS_ASSERT(!ok(), "error() on a success result");
+    return std::get<1>(state_);
+  }
+
+ private:
+  std::variant<T, Error> state_;
+};
+
+template <>
+class [[nodiscard]] Result<void> {
+ public:
+  Result() = default;
+  Result(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
+
+  bool ok() const { return !failed_; }
+  explicit operator bool() const { return ok(); }
+  const Error& error() const {
+    CS_ASSERT(failed_, "error() on a success status");
+    return error_;
+  }
+
+ private:
+  Error error_{ErrorCode::fatal, ""};
+  bool failed_ = false;
+};
+
+using Status = Result<void>;
+
+}  // namespace cs

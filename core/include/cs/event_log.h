@@ -1,0 +1,182 @@
+// The event log: an append-only, hash-chained sequence of events in RocksDB.
+//
+// Every event gets a global sequence (1, 2, 3, … with no gaps) and a version
+// in its stream (1, 2, 3, … per stream). One append is atomic: all of its
+// events, across any number of streams, are stored or none is.
+//
+// Idempotency rule: an event's id is its idempotency key. If every event of
+// an append is already in the log (same id, stream and type), the append is a
+// no-op that returns the original positions with `duplicate = true`, whatever
+// the expected versions say: a retry after a lost reply is safe. If only some
+// ids are known, or a known id comes with another stream or type, the append
+// fails and writes nothing.
+//
+// Group commit: appends from concurrent threads are merged by a leader into
+// one RocksDB write batch and one WAL sync. Each append in the group still
+// succeeds or fails on its own.
+//
+// Thread safety: every method may be called from any thread at any time.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cs/error.h"
+#include "cs/event.h"
+#include "cs/limits.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace cs {
+
+struct EventLogOptions {
+  // true: each group commit waits for its WAL fsync (survives power loss).
+  // false: the WAL is written but not synced (survives a process crash only).
+  bool sync_each_group = true;
+  bool create_if_missing = true;
+  std::size_t event_size_bytes_max = limits::event_size_bytes_max;
+  std::size_t append_events_max = limits::append_events_max;
+  std::size_t group_commit_events_max = limits::group_commit_events_max;
+  std::size_t append_queue_depth_max = limits::append_queue_depth_max;
+  // Source of `recordedAt`; tests pin it. Must be thread-safe.
+  std::function<Timestamp()> clock = Timestamp::now;
+};
+
+struct EventPosition {
+  Sequence seq;
+  StreamVersion version;
+  bool operator==(const EventPosition&) const = default;
+};
+
+struct AppendResult {
+  std::vector<EventPosition> positions;  // one per event, in the order given
+  bool duplicate = false;                // true: nothing written, positions are the originals
+};
+
+// Which events to read. Exactly one scope: the whole log, one stream, one
+// type or one category. Forward reads start at the first position >= from;
+// backward reads at the last position <= from (no `from`: the head).
+struct ReadQuery {
+  std::optional<std::string> stream;
+  std::optional<EventType> type;
+  std::optional<Category> category;
+  std::optional<Sequence> from_seq;          // all, type, category
+  std::optional<StreamVersion> from_version;  // stream
+  std::optional<Sequence> to_seq;             // forward reads stop after it (all/type/category)
+  std::size_t limit = SIZE_MAX;
+  bool backward = false;
+};
+
+struct LogStats {
+  std::uint64_t events = 0;
+  std::uint64_t streams = 0;
+  Sequence head;
+  Hash head_hash{};
+  std::uint64_t size_on_disk_bytes = 0;
+  std::map<EventType, std::uint64_t> events_by_type;
+};
+
+struct VerifyOptions {
+  Sequence from_seq{1};
+  std::optional<Sequence> to_seq;  // default: the head
+  bool check_indexes = true;       // stream heads, stream/type/id indexes (whole log only)
+};
+
+struct VerifyReport {
+  std::uint64_t events_checked = 0;
+  Sequence last_checked;
+  Hash last_hash{};
+};
+
+class EventLog {
+ public:
+  // Opens (creating when allowed) the log in `dir`. Fails with invalid_argument
+  // when `dir` holds something else, fatal on I/O errors. The caller owns the
+  // returned log; destroying it closes the database.
+  static Result<std::unique_ptr<EventLog>> open(const std::filesystem::path& dir,
+                                                EventLogOptions options = {});
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Appends `events` atomically. Returns one position per event. Errors:
+  // invalid_argument (empty, too many, too large, invalid payload, partial
+  // duplicate), conflict (expected version, id reused for another event),
+  // retriable (queue full), fatal (I/O: the log refuses appends until reopened).
+  Result<AppendResult> append(std::span<const NewEvent> events);
+
+  // Calls `visit` for each event the query selects, in order, until it
+  // returns false or `limit` events were visited. Errors: invalid_argument
+  // for a malformed query, corruption when a stored event does not decode.
+  using Visitor = std::function<bool(const RecordedEvent&)>;
+  Status read(const ReadQuery& query, const Visitor& visit) const;
+  // The same, collected (mind `limit` on big logs).
+  Result<std::vector<RecordedEvent>> read_all(const ReadQuery& query) const;
+  // The event at `seq`; not_found past the head.
+  Result<RecordedEvent> read_event(Sequence seq) const;
+
+  // The stream's current version; 0 when it has no event.
+  Result<StreamVersion> stream_version(std::string_view stream) const;
+  Sequence head() const;
+  Hash head_hash() const;
+
+  Result<LogStats> stats() const;
+  // Recomputes the hash chain over the range (and the indexes when asked).
+  // Returns corruption naming the first sequence that does not match.
+  Result<VerifyReport> verify(const VerifyOptions& options = {}) const;
+
+  const std::filesystem::path& dir() const { return dir_; }
+
+  // For the layers above (projections): the database and its column families,
+  // so that their state commits in the same engine. Borrowed, valid while the
+  // log lives. `column_family` creates the family when it does not exist.
+  rocksdb::DB& db() const { return *db_; }
+  Result<rocksdb::ColumnFamilyHandle*> column_family(const std::string& name);
+  Status drop_column_family(const std::string& name);
+
+ private:
+  struct Writer;
+  struct GroupState;
+  EventLog() = default;
+
+  Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
+  void commit_group(std::span<Writer*> group);
+  Status read_index(const ReadQuery& query, const Visitor& visit) const;
+  Status read_category(const ReadQuery& query, const Visitor& visit) const;
+  Status verify_indexes(Sequence head) const;
+
+  std::filesystem::path dir_;
+  EventLogOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // guarded by families_mu_
+  mutable std::mutex families_mu_;
+  rocksdb::ColumnFamilyHandle* events_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* streams_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* stream_index_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* type_index_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* event_ids_cf_ = nullptr;
+
+  mutable std::mutex mu_;                // guards writers_, head_hash_, failure_
+  std::deque<Writer*> writers_;
+  std::atomic<std::uint64_t> head_seq_{0};
+  Hash head_hash_{};
+  std::atomic<std::uint64_t> stream_count_{0};  // written by the group leader only
+  std::optional<Error> failure_;         // set after a failed write
+};
+
+}  // namespace cs

@@ -1,0 +1,59 @@
+// The JSON wire form of events: one object per line, as in design.md.
+//
+//   {"seq":42,"id":"…","type":"token.used","stream":"tokens-…","version":7,
+//    "timestamp":"2026-03-01T10:15:00Z","recordedAt":"2026-03-01T10:15:00.123Z",
+//    "schemaVersion":1,"data":{…},"meta":{"sourceService":"…"},"hash":"…"}
+//
+// Parsing is strict: an unknown key, a missing or ill-typed field, a bad UUID
+// or a non-positive amount is an invalid_argument error whose message names
+// the field ("data.amount must be an integer > 0, got -5").
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "cs/error.h"
+#include "cs/event.h"
+
+namespace cs {
+
+// One parsed line. Fields the log assigns (seq, version, recordedAt, hash,
+// schemaVersion) are kept when present so that `import` can check them;
+// `append` ignores them.
+struct EventLine {
+  std::optional<Uuid> id;
+  std::optional<Timestamp> timestamp;
+  EventMeta meta;
+  ExpectedVersion expected;
+  Payload payload;
+  std::optional<Sequence> seq;
+  std::optional<StreamVersion> version;
+  std::optional<Timestamp> recorded_at;
+  std::optional<Hash> hash;
+  std::uint32_t schema_version = 0;  // the data's schema version (current unless given)
+};
+
+// Parses and validates one line. Never throws.
+Result<EventLine> parse_event_line(std::string_view line);
+
+// Parses `data` of an event of `type` written under `schema_version`: fields
+// added after that version must be absent. Errors name "data.<field>".
+Result<Payload> payload_from_json(EventType type, const nlohmann::json& data,
+                                  std::uint32_t schema_version);
+// Validates a payload built in code against the same rules as parsing.
+Status validate_payload(const Payload& payload, std::uint32_t schema_version);
+
+// The payload as a JSON object, fields in table order.
+nlohmann::ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_version);
+
+// The full line that `csctl read` prints and `parse_event_line` accepts.
+std::string format_event_line(const RecordedEvent& event);
+
+// A line as an event to append: a missing id becomes a random UUID, a missing
+// timestamp becomes `now`.
+NewEvent to_new_event(const EventLine& line, Timestamp now);
+
+}  // namespace cs

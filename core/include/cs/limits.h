@@ -1,0 +1,29 @@
+// Every bound of the store, named, with its unit last. Each is a default: the
+// ones a deployment may change are also fields of EventLogOptions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cs::limits {
+
+// One event's canonical stored bytes (envelope + payload).
+inline constexpr std::size_t event_size_bytes_max = 1 << 20;
+// One JSON line given to `csctl append` / `csctl import`.
+inline constexpr std::size_t json_line_bytes_max = 2 << 20;
+// Events in one call to EventLog::append (one atomic unit).
+inline constexpr std::size_t append_events_max = 10'000;
+// Events merged into one group commit (one write batch, one WAL sync).
+inline constexpr std::size_t group_commit_events_max = 16'384;
+// Appenders waiting for the group-commit leader before append says "retriable".
+inline constexpr std::size_t append_queue_depth_max = 1'024;
+// A stream name ("customer-<uuid>" is 45 bytes).
+inline constexpr std::size_t stream_name_bytes_max = 128;
+// A token amount or a price; keeps sums of a whole history far from overflow.
+inline constexpr std::int64_t amount_max = 1'000'000'000'000;
+// Fields named in one `updatedFields`.
+inline constexpr std::size_t updated_fields_max = 64;
+// `sourceService`.
+inline constexpr std::size_t service_name_bytes_max = 64;
+
+}  // namespace cs::limits

@@ -1,0 +1,34 @@
+// The stored form of an event: cereal portable binary (little-endian on every
+// machine), with class versions so that old events decode after the schema
+// grows. Layout in docs/storage.md.
+//
+//   stored value = canonical bytes || chain hash (32 bytes)
+//   canonical bytes = format byte, envelope (versioned), payload (versioned)
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "cs/error.h"
+#include "cs/event.h"
+
+namespace cs {
+
+inline constexpr std::uint8_t record_format_version = 1;
+
+// The bytes the chain hash covers: everything but the hash itself.
+// Appends to `out` (which is not cleared), so a caller can reuse a buffer.
+void encode_canonical(const RecordedEvent& event, std::string& out);
+
+// Decodes canonical bytes; the result's hash is left zero.
+// Returns corruption naming what failed when the bytes do not decode.
+Result<RecordedEvent> decode_canonical(std::string_view bytes);
+
+// Splits a stored value into its event (hash filled in) after checking the
+// layout. Does not check the chain: that needs the previous hash.
+Result<RecordedEvent> decode_stored(std::string_view value);
+
+// SHA-256(previous || canonical). The first event's previous hash is all zero.
+Hash chain_hash(const Hash& previous, std::string_view canonical);
+
+}  // namespace cs

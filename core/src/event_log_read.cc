@@ -1,0 +1,164 @@
+// EventLog reads: the whole log, one stream, one type, one category.
+#include <rocksdb/db.h>
+
+#include "cs/event_log.h"
+#include "cs/storage_codec.h"
+#include "keys.h"
+#include "rocks_status.h"
+
+namespace cs {
+namespace {
+
+Status check_query(const ReadQuery& q) {
+  int scopes = (q.stream ? 1 : 0) + (q.type ? 1 : 0) + (q.category ? 1 : 0);
+  if (scopes > 1) return invalid_argument("read: give at most one of stream, type and category");
+  if (q.stream && (q.from_seq || q.to_seq)) {
+    return invalid_argument("read: a stream read starts at a stream version, not a sequence");
+  }
+  if (!q.stream && q.from_version) {
+    return invalid_argument("read: a stream version only applies to a stream read");
+  }
+  if (q.stream && (q.stream->empty() || q.stream->size() > limits::stream_name_bytes_max ||
+                   q.stream->find('\0') != std::string::npos)) {
+    return invalid_argument("read: stream name must be 1 to " +
+                            std::to_string(limits::stream_name_bytes_max) + " bytes with no NUL");
+  }
+  return {};
+}
+
+// Is `seq` past where a forward read with `to_seq` stops?
+bool past_end(const ReadQuery& q, Sequence seq) { return !q.backward && q.to_seq && seq > *q.to_seq; }
+
+}  // namespace
+
+Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
+  std::string value;
+  auto s = db_->Get({}, events_cf_, keys::seq_key(seq), &value);
+  if (s.IsNotFound()) return not_found_error("no event at seq " + std::to_string(seq.value));
+  if (!s.ok()) return from_rocks(s, "read seq " + std::to_string(seq.value));
+  auto e = decode_stored(value);
+  if (!e.ok()) return corruption_error("seq " + std::to_string(seq.value) + ": " + e.error().message());
+  if (e->seq != seq) {
+    return corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
+                            std::to_string(e->seq.value));
+  }
+  return e;
+}
+
+Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
+  if (auto s = check_query(q); !s.ok()) return s;
+  if (q.limit == 0) return {};
+  if (q.stream || q.type) return read_index(q, visit);
+  if (q.category) return read_category(q, visit);
+
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
+  if (q.backward) {
+    q.from_seq ? it->SeekForPrev(keys::seq_key(*q.from_seq)) : it->SeekToLast();
+  } else {
+    it->Seek(keys::seq_key(q.from_seq.value_or(Sequence(1))));
+  }
+  std::size_t visited = 0;
+  for (; it->Valid() && visited < q.limit; q.backward ? it->Prev() : it->Next()) {
+    Sequence seq(keys::get_u64(it->key().ToStringView()));
+    if (past_end(q, seq)) break;
+    auto e = decode_stored(it->value().ToStringView());
+    if (!e.ok()) return corruption_error("seq " + std::to_string(seq.value) + ": " + e.error().message());
+    ++visited;
+    if (!visit(*e)) return {};
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "read log");
+  return {};
+}
+
+// Stream and type reads walk an index whose keys end with the position, and
+// fetch each event by sequence.
+Status EventLog::read_index(const ReadQuery& q, const Visitor& visit) const {
+  std::string prefix;
+  std::string start;
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  if (q.stream) {
+    cf = stream_index_cf_;
+    prefix = keys::stream_prefix_key(*q.stream);
+    if (q.from_version) start = keys::stream_index_key(*q.stream, *q.from_version);
+  } else {
+    cf = type_index_cf_;
+    prefix = keys::type_prefix_key(*q.type);
+    if (q.from_seq) start = keys::type_index_key(*q.type, *q.from_seq);
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cf));
+  if (q.backward) {
+    if (!start.empty()) {
+      it->SeekForPrev(start);
+    } else {
+      std::string after = prefix;
+      after.append(8, '\xff');
+      it->SeekForPrev(after);
+    }
+  } else {
+    it->Seek(start.empty() ? prefix : start);
+  }
+  std::size_t visited = 0;
+  for (; it->Valid() && visited < q.limit; q.backward ? it->Prev() : it->Next()) {
+    auto key = it->key().ToStringView();
+    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
+    Sequence seq(q.stream ? keys::get_u64(it->value().ToStringView()) : keys::get_u64(key.substr(prefix.size())));
+    if (past_end(q, seq)) break;
+    auto e = read_event(seq);
+    if (!e.ok()) return e.error();
+    ++visited;
+    if (!visit(*e)) return {};
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "read index");
+  return {};
+}
+
+// A category is the merge, by sequence, of its types' index runs.
+Status EventLog::read_category(const ReadQuery& q, const Visitor& visit) const {
+  struct Run {
+    std::string prefix;
+    std::unique_ptr<rocksdb::Iterator> it;
+    bool valid() const {
+      return it->Valid() && it->key().ToStringView().starts_with(prefix) &&
+             it->key().size() == prefix.size() + 8;
+    }
+    Sequence seq() const { return Sequence(keys::get_u64(it->key().ToStringView().substr(prefix.size()))); }
+  };
+  std::vector<Run> runs;
+  for (EventType type : all_event_types) {
+    if (category_of(type) != *q.category) continue;
+    Run run{keys::type_prefix_key(type), std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, type_index_cf_))};
+    if (q.backward) {
+      run.it->SeekForPrev(q.from_seq ? keys::type_index_key(type, *q.from_seq)
+                                     : run.prefix + std::string(8, '\xff'));
+    } else {
+      run.it->Seek(keys::type_index_key(type, q.from_seq.value_or(Sequence(1))));
+    }
+    runs.push_back(std::move(run));
+  }
+  for (std::size_t visited = 0; visited < q.limit; ++visited) {
+    Run* next = nullptr;
+    for (auto& run : runs) {
+      if (!run.it->status().ok()) return from_rocks(run.it->status(), "read category index");
+      if (!run.valid()) continue;
+      if (next == nullptr || (q.backward ? run.seq() > next->seq() : run.seq() < next->seq())) next = &run;
+    }
+    if (next == nullptr || past_end(q, next->seq())) break;
+    auto e = read_event(next->seq());
+    if (!e.ok()) return e.error();
+    q.backward ? next->it->Prev() : next->it->Next();
+    if (!visit(*e)) return {};
+  }
+  return {};
+}
+
+Result<std::vector<RecordedEvent>> EventLog::read_all(const ReadQuery& q) const {
+  std::vector<RecordedEvent> out;
+  auto s = read(q, [&](const RecordedEvent& e) {
+    out.push_back(e);
+    return true;
+  });
+  if (!s.ok()) return s.error();
+  return out;
+}
+
+}  // namespace cs

@@ -1,0 +1,432 @@
+#include "cs/json_codec.h"
+
+#include <set>
+
+#include "cs/limits.h"
+
+namespace cs {
+namespace {
+
+using json = nlohmann::json;
+using ordered_json = nlohmann::ordered_json;
+
+std::string shown(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+Error field_error(std::string_view path, std::string_view what, const json& got) {
+  return invalid_argument(std::string(path) + " " + std::string(what) + ", got " + shown(got));
+}
+
+bool is_blank(const std::string& s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+
+Status check_string(std::string_view path, const std::string& s, Check check) {
+  switch (check) {
+    case Check::non_empty:
+      if (is_blank(s)) return invalid_argument(std::string(path) + " must not be empty");
+      break;
+    case Check::email: {
+      auto at = s.find('@');
+      if (at == std::string::npos || at == 0 || at + 1 >= s.size() ||
+          s.find('@', at + 1) != std::string::npos || s.find_first_of(" \t\r\n") != std::string::npos) {
+        return invalid_argument(std::string(path) + " must be an e-mail address, got \"" + s + "\"");
+      }
+      break;
+    }
+    case Check::currency:
+      if (s.size() != 3 || !std::all_of(s.begin(), s.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+        return invalid_argument(std::string(path) +
+                                " must be an ISO 4217 code of three upper-case letters, got \"" + s +
+                                "\"");
+      }
+      break;
+    default: break;
+  }
+  return {};
+}
+
+Status check_integer(std::string_view path, std::int64_t v, Check check) {
+  if (check == Check::positive && v <= 0) {
+    return invalid_argument(std::string(path) + " must be an integer > 0, got " + std::to_string(v));
+  }
+  if (check == Check::non_negative && v < 0) {
+    return invalid_argument(std::string(path) + " must be an integer >= 0, got " + std::to_string(v));
+  }
+  if (v > limits::amount_max) {
+    return invalid_argument(std::string(path) + " must be at most " +
+                            std::to_string(limits::amount_max) + ", got " + std::to_string(v));
+  }
+  return {};
+}
+
+// --- one decoder per C++ field type ---------------------------------------
+
+Status decode(std::string_view path, const json& v, Check, Uuid& out) {
+  if (!v.is_string()) return field_error(path, "must be a UUID string", v);
+  auto u = Uuid::parse(v.get_ref<const std::string&>());
+  if (!u) return field_error(path, "must be a UUID (8-4-4-4-12 hex digits)", v);
+  out = *u;
+  return {};
+}
+
+Status decode(std::string_view path, const json& v, Check check, std::string& out) {
+  if (!v.is_string()) return field_error(path, "must be a string", v);
+  out = v.get<std::string>();
+  return check_string(path, out, check);
+}
+
+Status decode(std::string_view path, const json& v, Check check, std::int64_t& out) {
+  if (v.is_number_unsigned()) {
+    if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(limits::amount_max)) {
+      return field_error(path, "is too large (at most " + std::to_string(limits::amount_max) + ")", v);
+    }
+    out = static_cast<std::int64_t>(v.get<std::uint64_t>());
+  } else if (v.is_number_integer()) {
+    out = v.get<std::int64_t>();
+  } else {
+    return field_error(path, "must be an integer", v);
+  }
+  return check_integer(path, out, check);
+}
+
+Status decode(std::string_view path, const json& v, Check, CustomerType& out) {
+  if (v == "sme") {
+    out = CustomerType::sme;
+  } else if (v == "institution") {
+    out = CustomerType::institution;
+  } else {
+    return field_error(path, "must be \"sme\" or \"institution\"", v);
+  }
+  return {};
+}
+
+Status decode(std::string_view path, const json& v, Check, Timestamp& out) {
+  if (!v.is_string()) return field_error(path, "must be an ISO-8601 UTC timestamp string", v);
+  auto t = parse_timestamp(v.get_ref<const std::string&>());
+  if (!t) return field_error(path, "must be an ISO-8601 UTC timestamp (2026-03-01T10:15:00Z)", v);
+  out = *t;
+  return {};
+}
+
+Status decode(std::string_view path, const json& v, Check, FieldList& out) {
+  if (!v.is_array()) return field_error(path, "must be an array of field names", v);
+  if (v.empty()) return invalid_argument(std::string(path) + " must name at least one field");
+  if (v.size() > limits::updated_fields_max) {
+    return invalid_argument(std::string(path) + " names " + std::to_string(v.size()) +
+                            " fields, at most " + std::to_string(limits::updated_fields_max));
+  }
+  out.clear();
+  std::set<std::string> seen;
+  for (const auto& item : v) {
+    if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
+      return field_error(path, "must hold non-empty strings", item);
+    }
+    if (!seen.insert(item.get<std::string>()).second) {
+      return field_error(path, "names a field twice", item);
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return {};
+}
+
+Status decode(std::string_view path, const json& v, Check, Changes& out) {
+  if (!v.is_object()) return field_error(path, "must be an object of new values", v);
+  out.clear();
+  for (const auto& [key, value] : v.items()) out.emplace(key, value.dump());
+  return {};
+}
+
+// --- one encoder per C++ field type ---------------------------------------
+
+ordered_json encode(const Uuid& v) { return v.to_string(); }
+ordered_json encode(const std::string& v) { return v; }
+ordered_json encode(std::int64_t v) { return v; }
+ordered_json encode(CustomerType v) { return std::string(customer_type_name(v)); }
+ordered_json encode(const Timestamp& v) { return format_timestamp(v); }
+ordered_json encode(const FieldList& v) { return v; }
+ordered_json encode(const Changes& v) {
+  ordered_json out = ordered_json::object();
+  for (const auto& [key, text] : v) out[key] = ordered_json::parse(text);
+  return out;
+}
+
+// --- rules that span fields -------------------------------------------------
+
+template <class T>
+Status check_update_fields(const T& p) {
+  if constexpr (requires { p.updated_fields; p.changes; }) {
+    for (const auto& name : p.updated_fields) {
+      if (name == "customerId" || name == "userId" || name == "subscriptionId") {
+        return invalid_argument("data.updatedFields names \"" + name + "\", an id that never changes");
+      }
+      if (!p.changes.contains(name)) {
+        return invalid_argument("data.updatedFields names \"" + name +
+                                "\" but data.changes has no value for it");
+      }
+    }
+    for (const auto& [name, value] : p.changes) {
+      if (std::find(p.updated_fields.begin(), p.updated_fields.end(), name) == p.updated_fields.end()) {
+        return invalid_argument("data.changes has \"" + name + "\" which data.updatedFields does not name");
+      }
+    }
+  }
+  return {};
+}
+
+template <class T>
+Status check_values(const T& p, std::uint32_t version) {
+  Status result;
+  std::apply(
+      [&](const auto&... f) {
+        (
+            [&] {
+              if (!result.ok() || version < f.since_version) return;
+              const auto& value = p.*(f.member);
+              std::string path = "data." + std::string(f.name);
+              using M = std::decay_t<decltype(value)>;
+              if constexpr (std::is_same_v<M, std::string>) {
+                result = check_string(path, value, f.check);
+              } else if constexpr (std::is_same_v<M, std::int64_t>) {
+                result = check_integer(path, value, f.check);
+              } else if constexpr (std::is_same_v<M, Uuid>) {
+                if (value.is_nil()) result = invalid_argument(path + " must not be the nil UUID");
+              }
+            }(),
+            ...);
+      },
+      T::fields());
+  if (!result.ok()) return result;
+  return check_update_fields(p);
+}
+
+template <class T>
+Result<Payload> decode_payload(const json& data, std::uint32_t version) {
+  T p;
+  Status result;
+  std::set<std::string_view> known;
+  std::apply(
+      [&](const auto&... f) {
+        (
+            [&] {
+              known.insert(f.name);
+              if (!result.ok()) return;
+              std::string path = "data." + std::string(f.name);
+              auto it = data.find(f.name);
+              if (version < f.since_version) {
+                if (it != data.end()) {
+                  result = invalid_argument(path + " did not exist in schema version " +
+                                            std::to_string(version) + " of " +
+                                            std::string(event_type_name(T::type)));
+                }
+                return;
+              }
+              if (it == data.end()) {
+                result = invalid_argument(path + " is missing");
+                return;
+              }
+              result = decode(path, *it, f.check, p.*(f.member));
+            }(),
+            ...);
+      },
+      T::fields());
+  if (!result.ok()) return result.error();
+  for (const auto& [key, value] : data.items()) {
+    if (!known.contains(key)) {
+      return invalid_argument("data." + key + " is not a field of " +
+                              std::string(event_type_name(T::type)));
+    }
+  }
+  if (auto s = check_values(p, version); !s.ok()) return s.error();
+  return Payload(std::move(p));
+}
+
+template <std::size_t I = 0>
+Result<Payload> decode_payload_at(std::size_t index, const json& data, std::uint32_t version) {
+  if constexpr (I < std::variant_size_v<Payload>) {
+    if (index == I) return decode_payload<std::variant_alternative_t<I, Payload>>(data, version);
+    return decode_payload_at<I + 1>(index, data, version);
+  } else {
+    CS_UNREACHABLE("event type out of range");
+  }
+}
+
+Result<ExpectedVersion> parse_expected(const json& v) {
+  if (v == "any") return ExpectedVersion::any();
+  if (v == "no-stream") return ExpectedVersion::no_stream();
+  if (v.is_number_unsigned()) return ExpectedVersion::exactly(StreamVersion(v.get<std::uint64_t>()));
+  return field_error("expectedVersion", "must be a stream version number, \"any\" or \"no-stream\"", v);
+}
+
+Status parse_meta(const json& meta, EventMeta& out) {
+  if (!meta.is_object()) return field_error("meta", "must be an object", meta);
+  for (const auto& [key, value] : meta.items()) {
+    if (key == "sourceService") {
+      if (!value.is_string() || value.get_ref<const std::string&>().size() > limits::service_name_bytes_max) {
+        return field_error("meta.sourceService",
+                           "must be a service name of at most " +
+                               std::to_string(limits::service_name_bytes_max) + " bytes",
+                           value);
+      }
+      out.source_service = value.get<std::string>();
+    } else if (key == "correlationId" || key == "causationId") {
+      Uuid u;
+      if (auto s = decode("meta." + key, value, Check::none, u); !s.ok()) return s;
+      (key == "correlationId" ? out.correlation_id : out.causation_id) = u;
+    } else {
+      return invalid_argument("meta." + key +
+                              " is not a meta field (sourceService, correlationId, causationId)");
+    }
+  }
+  return {};
+}
+
+// Top-level keys the line may carry, and how each is read.
+Status parse_top_level(const json& doc, EventLine& line, std::optional<EventType>& type,
+                       std::optional<std::string>& stream, const json*& data) {
+  for (const auto& [key, v] : doc.items()) {
+    if (key == "type") {
+      if (!v.is_string()) return field_error("type", "must be a string", v);
+      type = parse_event_type(v.get_ref<const std::string&>());
+      if (!type) return field_error("type", "is not one of the 18 event types", v);
+    } else if (key == "data") {
+      if (!v.is_object()) return field_error("data", "must be an object", v);
+      data = &v;
+    } else if (key == "id") {
+      Uuid u;
+      if (auto s = decode("id", v, Check::none, u); !s.ok()) return s;
+      line.id = u;
+    } else if (key == "stream") {
+      if (!v.is_string()) return field_error("stream", "must be a string", v);
+      stream = v.get<std::string>();
+    } else if (key == "timestamp") {
+      Timestamp t;
+      if (auto s = decode("timestamp", v, Check::none, t); !s.ok()) return s;
+      line.timestamp = t;
+    } else if (key == "recordedAt") {
+      Timestamp t;
+      if (auto s = decode("recordedAt", v, Check::none, t); !s.ok()) return s;
+      line.recorded_at = t;
+    } else if (key == "meta") {
+      if (auto s = parse_meta(v, line.meta); !s.ok()) return s;
+    } else if (key == "expectedVersion") {
+      auto e = parse_expected(v);
+      if (!e.ok()) return e.error();
+      line.expected = *e;
+    } else if (key == "seq" || key == "version") {
+      if (!v.is_number_unsigned() || v.get<std::uint64_t>() == 0) {
+        return field_error(key, "must be an integer >= 1", v);
+      }
+      if (key == "seq") line.seq = Sequence(v.get<std::uint64_t>());
+      else line.version = StreamVersion(v.get<std::uint64_t>());
+    } else if (key == "schemaVersion") {
+      if (!v.is_number_unsigned() || v.get<std::uint64_t>() == 0 || v.get<std::uint64_t>() > 1000) {
+        return field_error(key, "must be an integer >= 1", v);
+      }
+      line.schema_version = v.get<std::uint32_t>();
+    } else if (key == "hash") {
+      auto h = v.is_string() ? hash_from_hex(v.get_ref<const std::string&>()) : std::nullopt;
+      if (!h) return field_error("hash", "must be 64 hex digits", v);
+      line.hash = *h;
+    } else {
+      return invalid_argument("\"" + key + "\" is not a field of an event line");
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Payload> payload_from_json(EventType type, const json& data, std::uint32_t schema_version) {
+  return decode_payload_at(static_cast<std::size_t>(type) - 1, data, schema_version);
+}
+
+Status validate_payload(const Payload& payload, std::uint32_t schema_version) {
+  return std::visit([&](const auto& p) { return check_values(p, schema_version); }, payload);
+}
+
+ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_version) {
+  return std::visit(
+      [&](const auto& p) {
+        ordered_json out = ordered_json::object();
+        using T = std::decay_t<decltype(p)>;
+        std::apply(
+            [&](const auto&... f) {
+              ((schema_version >= f.since_version ? (void)(out[std::string(f.name)] = encode(p.*(f.member)))
+                                                  : (void)0),
+               ...);
+            },
+            T::fields());
+        return out;
+      },
+      payload);
+}
+
+Result<EventLine> parse_event_line(std::string_view text) {
+  if (text.size() > limits::json_line_bytes_max) {
+    return invalid_argument("line of " + std::to_string(text.size()) + " bytes is over the limit of " +
+                            std::to_string(limits::json_line_bytes_max));
+  }
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return invalid_argument("not valid JSON");
+  if (!doc.is_object()) return invalid_argument("an event line must be a JSON object");
+
+  EventLine line;
+  std::optional<EventType> type;
+  std::optional<std::string> stream;
+  const json* data = nullptr;
+  if (auto s = parse_top_level(doc, line, type, stream, data); !s.ok()) return s.error();
+  if (!type) return invalid_argument("type is missing");
+  if (data == nullptr) return invalid_argument("data is missing");
+
+  std::uint32_t current = current_schema_version(*type);
+  if (line.schema_version == 0) line.schema_version = current;
+  if (line.schema_version > current) {
+    return invalid_argument("schemaVersion " + std::to_string(line.schema_version) + " of " +
+                            std::string(event_type_name(*type)) + " is newer than this build reads (" +
+                            std::to_string(current) + ")");
+  }
+  auto payload = payload_from_json(*type, *data, line.schema_version);
+  if (!payload.ok()) return payload.error();
+  line.payload = std::move(*payload);
+
+  std::string expected_stream = payload_stream(line.payload);
+  if (stream && *stream != expected_stream) {
+    return invalid_argument("stream \"" + *stream + "\" does not match the event's data, which puts it in \"" +
+                            expected_stream + "\"");
+  }
+  return line;
+}
+
+std::string format_event_line(const RecordedEvent& e) {
+  ordered_json out = ordered_json::object();
+  out["seq"] = e.seq.value;
+  out["id"] = e.id.to_string();
+  out["type"] = std::string(event_type_name(e.type()));
+  out["stream"] = e.stream;
+  out["version"] = e.version.value;
+  out["timestamp"] = format_timestamp(e.timestamp);
+  out["recordedAt"] = format_timestamp_millis(e.recorded_at);
+  out["schemaVersion"] = e.stored_schema_version;
+  out["data"] = payload_to_json(e.payload, e.stored_schema_version);
+  ordered_json meta = ordered_json::object();
+  if (!e.meta.source_service.empty()) meta["sourceService"] = e.meta.source_service;
+  if (e.meta.correlation_id) meta["correlationId"] = e.meta.correlation_id->to_string();
+  if (e.meta.causation_id) meta["causationId"] = e.meta.causation_id->to_string();
+  out["meta"] = std::move(meta);
+  out["hash"] = hash_to_hex(e.hash);
+  return out.dump();
+}
+
+NewEvent to_new_event(const EventLine& line, Timestamp now) {
+  NewEvent e;
+  e.id = line.id ? *line.id : Uuid::random();
+  e.timestamp = line.timestamp ? *line.timestamp : now;
+  e.meta = line.meta;
+  e.expected = line.expected;
+  e.payload = line.payload;
+  return e;
+}
+
+}  // namespace cs

@@ -1,0 +1,102 @@
+#include "cs/payloads.h"
+
+#include <cstdio>
+
+#include "cs/assert.h"
+#include "cs/event.h"
+
+namespace cs {
+
+std::string_view customer_type_name(CustomerType type) {
+  return type == CustomerType::institution ? "institution" : "sme";
+}
+
+EventType payload_type(const Payload& payload) {
+  return static_cast<EventType>(payload.index() + 1);
+}
+
+const Uuid& payload_customer_id(const Payload& payload) {
+  return std::visit([](const auto& p) -> const Uuid& { return p.customer_id; }, payload);
+}
+
+std::string payload_stream(const Payload& payload) {
+  return std::visit(
+      [](const auto& p) {
+        return std::string(stream_prefix(category_of(p.type))) + p.stream_key().to_string();
+      },
+      payload);
+}
+
+namespace {
+template <std::size_t I = 0>
+std::uint32_t schema_version_at(std::size_t index) {
+  if constexpr (I < std::variant_size_v<Payload>) {
+    if (index == I) return std::variant_alternative_t<I, Payload>::schema_version;
+    return schema_version_at<I + 1>(index);
+  } else {
+    CS_UNREACHABLE("event type out of range");
+  }
+}
+
+template <std::size_t I = 0>
+Payload make_payload_at(std::size_t index) {
+  if constexpr (I < std::variant_size_v<Payload>) {
+    if (index == I) return Payload(std::in_place_index<I>);
+    return make_payload_at<I + 1>(index);
+  } else {
+    CS_UNREACHABLE("event type out of range");
+  }
+}
+
+// The variant's order is the type codes' order; a mismatch would store
+// events under the wrong type.
+template <std::size_t... I>
+constexpr bool variant_matches_codes(std::index_sequence<I...>) {
+  return ((static_cast<std::size_t>(std::variant_alternative_t<I, Payload>::type) == I + 1) && ...);
+}
+static_assert(variant_matches_codes(std::make_index_sequence<event_type_count>{}));
+}  // namespace
+
+std::uint32_t current_schema_version(EventType type) {
+  return schema_version_at(static_cast<std::size_t>(type) - 1);
+}
+
+Payload make_payload(EventType type) { return make_payload_at(static_cast<std::size_t>(type) - 1); }
+
+std::string hash_to_hex(const Hash& hash) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(hash.size() * 2, '0');
+  for (std::size_t i = 0; i < hash.size(); ++i) {
+    out[2 * i] = digits[hash[i] >> 4];
+    out[2 * i + 1] = digits[hash[i] & 0xF];
+  }
+  return out;
+}
+
+std::optional<Hash> hash_from_hex(std::string_view hex) {
+  if (hex.size() != 64) return std::nullopt;
+  Hash out{};
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+  }
+  return out;
+}
+
+std::string to_string(const ExpectedVersion& expected) {
+  switch (expected.kind) {
+    case ExpectedVersion::Kind::any: return "any";
+    case ExpectedVersion::Kind::no_stream: return "no-stream";
+    case ExpectedVersion::Kind::exact: return std::to_string(expected.version.value);
+  }
+  return "?";
+}
+
+}  // namespace cs

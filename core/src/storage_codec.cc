@@ -1,0 +1,176 @@
+#include "cs/storage_codec.h"
+
+#include <openssl/evp.h>
+
+#include <cereal/archives/portable_binary.hpp>
+#include <cereal/types/optional.hpp>
+#include <istream>
+#include <ostream>
+#include <streambuf>
+
+namespace cs {
+namespace {
+
+// A streambuf that appends to a std::string, so encoding does not go through
+// an ostringstream copy.
+class StringAppendBuf : public std::streambuf {
+ public:
+  explicit StringAppendBuf(std::string& out) : out_(out) {}
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    return c;
+  }
+
+ private:
+  std::string& out_;
+};
+
+// A read-only streambuf over existing bytes (no copy).
+class ViewBuf : public std::streambuf {
+ public:
+  explicit ViewBuf(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());
+    setg(p, p, p + bytes.size());
+  }
+};
+
+// The envelope as stored. Version 1 is the first layout; add fields with a
+// version check like the payloads do.
+struct StoredEnvelope {
+  std::uint8_t format = record_format_version;
+  std::uint64_t seq = 0;
+  Uuid id;
+  std::string stream;
+  std::uint64_t version = 0;
+  Timestamp timestamp;
+  Timestamp recorded_at;
+  std::string source_service;
+  std::optional<Uuid> correlation_id;
+  std::optional<Uuid> causation_id;
+  std::uint32_t schema_version = 0;
+  std::uint16_t type_code = 0;
+
+  template <class Archive>
+  void serialize(Archive& ar, const std::uint32_t /*class_version*/) {
+    ar(format, seq, id, stream, version, timestamp, recorded_at, source_service, correlation_id,
+       causation_id, schema_version, type_code);
+  }
+};
+
+template <std::size_t I = 0>
+bool load_payload(cereal::PortableBinaryInputArchive& ar, std::uint16_t code,
+                  std::uint32_t version, Payload& out) {
+  if constexpr (I < std::variant_size_v<Payload>) {
+    if (code == I + 1) {
+      serialize_fields(ar, out.template emplace<I>(), version);
+      return true;
+    }
+    return load_payload<I + 1>(ar, code, version, out);
+  } else {
+    return false;
+  }
+}
+
+}  // namespace
+}  // namespace cs
+
+CEREAL_CLASS_VERSION(cs::StoredEnvelope, 1)
+
+namespace cs {
+
+void encode_canonical(const RecordedEvent& e, std::string& out) {
+  StringAppendBuf buf(out);
+  std::ostream os(&buf);
+  cereal::PortableBinaryOutputArchive ar(os);
+  StoredEnvelope env;
+  env.seq = e.seq.value;
+  env.id = e.id;
+  env.stream = e.stream;
+  env.version = e.version.value;
+  env.timestamp = e.timestamp;
+  env.recorded_at = e.recorded_at;
+  env.source_service = e.meta.source_service;
+  env.correlation_id = e.meta.correlation_id;
+  env.causation_id = e.meta.causation_id;
+  env.schema_version = e.stored_schema_version;
+  env.type_code = static_cast<std::uint16_t>(e.type());
+  ar(env);
+  std::visit([&](const auto& p) { serialize_fields(ar, p, env.schema_version); }, e.payload);
+}
+
+Result<RecordedEvent> decode_canonical(std::string_view bytes) {
+  ViewBuf buf(bytes);
+  std::istream is(&buf);
+  RecordedEvent e;
+  try {
+    cereal::PortableBinaryInputArchive ar(is);
+    StoredEnvelope env;
+    ar(env);
+    if (env.format != record_format_version) {
+      return corruption_error("unknown record format " + std::to_string(env.format));
+    }
+    auto type = static_cast<EventType>(env.type_code);
+    if (env.type_code == 0 || env.type_code > event_type_count) {
+      return corruption_error("unknown event type code " + std::to_string(env.type_code));
+    }
+    if (env.schema_version == 0 || env.schema_version > current_schema_version(type)) {
+      return corruption_error("event of type " + std::string(event_type_name(type)) +
+                              " has schema version " + std::to_string(env.schema_version) +
+                              ", this build reads up to " +
+                              std::to_string(current_schema_version(type)));
+    }
+    if (!load_payload(ar, env.type_code, env.schema_version, e.payload)) {
+      return corruption_error("unknown event type code " + std::to_string(env.type_code));
+    }
+    e.seq = Sequence(env.seq);
+    e.id = env.id;
+    e.stream = std::move(env.stream);
+    e.version = StreamVersion(env.version);
+    e.timestamp = env.timestamp;
+    e.recorded_at = env.recorded_at;
+    e.meta.source_service = std::move(env.source_service);
+    e.meta.correlation_id = env.correlation_id;
+    e.meta.causation_id = env.causation_id;
+    e.stored_schema_version = env.schema_version;
+  } catch (const std::exception& ex) {
+    return corruption_error(std::string("event bytes do not decode: ") + ex.what());
+  }
+  if (is.peek() != std::char_traits<char>::eof()) {
+    return corruption_error("event bytes have trailing data after the payload");
+  }
+  return e;
+}
+
+Result<RecordedEvent> decode_stored(std::string_view value) {
+  if (value.size() < sizeof(Hash)) {
+    return corruption_error("stored value of " + std::to_string(value.size()) +
+                            " bytes is shorter than its hash");
+  }
+  auto canonical = value.substr(0, value.size() - sizeof(Hash));
+  auto decoded = decode_canonical(canonical);
+  if (!decoded.ok()) return decoded;
+  std::copy_n(value.end() - sizeof(Hash), sizeof(Hash), decoded->hash.begin());
+  return decoded;
+}
+
+Hash chain_hash(const Hash& previous, std::string_view canonical) {
+  Hash out{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  CS_ASSERT(ctx != nullptr, "EVP_MD_CTX_new failed");
+  unsigned int len = 0;
+  bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, previous.data(), previous.size()) == 1 &&
+            EVP_DigestUpdate(ctx, canonical.data(), canonical.size()) == 1 &&
+            EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
+  EVP_MD_CTX_free(ctx);
+  CS_ASSERT(ok && len == out.size(), "SHA-256 failed");
+  return out;
+}
+
+}  // namespace cs
