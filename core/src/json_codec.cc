@@ -399,6 +399,29 @@ Result<EventLine> parse_event_line(std::string_view text) {
   return line;
 }
 
+namespace {
+ordered_json meta_to_json(const EventMeta& m) {
+  ordered_json meta = ordered_json::object();
+  if (!m.source_service.empty()) meta["sourceService"] = m.source_service;
+  if (m.correlation_id) meta["correlationId"] = m.correlation_id->to_string();
+  if (m.causation_id) meta["causationId"] = m.causation_id->to_string();
+  return meta;
+}
+}  // namespace
+
+std::string format_new_event_line(const NewEvent& e) {
+  ordered_json out = ordered_json::object();
+  out["id"] = e.id.to_string();
+  out["type"] = std::string(event_type_name(payload_type(e.payload)));
+  out["stream"] = payload_stream(e.payload);
+  out["timestamp"] = format_timestamp(e.timestamp);
+  if (e.expected.kind == ExpectedVersion::Kind::no_stream) out["expectedVersion"] = "no-stream";
+  if (e.expected.kind == ExpectedVersion::Kind::exact) out["expectedVersion"] = e.expected.version.value;
+  out["data"] = payload_to_json(e.payload, current_schema_version(payload_type(e.payload)));
+  out["meta"] = meta_to_json(e.meta);
+  return out.dump();
+}
+
 std::string format_event_line(const RecordedEvent& e) {
   ordered_json out = ordered_json::object();
   out["seq"] = e.seq.value;
@@ -410,11 +433,7 @@ std::string format_event_line(const RecordedEvent& e) {
   out["recordedAt"] = format_timestamp_millis(e.recorded_at);
   out["schemaVersion"] = e.stored_schema_version;
   out["data"] = payload_to_json(e.payload, e.stored_schema_version);
-  ordered_json meta = ordered_json::object();
-  if (!e.meta.source_service.empty()) meta["sourceService"] = e.meta.source_service;
-  if (e.meta.correlation_id) meta["correlationId"] = e.meta.correlation_id->to_string();
-  if (e.meta.causation_id) meta["causationId"] = e.meta.causation_id->to_string();
-  out["meta"] = std::move(meta);
+  out["meta"] = meta_to_json(e.meta);
   out["hash"] = hash_to_hex(e.hash);
   return out.dump();
 }

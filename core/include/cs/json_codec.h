@@ -52,6 +52,10 @@ nlohmann::ordered_json payload_to_json(const Payload& payload, std::uint32_t sch
 // The full line that `csctl read` prints and `parse_event_line` accepts.
 std::string format_event_line(const RecordedEvent& event);
 
+// An event not yet in the log, as a line `csctl append` takes (id, type,
+// stream, timestamp, data, meta; plus expectedVersion when it is not "any").
+std::string format_new_event_line(const NewEvent& event);
+
 // A line as an event to append: a missing id becomes a random UUID, a missing
 // timestamp becomes `now`.
 NewEvent to_new_event(const EventLine& line, Timestamp now);

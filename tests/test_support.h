@@ -1,0 +1,67 @@
+// Shared helpers for the tests: temporary directories and event builders.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "cs/event.h"
+#include "cs/event_log.h"
+
+namespace cs::test {
+
+// A fresh directory under the system temp dir, removed at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("cs-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline Uuid uuid(std::uint64_t n) { return Uuid::from_words(0x1234'5678'9abc'def0ULL, n); }
+inline Timestamp at_seconds(std::int64_t s) { return Timestamp::from_seconds(1'767'225'600 + s); }  // 2026-01-01
+
+inline NewEvent make_event(Payload payload, std::uint64_t id_n, ExpectedVersion expected = {}) {
+  NewEvent e;
+  e.id = uuid(1'000'000 + id_n);
+  e.timestamp = at_seconds(static_cast<std::int64_t>(id_n));
+  e.meta.source_service = "admin-service";
+  e.expected = expected;
+  e.payload = std::move(payload);
+  return e;
+}
+
+inline CustomerCreated customer_created(std::uint64_t customer, CustomerType type = CustomerType::sme) {
+  return {uuid(customer), type, "Acme " + std::to_string(customer), "billing@acme.example"};
+}
+inline TokenPurchased token_purchased(std::uint64_t customer, std::int64_t amount) {
+  return {uuid(customer), amount, amount * 10, "EUR", "pay-" + std::to_string(amount)};
+}
+inline TokenUsed token_used(std::uint64_t customer, std::int64_t amount, std::uint64_t usage) {
+  return {uuid(customer), amount, uuid(500'000 + usage), uuid(900), "export"};
+}
+
+// One valid payload of each of the 18 types, all for customer 1.
+std::vector<Payload> one_of_each_type();
+
+inline std::unique_ptr<EventLog> open_log(const std::filesystem::path& dir, EventLogOptions options = {}) {
+  auto log = EventLog::open(dir, std::move(options));
+  EXPECT_TRUE(log.ok()) << log.error().to_string();
+  return std::move(log).value();
+}
+
+}  // namespace cs::test

@@ -1,0 +1,149 @@
+// csctl append: JSON lines from stdin into the log.
+//
+// Valid lines are appended in batches of --batch-size, each batch one atomic
+// append. A bad line (it does not parse, or the log refuses it: a conflict, a
+// partial duplicate) is reported on stderr with its line number; without
+// --skip-invalid the command stops there: every line before it is in the log,
+// nothing from it on. With --skip-invalid it goes on and appends the rest.
+#include <iostream>
+
+#include "command.h"
+#include "cs/json_codec.h"
+#include "line_reader.h"
+
+namespace cs::csctl {
+namespace {
+
+struct Pending {
+  std::uint64_t line_number;
+  NewEvent event;
+};
+
+class Appender {
+ public:
+  Appender(EventLog& log, bool skip_invalid) : log_(log), skip_invalid_(skip_invalid) {}
+
+  // Returns false when the command must stop (a bad line in strict mode, or
+  // an operating error).
+  bool flush() {
+    if (pending_.empty()) return true;
+    std::vector<NewEvent> events;
+    events.reserve(pending_.size());
+    for (const auto& p : pending_) events.push_back(p.event);
+    auto r = log_.append(events);
+    if (r.ok()) {
+      record(*r);
+      pending_.clear();
+      return true;
+    }
+    if (!is_about_the_input(r.error())) return operating_error(r.error());
+    // Find the offending line(s): the batch again, one line at a time.
+    for (const auto& p : pending_) {
+      auto one = log_.append(std::span(&p.event, 1));
+      if (one.ok()) {
+        record(*one);
+        continue;
+      }
+      if (!is_about_the_input(one.error())) return operating_error(one.error());
+      reject(p.line_number, one.error().message());
+      if (!skip_invalid_) {
+        pending_.clear();
+        return false;
+      }
+    }
+    pending_.clear();
+    return true;
+  }
+
+  void add(std::uint64_t line_number, NewEvent event) { pending_.push_back({line_number, std::move(event)}); }
+  std::size_t pending() const { return pending_.size(); }
+
+  void reject(std::uint64_t line_number, const std::string& why) {
+    std::cerr << "line " << line_number << ": " << why << "\n";
+    ++rejected_;
+  }
+
+  int finish() const {
+    std::cerr << "appended " << appended_ << " events";
+    if (appended_ > 0) std::cerr << " (seq " << first_seq_ << ".." << last_seq_ << ")";
+    if (duplicates_ > 0) std::cerr << ", " << duplicates_ << " already in the log";
+    if (rejected_ > 0) std::cerr << ", " << rejected_ << " lines rejected";
+    std::cerr << "\n";
+    if (failed_) return exit_error;
+    return rejected_ > 0 ? exit_findings : exit_ok;
+  }
+
+ private:
+  static bool is_about_the_input(const Error& e) {
+    return e.code() == ErrorCode::invalid_argument || e.code() == ErrorCode::conflict;
+  }
+  bool operating_error(const Error& e) {
+    std::cerr << "csctl append: " << e.to_string() << "\n";
+    failed_ = true;
+    return false;
+  }
+  void record(const AppendResult& r) {
+    if (r.duplicate) {
+      duplicates_ += r.positions.size();
+      return;
+    }
+    if (appended_ == 0) first_seq_ = r.positions.front().seq.value;
+    last_seq_ = r.positions.back().seq.value;
+    appended_ += r.positions.size();
+  }
+
+  EventLog& log_;
+  bool skip_invalid_;
+  std::vector<Pending> pending_;
+  std::uint64_t appended_ = 0, duplicates_ = 0, rejected_ = 0, first_seq_ = 0, last_seq_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+int run_append(const Args& args) {
+  po::options_description options("append options");
+  add_data_dir_option(options);
+  options.add_options()("skip-invalid", "report bad lines and append the valid ones")(
+      "batch-size", po::value<std::size_t>()->default_value(1000), "lines per atomic append")(
+      "no-sync", "do not fsync each batch (faster; a power loss may lose the last batches)");
+  po::variables_map vm;
+  if (auto code = parse_options("append", "--data-dir DIR [--skip-invalid] < events.jsonl", options, args, vm)) {
+    return *code;
+  }
+  std::size_t batch_size = vm["batch-size"].as<std::size_t>();
+  if (batch_size == 0 || batch_size > limits::append_events_max) {
+    std::cerr << "csctl append: --batch-size must be 1 to " << limits::append_events_max << "\n";
+    return exit_error;
+  }
+  auto log = open_log_or_report("append", vm, /*create_if_missing=*/true, vm.count("no-sync") == 0);
+  if (!log) return exit_error;
+
+  Appender appender(*log, vm.count("skip-invalid") > 0);
+  LineReader reader(std::cin, limits::json_line_bytes_max);
+  std::string line;
+  bool too_long = false;
+  const Timestamp now = Timestamp::now();
+  while (reader.next(line, too_long)) {
+    if (line.find_first_not_of(" \t") == std::string::npos && !too_long) continue;  // blank
+    std::string error;
+    if (too_long) {
+      error = "line is longer than " + std::to_string(limits::json_line_bytes_max) + " bytes";
+    } else if (auto parsed = parse_event_line(line); !parsed.ok()) {
+      error = parsed.error().message();
+    } else {
+      appender.add(reader.number(), to_new_event(*parsed, now));
+    }
+    if (!error.empty()) {
+      // Lines before the bad one go in first, so "everything before it" holds.
+      if (!appender.flush()) return appender.finish();
+      appender.reject(reader.number(), error);
+      if (!vm.count("skip-invalid")) return appender.finish();
+    }
+    if (appender.pending() >= batch_size && !appender.flush()) return appender.finish();
+  }
+  appender.flush();
+  return appender.finish();
+}
+
+}  // namespace cs::csctl

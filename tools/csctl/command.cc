@@ -1,0 +1,45 @@
+#include "command.h"
+
+namespace cs::csctl {
+
+std::optional<int> parse_options(const std::string& name, const std::string& usage,
+                                 po::options_description& options, const Args& args,
+                                 po::variables_map& vm) {
+  options.add_options()("help,h", "show this help");
+  try {
+    po::store(po::command_line_parser(args).options(options).run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: csctl " << name << " " << usage << "\n\n" << options << "\n";
+      return exit_ok;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "csctl " << name << ": " << e.what() << "\n(csctl " << name << " --help lists the options)\n";
+    return exit_error;
+  }
+  return std::nullopt;
+}
+
+void add_data_dir_option(po::options_description& options) {
+  options.add_options()("data-dir,d", po::value<std::string>()->required(), "the log's directory");
+}
+
+std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
+                                             bool create_if_missing, bool sync) {
+  std::string dir = vm["data-dir"].as<std::string>();
+  if (!create_if_missing && !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT")) {
+    std::cerr << "csctl " << command << ": no log in " << dir << "\n";
+    return nullptr;
+  }
+  EventLogOptions options;
+  options.create_if_missing = create_if_missing;
+  options.sync_each_group = sync;
+  auto log = EventLog::open(dir, options);
+  if (!log.ok()) {
+    std::cerr << "csctl " << command << ": cannot open " << dir << ": " << log.error().to_string() << "\n";
+    return nullptr;
+  }
+  return std::move(log).value();
+}
+
+}  // namespace cs::csctl

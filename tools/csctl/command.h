@@ -1,0 +1,48 @@
+// What every csctl subcommand shares: option parsing with --help, opening the
+// log, and the exit codes.
+//
+// Exit codes: 0 done; 1 done, but something was found or refused (a rejected
+// line, a broken chain); 2 usage or operating error (nothing trustworthy done).
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cs/event_log.h"
+
+namespace cs::csctl {
+
+namespace po = boost::program_options;
+
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_findings = 1;
+inline constexpr int exit_error = 2;
+
+using Args = std::vector<std::string>;
+
+// Parses `args` (after the subcommand name). On --help prints usage and the
+// options and returns exit_ok; on a parse error prints it and returns
+// exit_error; otherwise fills `vm` and returns nullopt.
+std::optional<int> parse_options(const std::string& name, const std::string& usage,
+                                 po::options_description& options, const Args& args,
+                                 po::variables_map& vm);
+
+// Adds --data-dir (required).
+void add_data_dir_option(po::options_description& options);
+
+// Opens the log in --data-dir; prints the error and returns null on failure.
+std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
+                                             bool create_if_missing, bool sync = true);
+
+int run_append(const Args& args);
+int run_read(const Args& args);
+int run_stats(const Args& args);
+int run_verify(const Args& args);
+int run_generate(const Args& args);
+
+}  // namespace cs::csctl

@@ -1,0 +1,46 @@
+// csctl: the operator's tool for the customer-service event store.
+#include <iostream>
+
+#include "command.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const cs::csctl::Args&);
+};
+
+constexpr Subcommand subcommands[] = {
+    {"append", "append JSON event lines from stdin", cs::csctl::run_append},
+    {"read", "print events as JSON lines (whole log, a stream, a type or a category)", cs::csctl::run_read},
+    {"stats", "event count, streams, head sequence and hash, size on disk", cs::csctl::run_stats},
+    {"verify", "recompute the hash chain and check the indexes", cs::csctl::run_verify},
+    {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
+};
+
+void print_usage(std::ostream& out) {
+  out << "usage: csctl <command> [options]   (csctl <command> --help for its options)\n\ncommands:\n";
+  for (const auto& c : subcommands) out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::ios::sync_with_stdio(false);
+  if (argc < 2) {
+    print_usage(std::cerr);
+    return cs::csctl::exit_error;
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(std::cout);
+    return cs::csctl::exit_ok;
+  }
+  for (const auto& c : subcommands) {
+    if (name == c.name) return c.run(cs::csctl::Args(argv + 2, argv + argc));
+  }
+  std::cerr << "csctl: unknown command \"" << name << "\"\n";
+  print_usage(std::cerr);
+  return cs::csctl::exit_error;
+}
