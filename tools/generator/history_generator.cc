@@ -165,34 +165,41 @@ class CustomerLife {
     }
     if (roll < 45) return use_tokens();
     if (roll < 55) return purchase();
-    if (roll < 62) return add_user(rng_.pick(roles));
-    if (roll < 67 && users_.size() > 1) {
+    if (roll < 61) return add_user(rng_.pick(roles));
+    if (roll < 65 && users_.size() > 1) {
       emit(UserUpdated{users_.back(), customer_, {"role"}, {{"role", "\"" + std::string(rng_.pick(roles)) + "\""}}},
            "app-mobile-service");
       return;
     }
-    if (roll < 71 && !users_.empty()) return emit(UserPasswordReset{users_[rng_.next() % users_.size()], customer_}, "app-mobile-service");
-    if (roll < 73 && users_.size() > 1) {
+    if (roll < 69 && !users_.empty()) {
+      return emit(UserPasswordReset{users_[rng_.next() % users_.size()], customer_}, "app-mobile-service");
+    }
+    if (roll < 71 && users_.size() > 1) {
       emit(UserDeleted{users_.back(), customer_}, "admin-service");
       users_.pop_back();
       return;
     }
-    if (roll < 77) {
+    if (roll < 74) {
       std::string email = "\"billing" + std::to_string(rng_.between(1, 99)) + "@" + domain_ + "\"";
       return emit(CustomerUpdated{customer_, {"email"}, {{"email", email}}}, "admin-service");
     }
-    if (roll < 80 && subscription_active_) {
+    if (roll < 76 && subscription_active_) {
       emit(SubscriptionCancelled{subscription_, customer_, "customer asked"}, "accounting-service");
       subscription_active_ = false;
       return;
     }
-    if (roll < 82 && !subscription_active_) return start_subscription();
-    if (roll < 85) {
+    if (roll < 78 && !subscription_active_) return start_subscription();
+    if (roll < 80 && subscription_active_) {
+      plan_ = rng_.pick(plans);
+      return emit(SubscriptionUpdated{subscription_, customer_, {"planId"}, {{"planId", "\"" + std::string(plan_) + "\""}}},
+                  "accounting-service");
+    }
+    if (roll < 81) {
       emit(CustomerSuspended{customer_, admin_, rng_.pick(suspension_reasons)}, "admin-service");
       status_ = Status::suspended;
       return;
     }
-    if (roll < 88) return allocate("support gesture", 5, 100);
+    if (roll < 84) return allocate("support gesture", 5, 100);
     use_tokens();
   }
 

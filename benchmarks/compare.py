@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Medians and ratios from a Google Benchmark JSON run.
+
+Pairs each BM_Log<X> (or another prefix given with --pair) with its raw
+baseline BM_Raw<X> of the same run and prints a Markdown table of the median
+items/s of both and their ratio.
+
+  build/bin/event_log_bench --benchmark_repetitions=5 \
+      --benchmark_enable_random_interleaving=true --benchmark_format=json > run.json
+  python3 benchmarks/compare.py run.json
+"""
+import json
+import statistics
+import sys
+from collections import defaultdict
+
+
+def main(path):
+    with open(path) as f:
+        run = json.load(f)
+    rates = defaultdict(list)
+    for b in run["benchmarks"]:
+        if b.get("run_type") == "aggregate":
+            continue
+        if "items_per_second" in b:
+            rates[b["run_name"]].append(b["items_per_second"])
+    medians = {name: statistics.median(v) for name, v in rates.items()}
+    print(f"machine: {run['context'].get('num_cpus')} cpus, {run['context'].get('date')}")
+    print()
+    print("| measure | ours (events/s, median) | raw baseline (events/s, median) | ratio | runs |")
+    print("|---|---:|---:|---:|---:|")
+    for name in sorted(medians):
+        for ours_prefix, raw_prefix in (("BM_Log", "BM_Raw"),):
+            if not name.startswith(ours_prefix):
+                continue
+            raw_name = raw_prefix + name[len(ours_prefix):]
+            if raw_name not in medians:
+                continue
+            ours, raw = medians[name], medians[raw_name]
+            print(f"| {name} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f}x | {len(rates[name])} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
