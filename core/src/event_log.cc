@@ -4,6 +4,8 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -12,13 +14,13 @@
 
 #include "cs/json_codec.h"
 #include "cs/storage_codec.h"
+#include "index_cursor.h"
 #include "keys.h"
 #include "rocks_status.h"
 
 namespace cs {
 
 inline constexpr const char* events_family = "events";
-inline constexpr const char* streams_family = "streams";
 inline constexpr const char* stream_index_family = "stream_index";
 inline constexpr const char* type_index_family = "type_index";
 inline constexpr const char* event_ids_family = "event_ids";
@@ -35,38 +37,49 @@ struct EventLog::GroupState {
   Sequence last_seq;
   Hash last_hash{};
   Timestamp recorded_at;
-  std::unordered_map<std::string, std::uint64_t> stream_versions;  // staged heads
-  std::unordered_set<std::string> new_streams;
+  std::unordered_map<StreamKey, std::uint64_t> stream_versions;  // staged heads
+  std::uint64_t new_streams = 0;
   struct StagedId {
     Sequence seq;
     StreamVersion version;
-    std::string stream;
+    StreamKey stream;
     EventType type;
   };
   std::unordered_map<Uuid, StagedId> ids;
-  std::string scratch;  // reused encode buffer
+  // One index block per stream and per type, written at the end of the group.
+  struct StreamBlock {
+    std::uint64_t first_version = 0;
+    std::vector<std::uint64_t> seqs;
+  };
+  std::unordered_map<StreamKey, StreamBlock> stream_blocks;
+  std::map<EventType, std::vector<std::uint64_t>> type_blocks;
 };
 
 namespace {
 
+// Buckets of the event_ids memtable: a full 64 MiB memtable holds about a
+// million ids, so buckets stay a few entries long (8 MiB of pointers).
+constexpr std::size_t hash_buckets = 1 << 20;
+
 rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
-  // Point lookups by key that usually miss (is this id known? does this
-  // stream exist?) are what bloom filters are for.
-  if (name == event_ids_family || name == streams_family) {
+  if (name == event_ids_family) {
+    // Random 16-byte keys, point lookups only ("is this id known?", which
+    // usually misses): a hashed memtable makes the insert O(1) instead of a
+    // skiplist search, and bloom filters answer the misses on disk.
+    cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
+    cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
+    cf.memtable_prefix_bloom_size_ratio = 0.1;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    cf.memtable_whole_key_filtering = true;
-    cf.memtable_prefix_bloom_size_ratio = 0.02;
   }
   return cf;
 }
 
 bool is_log_family(const std::string& name) {
   return name == rocksdb::kDefaultColumnFamilyName || name == events_family ||
-         name == streams_family || name == stream_index_family || name == type_index_family ||
-         name == event_ids_family;
+         name == stream_index_family || name == type_index_family || name == event_ids_family;
 }
 
 }  // namespace
@@ -82,13 +95,15 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   db_options.create_missing_column_families = true;
   db_options.IncreaseParallelism(2);
   db_options.max_open_files = 512;
+  // The hashed memtable of event_ids does not take concurrent inserts; the
+  // group commit leader is the only writer anyway.
+  db_options.allow_concurrent_memtable_write = false;
 
   // Every family on disk must be opened, the projections' ones too.
   std::vector<std::string> names;
   auto listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names);
   if (!listed.ok()) names = {rocksdb::kDefaultColumnFamilyName};
-  for (const char* required : {events_family, streams_family, stream_index_family,
-                               type_index_family, event_ids_family}) {
+  for (const char* required : {events_family, stream_index_family, type_index_family, event_ids_family}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
@@ -101,7 +116,6 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   log->db_.reset(raw);
   for (std::size_t i = 0; i < names.size(); ++i) log->families_[names[i]] = handles[i];
   log->events_cf_ = log->families_[events_family];
-  log->streams_cf_ = log->families_[streams_family];
   log->stream_index_cf_ = log->families_[stream_index_family];
   log->type_index_cf_ = log->families_[type_index_family];
   log->event_ids_cf_ = log->families_[event_ids_family];
@@ -174,13 +188,12 @@ Status EventLog::drop_column_family(const std::string& name) {
   return {};
 }
 
+// A stream's head is the last entry of its last index block.
 Result<StreamVersion> EventLog::stream_version(std::string_view stream) const {
-  std::string value;
-  auto s = db_->Get({}, streams_cf_, rocksdb::Slice(stream.data(), stream.size()), &value);
-  if (s.IsNotFound()) return StreamVersion(0);
-  if (!s.ok()) return from_rocks(s, "read stream head " + std::string(stream));
-  if (value.size() != 8) return corruption_error("stream head of " + std::string(stream) + " is malformed");
-  return StreamVersion(keys::get_u64(value));
+  IndexCursor cursor(*db_, stream_index_cf_, keys::stream_prefix_key(stream), IndexCursor::Kind::stream);
+  cursor.seek(UINT64_MAX, /*backward=*/true);
+  if (!cursor.status().ok()) return cursor.status().error();
+  return StreamVersion(cursor.valid() ? cursor.position() : 0);
 }
 
 // ---------------------------------------------------------------- append
@@ -271,13 +284,15 @@ void EventLog::commit_group(std::span<Writer*> group) {
   }
   if (staged.empty()) return;
 
-  for (const auto& [stream, version] : state.stream_versions) {
-    std::string v;
-    keys::put_u64(v, version);
-    batch.Put(streams_cf_, stream, v);
+  for (const auto& [stream, block] : state.stream_blocks) {
+    batch.Put(stream_index_cf_, keys::block_key(keys::stream_prefix_key(stream.name()), block.first_version),
+              keys::encode_block(block.seqs));
   }
-  std::uint64_t stream_count = stream_count_ + state.new_streams.size();
-  if (!state.new_streams.empty()) {
+  for (const auto& [type, seqs] : state.type_blocks) {
+    batch.Put(type_index_cf_, keys::block_key(keys::type_prefix_key(type), seqs.front()), keys::encode_block(seqs));
+  }
+  std::uint64_t stream_count = stream_count_ + state.new_streams;
+  if (state.new_streams > 0) {
     std::string v;
     keys::put_u64(v, stream_count);
     batch.Put(std::string(keys::meta_stream_count), v);
@@ -295,6 +310,10 @@ void EventLog::commit_group(std::span<Writer*> group) {
   }
   CS_ASSERT(state.last_seq.value > head_seq_.load(), "sequences only grow");
   stream_count_ = stream_count;
+  if (stream_head_cache_.size() + state.stream_versions.size() > limits::stream_head_cache_entries_max) {
+    stream_head_cache_.clear();
+  }
+  for (const auto& [stream, version] : state.stream_versions) stream_head_cache_[stream] = version;
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
   head_seq_ = state.last_seq.value;
@@ -306,8 +325,17 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
                                             rocksdb::WriteBatch& batch) {
   const auto events = w.events;
   AppendResult result;
+  std::vector<StreamKey> streams(events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) streams[i] = payload_stream_key(events[i].payload);
 
-  // 1. Idempotency: which ids are known already?
+  // 1. Idempotency: which ids are known already? One batched lookup.
+  std::vector<rocksdb::Slice> id_keys;
+  id_keys.reserve(events.size());
+  for (const auto& e : events) id_keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
+  std::vector<rocksdb::PinnableSlice> id_values(events.size());
+  std::vector<rocksdb::Status> id_statuses(events.size());
+  db_->MultiGet({}, event_ids_cf_, events.size(), id_keys.data(), id_values.data(), id_statuses.data());
+
   std::size_t known = 0;
   std::optional<std::size_t> first_unknown;
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -315,29 +343,25 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     std::optional<GroupState::StagedId> found;
     if (auto it = group.ids.find(e.id); it != group.ids.end()) {
       found = it->second;
-    } else {
-      std::string seq_bytes;
-      auto id_key = rocksdb::Slice(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
-      auto s = db_->Get({}, event_ids_cf_, id_key, &seq_bytes);
-      if (s.ok()) {
-        auto original = read_event(Sequence(keys::get_u64(seq_bytes)));
-        if (!original.ok()) return original.error();
-        found = GroupState::StagedId{original->seq, original->version, original->stream, original->type()};
-      } else if (!s.IsNotFound()) {
-        return from_rocks(s, "append: look up event id");
-      }
+    } else if (id_statuses[i].ok()) {
+      auto original = read_event(Sequence(keys::get_u64(id_values[i].ToStringView())));
+      if (!original.ok()) return original.error();
+      found = GroupState::StagedId{original->seq, original->version, payload_stream_key(original->payload),
+                                   original->type()};
+    } else if (!id_statuses[i].IsNotFound()) {
+      return from_rocks(id_statuses[i], "append: look up event id");
     }
     if (!found) {
       if (!first_unknown) first_unknown = i;
       continue;
     }
     ++known;
-    if (found->stream != payload_stream(e.payload) || found->type != payload_type(e.payload)) {
+    if (found->stream != streams[i] || found->type != payload_type(e.payload)) {
       return conflict_error("event id " + e.id.to_string() + " is already in the log at seq " +
                             std::to_string(found->seq.value) + " as " +
-                            std::string(event_type_name(found->type)) + " in " + found->stream +
+                            std::string(event_type_name(found->type)) + " in " + found->stream.name() +
                             ", not as " + std::string(event_type_name(payload_type(e.payload))) +
-                            " in " + payload_stream(e.payload));
+                            " in " + streams[i].name());
     }
     result.positions.push_back({found->seq, found->version});
   }
@@ -353,19 +377,19 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   }
   result.positions.clear();
 
-  // 2. Expected versions, against staged heads first, then the database.
-  std::unordered_map<std::string, std::uint64_t> versions;  // this writer's view
-  std::vector<std::string> streams(events.size());
+  // 2. Expected versions: staged heads first, then committed ones, then the index.
+  std::unordered_map<StreamKey, std::uint64_t> versions;  // this writer's view
   for (std::size_t i = 0; i < events.size(); ++i) {
-    streams[i] = payload_stream(events[i].payload);
-    const std::string& stream = streams[i];
+    const StreamKey& stream = streams[i];
     auto it = versions.find(stream);
     if (it == versions.end()) {
       std::uint64_t current = 0;
       if (auto g = group.stream_versions.find(stream); g != group.stream_versions.end()) {
         current = g->second;
+      } else if (auto c = stream_head_cache_.find(stream); c != stream_head_cache_.end()) {
+        current = c->second;
       } else {
-        auto v = stream_version(stream);
+        auto v = stream_version(stream.name());
         if (!v.ok()) return v.error();
         current = v->value;
       }
@@ -376,7 +400,7 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
                    (expected.kind == ExpectedVersion::Kind::no_stream && it->second == 0) ||
                    (expected.kind == ExpectedVersion::Kind::exact && it->second == expected.version.value);
     if (!matches) {
-      return conflict_error("stream " + stream + ": expected version " + to_string(expected) +
+      return conflict_error("stream " + stream.name() + ": expected version " + to_string(expected) +
                             ", actual version " + std::to_string(it->second) + " (event " +
                             std::to_string(i) + ", id " + events[i].id.to_string() + ")");
     }
@@ -389,18 +413,12 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   Hash hash = group.last_hash;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
-    RecordedEvent r;
-    r.seq = result.positions[i].seq;
-    r.id = e.id;
-    r.stream = streams[i];
-    r.version = result.positions[i].version;
-    r.timestamp = e.timestamp;
-    r.recorded_at = group.recorded_at;
-    r.meta = e.meta;
-    r.stored_schema_version = current_schema_version(payload_type(e.payload));
-    r.payload = e.payload;
+    const std::string stream_name = streams[i].name();
     std::string& value = values[i];
-    encode_canonical(r, value);
+    value.reserve(256);
+    encode_canonical(CanonicalFields{result.positions[i].seq, e.id, stream_name, result.positions[i].version, e.timestamp,
+                      group.recorded_at, e.meta, current_schema_version(payload_type(e.payload)), e.payload},
+                     value);
     if (value.size() > options_.event_size_bytes_max) {
       return invalid_argument("event " + std::to_string(i) + " (" + e.id.to_string() + ") is " +
                               std::to_string(value.size()) + " bytes stored, over the limit of " +
@@ -415,16 +433,16 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     const auto& pos = result.positions[i];
     std::string seq_key = keys::seq_key(pos.seq);
     batch.Put(events_cf_, seq_key, values[i]);
-    batch.Put(stream_index_cf_, keys::stream_index_key(streams[i], pos.version), seq_key);
-    batch.Put(type_index_cf_, keys::type_index_key(payload_type(events[i].payload), pos.seq), {});
-    batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(events[i].id.bytes().data()), 16),
-              seq_key);
-    group.ids[events[i].id] = {pos.seq, pos.version, streams[i], payload_type(events[i].payload)};
+    batch.Put(event_ids_cf_, id_keys[i], seq_key);
+    EventType type = payload_type(events[i].payload);
+    group.ids[events[i].id] = {pos.seq, pos.version, streams[i], type};
+    auto& block = group.stream_blocks[streams[i]];
+    if (block.seqs.empty()) block.first_version = pos.version.value;
+    block.seqs.push_back(pos.seq.value);
+    group.type_blocks[type].push_back(pos.seq.value);
+    if (pos.version.value == 1) ++group.new_streams;
   }
   for (const auto& [stream, version] : versions) group.stream_versions[stream] = version;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (result.positions[i].version.value == 1) group.new_streams.insert(streams[i]);
-  }
   group.last_seq = Sequence(group.last_seq.value + events.size());
   group.last_hash = hash;
   return result;

@@ -3,6 +3,7 @@
 
 #include "cs/event_log.h"
 #include "cs/storage_codec.h"
+#include "index_cursor.h"
 #include "keys.h"
 #include "rocks_status.h"
 
@@ -70,82 +71,48 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   return {};
 }
 
-// Stream and type reads walk an index whose keys end with the position, and
+// Stream and type reads walk an index whose blocks hold the sequences, and
 // fetch each event by sequence.
 Status EventLog::read_index(const ReadQuery& q, const Visitor& visit) const {
-  std::string prefix;
-  std::string start;
-  rocksdb::ColumnFamilyHandle* cf = nullptr;
-  if (q.stream) {
-    cf = stream_index_cf_;
-    prefix = keys::stream_prefix_key(*q.stream);
-    if (q.from_version) start = keys::stream_index_key(*q.stream, *q.from_version);
-  } else {
-    cf = type_index_cf_;
-    prefix = keys::type_prefix_key(*q.type);
-    if (q.from_seq) start = keys::type_index_key(*q.type, *q.from_seq);
-  }
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, cf));
-  if (q.backward) {
-    if (!start.empty()) {
-      it->SeekForPrev(start);
-    } else {
-      std::string after = prefix;
-      after.append(8, '\xff');
-      it->SeekForPrev(after);
-    }
-  } else {
-    it->Seek(start.empty() ? prefix : start);
-  }
-  std::size_t visited = 0;
-  for (; it->Valid() && visited < q.limit; q.backward ? it->Prev() : it->Next()) {
-    auto key = it->key().ToStringView();
-    if (!key.starts_with(prefix) || key.size() != prefix.size() + 8) break;
-    Sequence seq(q.stream ? keys::get_u64(it->value().ToStringView()) : keys::get_u64(key.substr(prefix.size())));
+  std::optional<std::uint64_t> from;
+  if (q.stream && q.from_version) from = q.from_version->value;
+  if (q.type && q.from_seq) from = q.from_seq->value;
+  IndexCursor cursor(*db_, q.stream ? stream_index_cf_ : type_index_cf_,
+                     q.stream ? keys::stream_prefix_key(*q.stream) : keys::type_prefix_key(*q.type),
+                     q.stream ? IndexCursor::Kind::stream : IndexCursor::Kind::type);
+  cursor.seek(from.value_or(q.backward ? UINT64_MAX : 0), q.backward);
+  for (std::size_t visited = 0; cursor.valid() && visited < q.limit; cursor.next(), ++visited) {
+    Sequence seq(cursor.seq());
     if (past_end(q, seq)) break;
     auto e = read_event(seq);
     if (!e.ok()) return e.error();
-    ++visited;
     if (!visit(*e)) return {};
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "read index");
-  return {};
+  return cursor.status();
 }
 
 // A category is the merge, by sequence, of its types' index runs.
 Status EventLog::read_category(const ReadQuery& q, const Visitor& visit) const {
-  struct Run {
-    std::string prefix;
-    std::unique_ptr<rocksdb::Iterator> it;
-    bool valid() const {
-      return it->Valid() && it->key().ToStringView().starts_with(prefix) &&
-             it->key().size() == prefix.size() + 8;
-    }
-    Sequence seq() const { return Sequence(keys::get_u64(it->key().ToStringView().substr(prefix.size()))); }
-  };
-  std::vector<Run> runs;
+  std::vector<std::unique_ptr<IndexCursor>> cursors;
   for (EventType type : all_event_types) {
     if (category_of(type) != *q.category) continue;
-    Run run{keys::type_prefix_key(type), std::unique_ptr<rocksdb::Iterator>(db_->NewIterator({}, type_index_cf_))};
-    if (q.backward) {
-      run.it->SeekForPrev(q.from_seq ? keys::type_index_key(type, *q.from_seq)
-                                     : run.prefix + std::string(8, '\xff'));
-    } else {
-      run.it->Seek(keys::type_index_key(type, q.from_seq.value_or(Sequence(1))));
-    }
-    runs.push_back(std::move(run));
+    auto cursor = std::make_unique<IndexCursor>(*db_, type_index_cf_, keys::type_prefix_key(type),
+                                                IndexCursor::Kind::type);
+    cursor->seek(q.from_seq ? q.from_seq->value : (q.backward ? UINT64_MAX : 0), q.backward);
+    if (!cursor->status().ok()) return cursor->status();
+    cursors.push_back(std::move(cursor));
   }
   for (std::size_t visited = 0; visited < q.limit; ++visited) {
-    Run* next = nullptr;
-    for (auto& run : runs) {
-      if (!run.it->status().ok()) return from_rocks(run.it->status(), "read category index");
-      if (!run.valid()) continue;
-      if (next == nullptr || (q.backward ? run.seq() > next->seq() : run.seq() < next->seq())) next = &run;
+    IndexCursor* next = nullptr;
+    for (auto& c : cursors) {
+      if (!c->valid()) continue;
+      if (next == nullptr || (q.backward ? c->seq() > next->seq() : c->seq() < next->seq())) next = c.get();
     }
-    if (next == nullptr || past_end(q, next->seq())) break;
-    auto e = read_event(next->seq());
+    if (next == nullptr || past_end(q, Sequence(next->seq()))) break;
+    auto e = read_event(Sequence(next->seq()));
     if (!e.ok()) return e.error();
-    q.backward ? next->it->Prev() : next->it->Next();
+    next->next();
+    if (!next->status().ok()) return next->status();
     if (!visit(*e)) return {};
   }
   return {};

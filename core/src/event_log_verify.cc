@@ -73,11 +73,18 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
   return report;
 }
 
-// Each event is in its stream's index at its version, in the type index and in
-// the id index; stream versions run 1..n with no gap; stream heads match.
+// Each event is in the id index, in its stream's index at its version and in
+// its type's index; stream versions run 1..n with no gap; the stream count
+// matches. Memory: 18 bytes per event.
 Status EventLog::verify_indexes(Sequence head) const {
+  struct Expected {
+    std::uint64_t stream_hash;
+    std::uint64_t version;
+    EventType type;
+  };
+  std::vector<Expected> by_seq(head.value + 1);
   std::unordered_map<std::string, std::uint64_t> versions;
-  std::uint64_t type_entries_expected = 0;
+  std::hash<std::string_view> hash;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto e = decode_stored(it->value().ToStringView());
@@ -89,41 +96,77 @@ Status EventLog::verify_indexes(Sequence head) const {
                               std::to_string(version) + " to " + std::to_string(e->version.value));
     }
     version = e->version.value;
+    by_seq[e->seq.value] = {hash(e->stream), e->version.value, e->type()};
     std::string value;
-    auto s = db_->Get({}, stream_index_cf_, keys::stream_index_key(e->stream, e->version), &value);
-    if (!s.ok() || keys::get_u64(value) != e->seq.value) {
-      return corruption_error(at(e->seq) + ": missing from the index of stream " + e->stream);
-    }
-    s = db_->Get({}, type_index_cf_, keys::type_index_key(e->type(), e->seq), &value);
-    if (!s.ok()) return corruption_error(at(e->seq) + ": missing from the type index");
-    s = db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e->id.bytes().data()), 16), &value);
+    auto s = db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e->id.bytes().data()), 16), &value);
     if (!s.ok() || keys::get_u64(value) != e->seq.value) {
       return corruption_error(at(e->seq) + ": event id " + e->id.to_string() + " missing from the id index");
     }
-    ++type_entries_expected;
   }
   if (!it->status().ok()) return from_rocks(it->status(), "verify: scan");
-  CS_ASSERT(type_entries_expected == head.value, "verify_indexes after a gap-free chain");
 
-  std::uint64_t heads = 0;
-  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator({}, streams_cf_));
+  // Stream index: blocks of one stream run on from version 1 without a gap.
+  std::uint64_t entries = 0, streams = 0;
+  std::string current;
+  std::uint64_t next_version = 0;
+  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator({}, stream_index_cf_));
   for (sit->SeekToFirst(); sit->Valid(); sit->Next()) {
-    std::string stream = sit->key().ToString();
-    auto found = versions.find(stream);
-    std::uint64_t stored = keys::get_u64(sit->value().ToStringView());
-    if (found == versions.end() || found->second != stored) {
-      return corruption_error("stream " + stream + ": stored head version " + std::to_string(stored) +
-                              " but its events end at version " +
-                              std::to_string(found == versions.end() ? 0 : found->second));
+    auto key = sit->key().ToStringView();
+    if (key.size() < 10 || key[key.size() - 9] != '\0') return corruption_error("stream index: malformed key");
+    std::string stream(key.substr(0, key.size() - 9));
+    std::uint64_t first = keys::get_u64(key.substr(key.size() - 8));
+    auto block = keys::decode_block(sit->value().ToStringView());
+    if (!block) return corruption_error("stream index of " + stream + ": malformed block at version " + std::to_string(first));
+    if (stream != current) {
+      current = stream;
+      next_version = 1;
+      ++streams;
     }
-    ++heads;
+    if (first != next_version) {
+      return corruption_error("stream index of " + stream + ": expected a block at version " +
+                              std::to_string(next_version) + ", found one at " + std::to_string(first));
+    }
+    for (std::size_t i = 0; i < block->size(); ++i) {
+      std::uint64_t seq = (*block)[i];
+      if (seq == 0 || seq > head.value || by_seq[seq].stream_hash != hash(stream) || by_seq[seq].version != first + i) {
+        return corruption_error("stream index of " + stream + ": version " + std::to_string(first + i) +
+                                " points to " + at(Sequence(seq)) + ", which is not that event");
+      }
+    }
+    next_version = first + block->size();
+    entries += block->size();
   }
-  if (heads != versions.size()) {
-    return corruption_error(std::to_string(versions.size() - heads) + " streams have events but no stored head");
+  if (!sit->status().ok()) return from_rocks(sit->status(), "verify: scan stream index");
+  if (entries != head.value || streams != versions.size()) {
+    return corruption_error("stream index holds " + std::to_string(entries) + " entries in " +
+                            std::to_string(streams) + " streams; the log has " + std::to_string(head.value) +
+                            " events in " + std::to_string(versions.size()) + " streams");
   }
-  if (heads != stream_count_) {
+  if (streams != stream_count_) {
     return corruption_error("stream count says " + std::to_string(stream_count_) + " but " +
-                            std::to_string(heads) + " streams exist");
+                            std::to_string(streams) + " streams exist");
+  }
+
+  // Type index: every entry names an event of that type, each event once.
+  entries = 0;
+  std::unique_ptr<rocksdb::Iterator> tit(db_->NewIterator({}, type_index_cf_));
+  for (tit->SeekToFirst(); tit->Valid(); tit->Next()) {
+    auto key = tit->key().ToStringView();
+    auto block = keys::decode_block(tit->value().ToStringView());
+    if (key.size() != 10 || !block) return corruption_error("type index: malformed entry");
+    auto type = static_cast<EventType>(static_cast<unsigned char>(key[0]) << 8 | static_cast<unsigned char>(key[1]));
+    if (block->front() != keys::get_u64(key.substr(2))) return corruption_error("type index: block key and content differ");
+    for (std::uint64_t seq : *block) {
+      if (seq == 0 || seq > head.value || by_seq[seq].type != type) {
+        return corruption_error("type index: " + at(Sequence(seq)) + " is listed under a type it does not have");
+      }
+    }
+    entries += block->size();
+  }
+  if (!tit->status().ok()) return from_rocks(tit->status(), "verify: scan type index");
+  if (entries != head.value) {
+    return corruption_error("type index holds " + std::to_string(entries) + " entries for " +
+                            std::to_string(head.value) + " events");
   }
   return {};
 }
@@ -139,7 +182,10 @@ Result<LogStats> EventLog::stats() const {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto key = it->key().ToStringView();
     auto code = static_cast<std::uint16_t>(static_cast<unsigned char>(key[0]) << 8 | static_cast<unsigned char>(key[1]));
-    ++stats.events_by_type[static_cast<EventType>(code)];
+    std::string_view block = it->value().ToStringView();
+    std::uint64_t count = 0;
+    if (!keys::get_varint(block, count)) return corruption_error("stats: malformed type index block");
+    stats.events_by_type[static_cast<EventType>(code)] += count;
   }
   if (!it->status().ok()) return from_rocks(it->status(), "stats: scan type index");
   return stats;

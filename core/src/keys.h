@@ -1,10 +1,13 @@
 // Key encodings of the log's column families (docs/storage.md draws them).
-// Integers are big-endian so that RocksDB's bytewise order is numeric order.
+// Integers in keys are big-endian so that RocksDB's bytewise order is numeric
+// order.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cs/event_types.h"
 #include "cs/ids.h"
@@ -28,28 +31,72 @@ inline std::string seq_key(Sequence seq) {
   return k;
 }
 
-// stream_index: stream bytes, 0x00, version (8)  ->  seq (8)
+// Index keys end with the first position (8) of a block of positions that one
+// group commit wrote:
+//   stream_index: stream bytes, 0x00, first version  ->  block of seqs of
+//                 versions first, first+1, …
+//   type_index:   type code (2), first seq            ->  block of seqs of that type
 // Stream names never contain 0x00, so one stream's keys are contiguous.
 inline std::string stream_prefix_key(std::string_view stream) {
   std::string k(stream);
   k.push_back('\0');
   return k;
 }
-inline std::string stream_index_key(std::string_view stream, StreamVersion version) {
-  std::string k = stream_prefix_key(stream);
-  put_u64(k, version.value);
-  return k;
-}
-
-// type_index: type code (2), seq (8)  ->  empty
 inline std::string type_prefix_key(EventType type) {
   auto code = static_cast<std::uint16_t>(type);
   return std::string{static_cast<char>(code >> 8), static_cast<char>(code & 0xFF)};
 }
-inline std::string type_index_key(EventType type, Sequence seq) {
-  std::string k = type_prefix_key(type);
-  put_u64(k, seq.value);
-  return k;
+inline std::string block_key(std::string prefix, std::uint64_t first_position) {
+  put_u64(prefix, first_position);
+  return prefix;
+}
+
+// A block: varint count, varint first seq, varint gaps to each next seq.
+inline void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+inline bool get_varint(std::string_view& in, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift <= 63 && !in.empty(); shift += 7) {
+    auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+    if (byte < 0x80) return true;
+  }
+  return false;
+}
+
+inline std::string encode_block(const std::vector<std::uint64_t>& seqs) {
+  std::string out;
+  put_varint(out, seqs.size());
+  std::uint64_t previous = 0;
+  for (auto s : seqs) {
+    put_varint(out, s - previous);
+    previous = s;
+  }
+  return out;
+}
+
+// Returns nullopt when the bytes are not a block of strictly growing seqs.
+inline std::optional<std::vector<std::uint64_t>> decode_block(std::string_view in) {
+  std::uint64_t count = 0;
+  if (!get_varint(in, count) || count == 0 || count > in.size()) return std::nullopt;
+  std::vector<std::uint64_t> seqs;
+  seqs.reserve(count);
+  std::uint64_t previous = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t gap = 0;
+    if (!get_varint(in, gap) || (i > 0 && gap == 0)) return std::nullopt;
+    previous += gap;
+    seqs.push_back(previous);
+  }
+  if (!in.empty()) return std::nullopt;
+  return seqs;
 }
 
 // meta (default column family)

@@ -19,13 +19,13 @@ const Uuid& payload_customer_id(const Payload& payload) {
   return std::visit([](const auto& p) -> const Uuid& { return p.customer_id; }, payload);
 }
 
-std::string payload_stream(const Payload& payload) {
-  return std::visit(
-      [](const auto& p) {
-        return std::string(stream_prefix(category_of(p.type))) + p.stream_key().to_string();
-      },
-      payload);
+std::string StreamKey::name() const { return std::string(stream_prefix(category)) + id.to_string(); }
+
+StreamKey payload_stream_key(const Payload& payload) {
+  return std::visit([](const auto& p) { return StreamKey{category_of(p.type), p.stream_key()}; }, payload);
 }
+
+std::string payload_stream(const Payload& payload) { return payload_stream_key(payload).name(); }
 
 namespace {
 template <std::size_t I = 0>

@@ -15,26 +15,33 @@ namespace {
 // an ostringstream copy.
 class StringAppendBuf : public std::streambuf {
  public:
-  explicit StringAppendBuf(std::string& out) : out_(out) {}
+  explicit StringAppendBuf(std::string*& target) : target_(target) {}
 
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
-    out_.append(s, static_cast<std::size_t>(n));
+    target_->append(s, static_cast<std::size_t>(n));
     return n;
   }
   int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    if (c != traits_type::eof()) target_->push_back(static_cast<char>(c));
     return c;
   }
 
  private:
-  std::string& out_;
+  std::string*& target_;
 };
 
-// A read-only streambuf over existing bytes (no copy).
+// Saves a string_view exactly as cereal saves a std::string.
+template <class Archive>
+void save_text(Archive& ar, std::string_view text) {
+  ar(cereal::make_size_tag(static_cast<cereal::size_type>(text.size())));
+  ar(cereal::binary_data(text.data(), text.size()));
+}
+
+// A read-only streambuf over existing bytes (no copy), re-pointable.
 class ViewBuf : public std::streambuf {
  public:
-  explicit ViewBuf(std::string_view bytes) {
+  void reset(std::string_view bytes) {
     char* p = const_cast<char*>(bytes.data());
     setg(p, p, p + bytes.size());
   }
@@ -77,36 +84,60 @@ bool load_payload(cereal::PortableBinaryInputArchive& ar, std::uint16_t code,
   }
 }
 
+// The save side of StoredEnvelope, over borrowed fields: the same bytes,
+// without copying the stream name and meta into a StoredEnvelope first.
+struct StoredEnvelopeView {
+  const CanonicalFields& f;
+
+  template <class Archive>
+  void save(Archive& ar, const std::uint32_t /*class_version*/) const {
+    ar(record_format_version, f.seq.value, f.id);
+    save_text(ar, f.stream);
+    ar(f.version.value, f.timestamp, f.recorded_at);
+    save_text(ar, f.meta.source_service);
+    ar(f.meta.correlation_id, f.meta.causation_id, f.schema_version,
+       static_cast<std::uint16_t>(payload_type(f.payload)));
+  }
+};
+
 }  // namespace
 }  // namespace cs
 
+// Both describe the same layout, so both carry the same class version.
 CEREAL_CLASS_VERSION(cs::StoredEnvelope, 1)
+CEREAL_CLASS_VERSION(cs::StoredEnvelopeView, 1)
 
 namespace cs {
 
+void encode_canonical(const CanonicalFields& f, std::string& out) {
+  // One stream per thread, reused: constructing a std::ostream (locale and
+  // all) per event costs more than encoding the event. The archive itself is
+  // per event, since it writes the endianness byte that starts the record.
+  thread_local std::string* target = nullptr;
+  thread_local StringAppendBuf buf(target);
+  thread_local std::ostream os(&buf);
+  target = &out;
+  {
+    cereal::PortableBinaryOutputArchive ar(os);
+    StoredEnvelopeView env{f};
+    ar(env);
+    std::visit([&](const auto& p) { serialize_fields(ar, p, f.schema_version); }, f.payload);
+  }
+  target = nullptr;
+}
+
 void encode_canonical(const RecordedEvent& e, std::string& out) {
-  StringAppendBuf buf(out);
-  std::ostream os(&buf);
-  cereal::PortableBinaryOutputArchive ar(os);
-  StoredEnvelope env;
-  env.seq = e.seq.value;
-  env.id = e.id;
-  env.stream = e.stream;
-  env.version = e.version.value;
-  env.timestamp = e.timestamp;
-  env.recorded_at = e.recorded_at;
-  env.source_service = e.meta.source_service;
-  env.correlation_id = e.meta.correlation_id;
-  env.causation_id = e.meta.causation_id;
-  env.schema_version = e.stored_schema_version;
-  env.type_code = static_cast<std::uint16_t>(e.type());
-  ar(env);
-  std::visit([&](const auto& p) { serialize_fields(ar, p, env.schema_version); }, e.payload);
+  encode_canonical(CanonicalFields{e.seq, e.id, e.stream, e.version, e.timestamp, e.recorded_at, e.meta, e.stored_schema_version,
+                    e.payload},
+                   out);
 }
 
 Result<RecordedEvent> decode_canonical(std::string_view bytes) {
-  ViewBuf buf(bytes);
-  std::istream is(&buf);
+  // Reused per thread, as in encode_canonical.
+  thread_local ViewBuf buf;
+  thread_local std::istream is(&buf);
+  buf.reset(bytes);
+  is.clear();
   RecordedEvent e;
   try {
     cereal::PortableBinaryInputArchive ar(is);

@@ -29,6 +29,7 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -166,7 +167,6 @@ class EventLog {
   std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // guarded by families_mu_
   mutable std::mutex families_mu_;
   rocksdb::ColumnFamilyHandle* events_cf_ = nullptr;
-  rocksdb::ColumnFamilyHandle* streams_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* stream_index_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* type_index_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* event_ids_cf_ = nullptr;
@@ -176,6 +176,8 @@ class EventLog {
   std::atomic<std::uint64_t> head_seq_{0};
   Hash head_hash_{};
   std::atomic<std::uint64_t> stream_count_{0};  // written by the group leader only
+  // Committed stream heads; touched by the group leader only.
+  std::unordered_map<StreamKey, std::uint64_t> stream_head_cache_;
   std::optional<Error> failure_;         // set after a failed write
 };
 

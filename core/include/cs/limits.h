@@ -17,6 +17,9 @@ inline constexpr std::size_t append_events_max = 10'000;
 inline constexpr std::size_t group_commit_events_max = 16'384;
 // Appenders waiting for the group-commit leader before append says "retriable".
 inline constexpr std::size_t append_queue_depth_max = 1'024;
+// Stream heads the group-commit leader keeps in memory (about 100 bytes
+// each); past it the cache starts over and heads are read from the index.
+inline constexpr std::size_t stream_head_cache_entries_max = 1 << 18;
 // A stream name ("customer-<uuid>" is 45 bytes).
 inline constexpr std::size_t stream_name_bytes_max = 128;
 // A token amount or a price; keeps sums of a whole history far from overflow.

@@ -318,7 +318,17 @@ using Payload =
                  TokenAllocated>;
 static_assert(std::variant_size_v<Payload> == event_type_count);
 
+// A stream's identity without its text: category and entity id. Cheap to
+// hash and compare; `name()` gives "tokens-<uuid>" and the like.
+struct StreamKey {
+  Category category = Category::customer;
+  Uuid id;
+  bool operator==(const StreamKey&) const = default;
+  std::string name() const;
+};
+
 EventType payload_type(const Payload& payload);
+StreamKey payload_stream_key(const Payload& payload);
 // The customer every event belongs to: the Kafka key and the sharding key.
 const Uuid& payload_customer_id(const Payload& payload);
 // "customer-<uuid>", "user-<uuid>", "subscription-<uuid>", "tokens-<uuid>".
@@ -356,4 +366,11 @@ void serialize_fields(Archive& ar, P& payload, std::uint32_t version) {
 }
 
 }  // namespace cs
+
+template <>
+struct std::hash<cs::StreamKey> {
+  std::size_t operator()(const cs::StreamKey& k) const noexcept {
+    return std::hash<cs::Uuid>{}(k.id) * 31 + static_cast<std::size_t>(k.category);
+  }
+};
 

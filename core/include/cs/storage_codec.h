@@ -16,8 +16,22 @@ namespace cs {
 
 inline constexpr std::uint8_t record_format_version = 1;
 
+// What the canonical bytes hold, borrowed from the caller (no copies).
+struct CanonicalFields {
+  Sequence seq;
+  const Uuid& id;
+  std::string_view stream;
+  StreamVersion version;
+  Timestamp timestamp;
+  Timestamp recorded_at;
+  const EventMeta& meta;
+  std::uint32_t schema_version;
+  const Payload& payload;
+};
+
 // The bytes the chain hash covers: everything but the hash itself.
 // Appends to `out` (which is not cleared), so a caller can reuse a buffer.
+void encode_canonical(const CanonicalFields& fields, std::string& out);
 void encode_canonical(const RecordedEvent& event, std::string& out);
 
 // Decodes canonical bytes; the result's hash is left zero.
