@@ -27,6 +27,8 @@ inline constexpr const char* event_ids_family = "event_ids";
 
 struct EventLog::Writer {
   std::span<const NewEvent> events;
+  std::span<const RecordedEvent> imported;  // set instead of `events` by import()
+  std::size_t size() const { return events.size() + imported.size(); }
   Result<AppendResult> result{fatal_error("append was not run")};
   bool done = false;
   std::condition_variable cv;
@@ -189,6 +191,13 @@ Status EventLog::drop_column_family(const std::string& name) {
 }
 
 // A stream's head is the last entry of its last index block.
+std::vector<std::string> EventLog::column_family_names() const {
+  std::lock_guard lock(families_mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, handle] : families_) names.push_back(name);
+  return names;
+}
+
 Result<StreamVersion> EventLog::stream_version(std::string_view stream) const {
   IndexCursor cursor(*db_, stream_index_cf_, keys::stream_prefix_key(stream), IndexCursor::Kind::stream);
   cursor.seek(UINT64_MAX, /*backward=*/true);
@@ -231,6 +240,27 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events) {
 
   Writer w;
   w.events = events;
+  return enqueue(w);
+}
+
+Result<AppendResult> EventLog::import(std::span<const RecordedEvent> events) {
+  if (events.empty()) return invalid_argument("import: no events");
+  if (events.size() > options_.append_events_max) {
+    return invalid_argument("import: " + std::to_string(events.size()) + " events, at most " +
+                            std::to_string(options_.append_events_max) + " at once");
+  }
+  for (const auto& e : events) {
+    if (auto s = validate_payload(e.payload, e.stored_schema_version); !s.ok()) {
+      return invalid_argument("import: seq " + std::to_string(e.seq.value) + ": " + s.error().message());
+    }
+  }
+  Writer w;
+  w.imported = events;
+  return enqueue(w);
+}
+
+// Queues `w`; the writer at the front leads a group commit for the queue.
+Result<AppendResult> EventLog::enqueue(Writer& w) {
   std::unique_lock lock(mu_);
   if (failure_) return fatal_error("log refuses appends after a failed write: " + failure_->message());
   if (writers_.size() >= options_.append_queue_depth_max) {
@@ -246,9 +276,9 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events) {
   std::vector<Writer*> group;
   std::size_t group_events = 0;
   for (Writer* candidate : writers_) {
-    if (!group.empty() && group_events + candidate->events.size() > options_.group_commit_events_max) break;
+    if (!group.empty() && group_events + candidate->size() > options_.group_commit_events_max) break;
     group.push_back(candidate);
-    group_events += candidate->events.size();
+    group_events += candidate->size();
   }
   lock.unlock();
   commit_group(group);
@@ -279,7 +309,7 @@ void EventLog::commit_group(std::span<Writer*> group) {
   rocksdb::WriteBatch batch;
   std::vector<Writer*> staged;
   for (Writer* w : group) {
-    w->result = stage_writer(*w, state, batch);
+    w->result = w->imported.empty() ? stage_writer(*w, state, batch) : stage_import(*w, state, batch);
     if (w->result.ok() && !w->result->duplicate) staged.push_back(w);
   }
   if (staged.empty()) return;
@@ -383,17 +413,9 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     const StreamKey& stream = streams[i];
     auto it = versions.find(stream);
     if (it == versions.end()) {
-      std::uint64_t current = 0;
-      if (auto g = group.stream_versions.find(stream); g != group.stream_versions.end()) {
-        current = g->second;
-      } else if (auto c = stream_head_cache_.find(stream); c != stream_head_cache_.end()) {
-        current = c->second;
-      } else {
-        auto v = stream_version(stream.name());
-        if (!v.ok()) return v.error();
-        current = v->value;
-      }
-      it = versions.emplace(stream, current).first;
+      auto current = staged_stream_version(stream, group);
+      if (!current.ok()) return current.error();
+      it = versions.emplace(stream, *current).first;
     }
     const auto& expected = events[i].expected;
     bool matches = expected.kind == ExpectedVersion::Kind::any ||
@@ -430,17 +452,86 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
 
   // 4. Stage.
   for (std::size_t i = 0; i < events.size(); ++i) {
-    const auto& pos = result.positions[i];
-    std::string seq_key = keys::seq_key(pos.seq);
-    batch.Put(events_cf_, seq_key, values[i]);
-    batch.Put(event_ids_cf_, id_keys[i], seq_key);
-    EventType type = payload_type(events[i].payload);
-    group.ids[events[i].id] = {pos.seq, pos.version, streams[i], type};
-    auto& block = group.stream_blocks[streams[i]];
-    if (block.seqs.empty()) block.first_version = pos.version.value;
-    block.seqs.push_back(pos.seq.value);
-    group.type_blocks[type].push_back(pos.seq.value);
-    if (pos.version.value == 1) ++group.new_streams;
+    stage_event(events[i].id, streams[i], payload_type(events[i].payload), result.positions[i], values[i], group,
+                batch);
+  }
+  for (const auto& [stream, version] : versions) group.stream_versions[stream] = version;
+  group.last_seq = Sequence(group.last_seq.value + events.size());
+  group.last_hash = hash;
+  return result;
+}
+
+// A stream's version as the group sees it: staged, else committed.
+Result<std::uint64_t> EventLog::staged_stream_version(const StreamKey& stream, const GroupState& group) const {
+  if (auto g = group.stream_versions.find(stream); g != group.stream_versions.end()) return g->second;
+  if (auto c = stream_head_cache_.find(stream); c != stream_head_cache_.end()) return c->second;
+  auto v = stream_version(stream.name());
+  if (!v.ok()) return v.error();
+  return v->value;
+}
+
+void EventLog::stage_event(const Uuid& id, const StreamKey& stream, EventType type, const EventPosition& pos,
+                           const std::string& value, GroupState& group, rocksdb::WriteBatch& batch) {
+  std::string seq_key = keys::seq_key(pos.seq);
+  batch.Put(events_cf_, seq_key, value);
+  batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), seq_key);
+  group.ids[id] = {pos.seq, pos.version, stream, type};
+  auto& block = group.stream_blocks[stream];
+  if (block.seqs.empty()) block.first_version = pos.version.value;
+  block.seqs.push_back(pos.seq.value);
+  group.type_blocks[type].push_back(pos.seq.value);
+  if (pos.version.value == 1) ++group.new_streams;
+}
+
+// Imported events keep their positions; everything is checked before any is staged.
+Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, rocksdb::WriteBatch& batch) {
+  const auto events = w.imported;
+  auto where = [](const RecordedEvent& e) { return "import: seq " + std::to_string(e.seq.value) + ": "; };
+  AppendResult result;
+  std::vector<StreamKey> streams(events.size());
+  std::unordered_map<StreamKey, std::uint64_t> versions;
+  std::vector<std::string> values(events.size());
+  Hash hash = group.last_hash;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const auto& e = events[i];
+    if (e.seq.value != group.last_seq.value + 1 + i) {
+      return invalid_argument(where(e) + "the log continues at seq " + std::to_string(group.last_seq.value + 1 + i));
+    }
+    streams[i] = payload_stream_key(e.payload);
+    if (e.stream != streams[i].name()) {
+      return invalid_argument(where(e) + "stream " + e.stream + " does not match the event's data");
+    }
+    auto it = versions.find(streams[i]);
+    if (it == versions.end()) {
+      auto current = staged_stream_version(streams[i], group);
+      if (!current.ok()) return current.error();
+      it = versions.emplace(streams[i], *current).first;
+    }
+    if (e.version.value != it->second + 1) {
+      return invalid_argument(where(e) + "stream " + e.stream + " is at version " + std::to_string(it->second) +
+                              ", the event says " + std::to_string(e.version.value));
+    }
+    it->second = e.version.value;
+    std::string existing;
+    if (group.ids.contains(e.id) ||
+        db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e.id.bytes().data()), 16), &existing)
+            .ok()) {
+      return conflict_error(where(e) + "event id " + e.id.to_string() + " is already in the log");
+    }
+    encode_canonical(e, values[i]);
+    if (values[i].size() > options_.event_size_bytes_max) {
+      return invalid_argument(where(e) + "over the event size limit");
+    }
+    hash = chain_hash(hash, values[i]);
+    if (hash != e.hash) {
+      return corruption_error(where(e) + "hash " + hash_to_hex(e.hash) + " does not match the recomputed " +
+                              hash_to_hex(hash) + ": the event was altered or does not continue this log");
+    }
+    values[i].append(reinterpret_cast<const char*>(hash.data()), hash.size());
+    result.positions.push_back({e.seq, e.version});
+  }
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    stage_event(events[i].id, streams[i], events[i].type(), result.positions[i], values[i], group, batch);
   }
   for (const auto& [stream, version] : versions) group.stream_versions[stream] = version;
   group.last_seq = Sequence(group.last_seq.value + events.size());

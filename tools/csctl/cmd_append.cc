@@ -9,7 +9,7 @@
 
 #include "command.h"
 #include "cs/json_codec.h"
-#include "line_reader.h"
+#include "cs/line_reader.h"
 
 namespace cs::csctl {
 namespace {

@@ -4,10 +4,13 @@ namespace cs::csctl {
 
 std::optional<int> parse_options(const std::string& name, const std::string& usage,
                                  po::options_description& options, const Args& args,
-                                 po::variables_map& vm) {
+                                 po::variables_map& vm, const po::positional_options_description* positional) {
   options.add_options()("help,h", "show this help");
   try {
-    po::store(po::command_line_parser(args).options(options).run(), vm);
+    po::command_line_parser parser(args);
+    parser.options(options);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
     if (vm.count("help")) {
       std::cout << "usage: csctl " << name << " " << usage << "\n\n" << options << "\n";
       return exit_ok;

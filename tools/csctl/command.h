@@ -30,7 +30,8 @@ using Args = std::vector<std::string>;
 // exit_error; otherwise fills `vm` and returns nullopt.
 std::optional<int> parse_options(const std::string& name, const std::string& usage,
                                  po::options_description& options, const Args& args,
-                                 po::variables_map& vm);
+                                 po::variables_map& vm,
+                                 const po::positional_options_description* positional = nullptr);
 
 // Adds --data-dir (required).
 void add_data_dir_option(po::options_description& options);
@@ -44,5 +45,11 @@ int run_read(const Args& args);
 int run_stats(const Args& args);
 int run_verify(const Args& args);
 int run_generate(const Args& args);
+int run_state(const Args& args);
+int run_list(const Args& args);
+int run_rebuild(const Args& args);
+int run_replay(const Args& args);
+int run_export(const Args& args);
+int run_import(const Args& args);
 
 }  // namespace cs::csctl

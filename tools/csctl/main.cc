@@ -15,7 +15,13 @@ constexpr Subcommand subcommands[] = {
     {"append", "append JSON event lines from stdin", cs::csctl::run_append},
     {"read", "print events as JSON lines (whole log, a stream, a type or a category)", cs::csctl::run_read},
     {"stats", "event count, streams, head sequence and hash, size on disk", cs::csctl::run_stats},
-    {"verify", "recompute the hash chain and check the indexes", cs::csctl::run_verify},
+    {"verify", "recompute the hash chain and check the indexes (and the projections)", cs::csctl::run_verify},
+    {"state", "one customer, token account, subscription or user as JSON", cs::csctl::run_state},
+    {"list", "customers, filtered by status and type, as JSON lines", cs::csctl::run_list},
+    {"rebuild", "rebuild projections from the log and swap them in atomically", cs::csctl::run_rebuild},
+    {"replay", "state as of a moment or a sequence, without touching the live data", cs::csctl::run_replay},
+    {"export", "write the log (or a range) as JSON lines", cs::csctl::run_export},
+    {"import", "read an export into an empty log, checking every hash", cs::csctl::run_import},
     {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
 };
 

@@ -121,6 +121,15 @@ class EventLog {
   // retriable (queue full), fatal (I/O: the log refuses appends until reopened).
   Result<AppendResult> append(std::span<const NewEvent> events);
 
+  // Appends events exported from a log (`csctl export`) with their original
+  // positions, recordedAt and schema version: the first must continue this
+  // log's head (seq = head + 1, version = stream head + 1), and each event's
+  // recomputed chain hash must equal its `hash`, so an imported log ends with
+  // the original's head hash. Atomic like append. Errors: invalid_argument
+  // (positions do not continue the log), conflict (an id already present),
+  // corruption (a hash does not match: the event was altered).
+  Result<AppendResult> import(std::span<const RecordedEvent> events);
+
   // Calls `visit` for each event the query selects, in order, until it
   // returns false or `limit` events were visited. Errors: invalid_argument
   // for a malformed query, corruption when a stored event does not decode.
@@ -149,13 +158,19 @@ class EventLog {
   rocksdb::DB& db() const { return *db_; }
   Result<rocksdb::ColumnFamilyHandle*> column_family(const std::string& name);
   Status drop_column_family(const std::string& name);
+  std::vector<std::string> column_family_names() const;
 
  private:
   struct Writer;
   struct GroupState;
   EventLog() = default;
 
+  Result<AppendResult> enqueue(Writer& writer);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
+  Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
+  Result<std::uint64_t> staged_stream_version(const StreamKey& stream, const GroupState& group) const;
+  void stage_event(const Uuid& id, const StreamKey& stream, EventType type, const EventPosition& pos,
+                   const std::string& value, GroupState& group, rocksdb::WriteBatch& batch);
   void commit_group(std::span<Writer*> group);
   Status read_index(const ReadQuery& query, const Visitor& visit) const;
   Status read_category(const ReadQuery& query, const Visitor& visit) const;

@@ -6,7 +6,7 @@
 #include <istream>
 #include <string>
 
-namespace cs::csctl {
+namespace cs {
 
 class LineReader {
  public:
@@ -42,4 +42,4 @@ class LineReader {
   std::uint64_t number_ = 0;
 };
 
-}  // namespace cs::csctl
+}  // namespace cs

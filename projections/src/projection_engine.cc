@@ -1,0 +1,407 @@
+#include "cs/projection_engine.h"
+
+#include <algorithm>
+
+namespace cs {
+namespace {
+
+std::string u64_bytes(std::uint64_t v) {
+  std::string out;
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  return out;
+}
+
+std::uint64_t read_u64(std::string_view in, std::size_t at = 0) {
+  std::uint64_t v = 0;
+  for (std::size_t i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(in[at + i]);
+  return v;
+}
+
+std::string pointer_key(std::string_view name) { return "projection/" + std::string(name); }
+std::string family_name(std::string_view name, std::uint64_t generation) {
+  return "proj." + std::string(name) + "." + std::to_string(generation);
+}
+std::string scratch_family_name(std::string_view name) { return "proj." + std::string(name) + ".verify"; }
+
+Error rocks_error(const rocksdb::Status& s, const std::string& context) {
+  return s.IsBusy() || s.IsTryAgain() ? retriable_error(context + ": " + s.ToString())
+                                      : fatal_error(context + ": " + s.ToString());
+}
+
+std::string describe_key(std::string_view key) {
+  if (key == projection_keys::checkpoint) return "checkpoint";
+  if (key.size() == 17 && key[0] == projection_keys::entity_tag) {
+    Uuid::Bytes b{};
+    std::copy_n(key.begin() + 1, 16, b.begin());
+    return "entity " + Uuid(b).to_string();
+  }
+  if (key.size() == 33 && key[0] == projection_keys::owner_tag) return "owner index entry";
+  return "key of " + std::to_string(key.size()) + " bytes";
+}
+
+bool selected(const FoldRange& range, const RecordedEvent& e) {
+  if (range.as_of && e.timestamp > *range.as_of) return false;
+  if (range.customer && payload_customer_id(e.payload) != *range.customer) return false;
+  return true;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log) {
+  return open(log, make_domain_projections());
+}
+
+Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log,
+                                                                 std::vector<std::unique_ptr<Projection>> projections) {
+  std::unique_ptr<ProjectionEngine> engine(new ProjectionEngine(log));
+  rocksdb::DB& db = log.db();
+  std::vector<std::string> live_families;
+  for (auto& projection : projections) {
+    Slot slot;
+    std::string pointer;
+    auto s = db.Get({}, pointer_key(projection->name()), &pointer);
+    if (s.IsNotFound()) {
+      slot.generation = 1;
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      s = db.Put(sync, pointer_key(projection->name()),
+                 u64_bytes(1) + u64_bytes(projection->version()));
+      if (!s.ok()) return rocks_error(s, "projections: write pointer of " + std::string(projection->name()));
+    } else if (!s.ok()) {
+      return rocks_error(s, "projections: read pointer of " + std::string(projection->name()));
+    } else if (pointer.size() != 16) {
+      return corruption_error("projections: malformed pointer of " + std::string(projection->name()));
+    } else {
+      slot.generation = read_u64(pointer);
+      slot.stale = read_u64(pointer, 8) != projection->version();
+    }
+    std::string family = family_name(projection->name(), slot.generation);
+    auto handle = log.column_family(family);
+    if (!handle.ok()) return handle.error();
+    slot.family = *handle;
+    auto checkpoint = StateReader(db, slot.family).get(projection_keys::checkpoint);
+    if (!checkpoint.ok()) return checkpoint.error();
+    if (*checkpoint) slot.checkpoint = Sequence(read_u64(**checkpoint));
+    CS_ASSERT(slot.checkpoint <= log.head(), "a projection's checkpoint never passes the log's head");
+    slot.projection = std::move(projection);
+    live_families.push_back(family);
+    engine->slots_.push_back(std::move(slot));
+  }
+  // Leftovers of interrupted rebuilds and verifications.
+  for (const auto& name : log.column_family_names()) {
+    if (name.starts_with("proj.") &&
+        std::find(live_families.begin(), live_families.end(), name) == live_families.end()) {
+      if (auto s = log.drop_column_family(name); !s.ok()) return s.error();
+    }
+  }
+  return engine;
+}
+
+std::vector<std::string> ProjectionEngine::names() const {
+  std::vector<std::string> out;
+  for (const auto& s : slots_) out.emplace_back(s.projection->name());
+  return out;
+}
+
+std::vector<ProjectionStatus> ProjectionEngine::status() const {
+  std::shared_lock lock(swap_mu_);
+  std::vector<ProjectionStatus> out;
+  for (const auto& s : slots_) {
+    out.push_back({std::string(s.projection->name()), s.projection->version(), s.generation, s.checkpoint});
+  }
+  return out;
+}
+
+std::vector<ProjectionEngine::Slot*> ProjectionEngine::select(const std::vector<std::string>& names, Status& error) {
+  std::vector<Slot*> out;
+  for (auto& s : slots_) {
+    if (names.empty() || std::find(names.begin(), names.end(), s.projection->name()) != names.end()) {
+      out.push_back(&s);
+    }
+  }
+  for (const auto& n : names) {
+    if (n != "all" && std::none_of(slots_.begin(), slots_.end(), [&](const Slot& s) { return s.projection->name() == n; })) {
+      error = invalid_argument("no projection named \"" + n + "\" (there are customers, users, subscriptions, tokens)");
+    }
+  }
+  if (std::find(names.begin(), names.end(), "all") != names.end()) {
+    out.clear();
+    for (auto& s : slots_) out.push_back(&s);
+  }
+  return out;
+}
+
+const ProjectionEngine::Slot* ProjectionEngine::slot(std::string_view name) const {
+  for (const auto& s : slots_) {
+    if (s.projection->name() == name) return &s;
+  }
+  CS_UNREACHABLE("queried a projection that is not registered");
+}
+
+// The fold loop shared by catch-up, rebuild, verify and replay.
+Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range,
+                              const Progress& progress) {
+  if (slots.empty()) return {};
+  Sequence to = range.to_seq ? std::min(*range.to_seq, source.head()) : source.head();
+  Sequence from = range.from_seq;
+  Sequence lowest_checkpoint = slots.front()->checkpoint;
+  for (const Slot* s : slots) lowest_checkpoint = std::min(lowest_checkpoint, s->checkpoint);
+  from = std::max(from, lowest_checkpoint.next());
+  if (from > to) return {};
+  const std::uint64_t total = to.value - from.value + 1;
+
+  rocksdb::DB& db = log_.db();
+  std::vector<StateReader> readers;
+  for (Slot* s : slots) readers.emplace_back(db, s->family);
+  std::uint64_t done = 0, in_batch = 0;
+  Sequence last_read;
+  Status failure;
+
+  auto flush = [&]() -> Status {
+    rocksdb::WriteBatch batch;
+    for (Slot* s : slots) {
+      s->projection->flush(batch, s->family);
+      if (last_read > s->checkpoint) batch.Put(s->family, projection_keys::checkpoint, u64_bytes(last_read.value));
+    }
+    // No fsync: projections are rebuilt from the log, and state and
+    // checkpoint share the batch, so a lost batch is simply folded again.
+    auto st = db.Write(rocksdb::WriteOptions{}, &batch);
+    if (!st.ok()) {
+      for (Slot* s : slots) s->projection->discard();
+      return rocks_error(st, "projections: write fold batch");
+    }
+    for (Slot* s : slots) s->checkpoint = std::max(s->checkpoint, last_read);
+    in_batch = 0;
+    if (progress) progress(done, total);
+    return {};
+  };
+
+  auto read = source.read({.from_seq = from, .to_seq = to}, [&](const RecordedEvent& e) {
+    CS_ASSERT(e.seq > last_read, "the log hands out growing sequences");
+    if (selected(range, e)) {
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        Slot* s = slots[i];
+        if (e.seq <= s->checkpoint || !s->projection->handles(e.type())) continue;
+        if (auto st = s->projection->apply(e, readers[i]); !st.ok()) {
+          failure = st;
+          return false;
+        }
+      }
+    }
+    last_read = e.seq;
+    ++done;
+    if (++in_batch >= fold_batch_events_max) {
+      failure = flush();
+      if (!failure.ok()) return false;
+    }
+    return true;
+  });
+  if (!failure.ok()) {
+    for (Slot* s : slots) s->projection->discard();
+    return failure;
+  }
+  if (!read.ok()) {
+    for (Slot* s : slots) s->projection->discard();
+    return read;
+  }
+  if (in_batch > 0) return flush();
+  return {};
+}
+
+Result<std::uint64_t> ProjectionEngine::catch_up(const Progress& progress) {
+  std::lock_guard lock(fold_mu_);
+  std::vector<Slot*> current, stale;
+  for (auto& s : slots_) (s.stale ? stale : current).push_back(&s);
+  if (!stale.empty()) {
+    auto built = build(stale, /*scratch=*/false, std::nullopt, progress);
+    if (!built.ok()) return built.error();
+    for (std::size_t i = 0; i < stale.size(); ++i) {
+      if (auto st = swap_in(*stale[i], std::move((*built)[i])); !st.ok()) return st.error();
+    }
+  }
+  Sequence before = log_.head();
+  for (Slot* s : current) before = std::min(before, s->checkpoint);
+  if (auto st = fold(log_, current, {}, progress); !st.ok()) return st.error();
+  return log_.head().value - before.value;
+}
+
+Result<std::vector<ProjectionEngine::Slot>> ProjectionEngine::build(const std::vector<Slot*>& live, bool scratch,
+                                                                    std::optional<Sequence> to_seq,
+                                                                    const Progress& progress) {
+  std::vector<Slot> built(live.size());
+  std::vector<Slot*> targets;
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    built[i].projection = live[i]->projection->clone_empty();
+    built[i].generation = scratch ? 0 : live[i]->generation + 1;
+    std::string family = scratch ? scratch_family_name(live[i]->projection->name())
+                                 : family_name(live[i]->projection->name(), built[i].generation);
+    // A family of that name can only be a leftover: start it afresh.
+    if (auto st = log_.drop_column_family(family); !st.ok()) return st.error();
+    auto handle = log_.column_family(family);
+    if (!handle.ok()) return handle.error();
+    built[i].family = *handle;
+    targets.push_back(&built[i]);
+  }
+  FoldRange range;
+  range.to_seq = to_seq;
+  if (auto st = fold(log_, targets, range, progress); !st.ok()) return st.error();
+  return built;
+}
+
+Status ProjectionEngine::swap_in(Slot& live, Slot&& built) {
+  std::string old_family = family_name(live.projection->name(), live.generation);
+  {
+    std::unique_lock lock(swap_mu_);
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    auto s = log_.db().Put(sync, pointer_key(live.projection->name()),
+                           u64_bytes(built.generation) + u64_bytes(built.projection->version()));
+    if (!s.ok()) return rocks_error(s, "projections: move pointer of " + std::string(live.projection->name()));
+    live = std::move(built);
+  }
+  return log_.drop_column_family(old_family);
+}
+
+Status ProjectionEngine::rebuild(const std::vector<std::string>& names, const Progress& progress) {
+  std::lock_guard lock(fold_mu_);
+  Status error;
+  auto slots = select(names, error);
+  if (!error.ok()) return error;
+  auto built = build(slots, /*scratch=*/false, std::nullopt, progress);
+  if (!built.ok()) return built.error();
+  // Events appended while it was building.
+  std::vector<Slot*> targets;
+  for (auto& b : *built) targets.push_back(&b);
+  if (auto st = fold(log_, targets, {}, {}); !st.ok()) return st;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (auto st = swap_in(*slots[i], std::move((*built)[i])); !st.ok()) return st;
+  }
+  return {};
+}
+
+Status ProjectionEngine::verify(const std::vector<std::string>& names, const Progress& progress) {
+  std::lock_guard lock(fold_mu_);
+  Status error;
+  auto slots = select(names, error);
+  if (!error.ok()) return error;
+  if (auto st = fold(log_, slots, {}, progress); !st.ok()) return st;
+  Sequence upto = slots.empty() ? Sequence() : slots.front()->checkpoint;
+  for (const Slot* live : slots) CS_ASSERT(live->checkpoint == upto, "caught-up projections share a checkpoint");
+  auto scratches = build(slots, /*scratch=*/true, upto, progress);
+  if (!scratches.ok()) return scratches.error();
+  Status result;
+  for (std::size_t i = 0; i < slots.size() && result.ok(); ++i) {
+    Slot* live = slots[i];
+    Slot* scratch = &(*scratches)[i];
+    std::unique_ptr<rocksdb::Iterator> a(log_.db().NewIterator({}, live->family));
+    std::unique_ptr<rocksdb::Iterator> b(log_.db().NewIterator({}, scratch->family));
+    for (a->SeekToFirst(), b->SeekToFirst();; a->Next(), b->Next()) {
+      if (!a->Valid() && !b->Valid()) break;
+      bool same = a->Valid() && b->Valid() && a->key() == b->key() && a->value() == b->value();
+      if (same) continue;
+      std::string key = !a->Valid() ? b->key().ToString()
+                        : !b->Valid() ? a->key().ToString()
+                                      : std::min(a->key().ToString(), b->key().ToString());
+      auto shown = [&](rocksdb::Iterator& it) {
+        return it.Valid() && it.key().ToString() == key
+                   ? live->projection->describe(key, it.value().ToStringView())
+                   : std::string("(absent)");
+      };
+      result = corruption_error("projection " + std::string(live->projection->name()) +
+                                " differs from a rebuild at " + describe_key(key) + ": live " + shown(*a) +
+                                ", rebuilt " + shown(*b));
+      break;
+    }
+    if (result.ok() && (!a->status().ok() || !b->status().ok())) {
+      result = fatal_error("projections: compare: " + (a->status().ok() ? b->status() : a->status()).ToString());
+    }
+  }
+  for (const Slot* live : slots) {
+    if (auto st = log_.drop_column_family(scratch_family_name(live->projection->name())); !st.ok()) return st;
+  }
+  return result;
+}
+
+Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& range, const Progress& progress) {
+  std::lock_guard lock(fold_mu_);
+  std::vector<Slot*> slots;
+  for (auto& s : slots_) {
+    if (s.checkpoint.value != 0) {
+      return invalid_argument("replay target already holds projection state: use an empty directory");
+    }
+    slots.push_back(&s);
+  }
+  return fold(source, slots, range, progress);
+}
+
+// --- queries ------------------------------------------------------------
+
+template <class State>
+Result<std::optional<State>> ProjectionEngine::find(std::string_view projection, const Uuid& id) const {
+  std::shared_lock lock(swap_mu_);
+  auto value = StateReader(log_.db(), slot(projection)->family).get(projection_keys::entity(id));
+  if (!value.ok()) return value.error();
+  if (!*value) return std::optional<State>();
+  auto state = decode_state<State>(**value);
+  if (!state.ok()) return state.error();
+  return std::optional<State>(std::move(*state));
+}
+
+template <class State>
+Result<std::vector<State>> ProjectionEngine::owned_by(std::string_view projection, const Uuid& customer) const {
+  std::vector<Uuid> ids;
+  {
+    std::shared_lock lock(swap_mu_);
+    std::string prefix = projection_keys::owner_prefix(customer);
+    std::unique_ptr<rocksdb::Iterator> it(log_.db().NewIterator({}, slot(projection)->family));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      Uuid::Bytes b{};
+      std::copy_n(it->key().data() + prefix.size(), 16, b.begin());
+      ids.emplace_back(b);
+    }
+    if (!it->status().ok()) return fatal_error("projections: scan owners: " + it->status().ToString());
+  }
+  std::vector<State> out;
+  for (const auto& id : ids) {
+    auto state = find<State>(projection, id);
+    if (!state.ok()) return state.error();
+    if (*state) out.push_back(std::move(**state));
+  }
+  return out;
+}
+
+Result<std::optional<CustomerState>> ProjectionEngine::customer(const Uuid& id) const {
+  return find<CustomerState>("customers", id);
+}
+Result<std::optional<UserState>> ProjectionEngine::user(const Uuid& id) const { return find<UserState>("users", id); }
+Result<std::optional<SubscriptionState>> ProjectionEngine::subscription(const Uuid& id) const {
+  return find<SubscriptionState>("subscriptions", id);
+}
+Result<std::optional<TokenAccount>> ProjectionEngine::token_account(const Uuid& customer_id) const {
+  return find<TokenAccount>("tokens", customer_id);
+}
+Result<std::vector<UserState>> ProjectionEngine::users_of(const Uuid& customer_id) const {
+  return owned_by<UserState>("users", customer_id);
+}
+Result<std::vector<SubscriptionState>> ProjectionEngine::subscriptions_of(const Uuid& customer_id) const {
+  return owned_by<SubscriptionState>("subscriptions", customer_id);
+}
+
+Result<std::vector<CustomerState>> ProjectionEngine::customers(std::optional<CustomerStatus> status,
+                                                               std::optional<CustomerType> type) const {
+  std::shared_lock lock(swap_mu_);
+  std::vector<CustomerState> out;
+  std::unique_ptr<rocksdb::Iterator> it(log_.db().NewIterator({}, slot("customers")->family));
+  std::string prefix(1, projection_keys::entity_tag);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto state = decode_state<CustomerState>(it->value().ToStringView());
+    if (!state.ok()) return state.error();
+    if (status && state->status != *status) continue;
+    if (type && state->customer_type != *type) continue;
+    out.push_back(std::move(*state));
+  }
+  if (!it->status().ok()) return fatal_error("projections: scan customers: " + it->status().ToString());
+  return out;
+}
+
+}  // namespace cs

@@ -1,0 +1,52 @@
+// Operators' tools over the log: export and import as JSON lines, and replay
+// of history into a separate projection store (state as of a moment).
+#pragma once
+
+#include <filesystem>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+
+#include "cs/event_log.h"
+#include "cs/projection_engine.h"
+
+namespace cs {
+
+// Events imported per atomic import call.
+inline constexpr std::size_t import_batch_events_max = 1'000;
+
+// Writes every event of [from, to] (to: the head) as one JSON line each, in
+// the form `csctl read` prints. Returns how many were written.
+Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
+                                    std::ostream& out, const Progress& progress = {});
+
+struct ImportReport {
+  std::uint64_t imported = 0;
+  Sequence head;
+  Hash head_hash{};
+};
+
+// Reads exported lines from `in` into `log`, which they must continue (an
+// empty log takes an export that starts at seq 1). Every line needs its seq,
+// version, recordedAt and hash. Stops at the first bad line with an
+// invalid_argument / corruption error that names the line; what came before
+// it is imported.
+Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress = {});
+
+// A projection store built by replay: its own log directory (holding no
+// events) and the engine over it. Owns both.
+struct ReplayStore {
+  std::unique_ptr<EventLog> log;
+  std::unique_ptr<ProjectionEngine> engine;
+};
+
+// Folds `range` of `source` into a new projection store in `target_dir`, which
+// must not hold a store yet. The source is only read.
+Result<ReplayStore> replay_into(const EventLog& source, const std::filesystem::path& target_dir,
+                                const FoldRange& range, const Progress& progress = {});
+
+// Everything the projections know of one customer, as one JSON object:
+// {"customer": …, "tokens": …, "subscriptions": […], "users": […]}.
+Result<nlohmann::ordered_json> customer_view(const ProjectionEngine& engine, const Uuid& customer);
+
+}  // namespace cs

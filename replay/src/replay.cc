@@ -1,0 +1,136 @@
+#include "cs/replay.h"
+
+#include <istream>
+#include <ostream>
+
+#include "cs/json_codec.h"
+#include "cs/line_reader.h"
+
+namespace cs {
+
+Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
+                                    std::ostream& out, const Progress& progress) {
+  Sequence last = to ? std::min(*to, log.head()) : log.head();
+  std::uint64_t total = last >= from ? last.value - from.value + 1 : 0, written = 0;
+  auto s = log.read({.from_seq = from, .to_seq = last}, [&](const RecordedEvent& e) {
+    out << format_event_line(e) << '\n';
+    if (progress && ++written % 4096 == 0) progress(written, total);
+    return static_cast<bool>(out);
+  });
+  if (!s.ok()) return s.error();
+  out.flush();
+  if (!out) return fatal_error("export: the output could not be written");
+  if (progress) progress(written, total);
+  return written;
+}
+
+namespace {
+
+Result<RecordedEvent> to_recorded(const EventLine& line) {
+  if (!line.seq || !line.version || !line.recorded_at || !line.hash || !line.id || !line.timestamp) {
+    return invalid_argument("an imported line needs id, seq, version, timestamp, recordedAt and hash (as `csctl export` writes)");
+  }
+  RecordedEvent e;
+  e.seq = *line.seq;
+  e.id = *line.id;
+  e.stream = payload_stream(line.payload);
+  e.version = *line.version;
+  e.timestamp = line.timestamp.value_or(Timestamp{});
+  e.recorded_at = *line.recorded_at;
+  e.meta = line.meta;
+  e.stored_schema_version = line.schema_version;
+  e.payload = line.payload;
+  e.hash = *line.hash;
+  return e;
+}
+
+}  // namespace
+
+Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
+  ImportReport report;
+  std::vector<RecordedEvent> batch;
+  std::vector<std::uint64_t> line_numbers;
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return {};
+    auto r = log.import(batch);
+    if (!r.ok()) {
+      // Name the line: import again one by one up to the failing event.
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto one = log.import(std::span(&batch[i], 1));
+        if (!one.ok()) return Error(one.error().code(), "line " + std::to_string(line_numbers[i]) + ": " + one.error().message());
+        ++report.imported;
+      }
+    } else {
+      report.imported += batch.size();
+    }
+    batch.clear();
+    line_numbers.clear();
+    if (progress) progress(report.imported, 0);
+    return {};
+  };
+  LineReader reader(in, limits::json_line_bytes_max);
+  std::string text;
+  bool too_long = false;
+  while (reader.next(text, too_long)) {
+    if (!too_long && text.find_first_not_of(" \t") == std::string::npos) continue;
+    auto fail = [&](const std::string& why) -> Result<ImportReport> {
+      if (auto s = flush(); !s.ok()) return s.error();
+      return invalid_argument("line " + std::to_string(reader.number()) + ": " + why);
+    };
+    if (too_long) return fail("longer than " + std::to_string(limits::json_line_bytes_max) + " bytes");
+    auto line = parse_event_line(text);
+    if (!line.ok()) return fail(line.error().message());
+    auto event = to_recorded(*line);
+    if (!event.ok()) return fail(event.error().message());
+    batch.push_back(std::move(*event));
+    line_numbers.push_back(reader.number());
+    if (batch.size() >= import_batch_events_max) {
+      if (auto s = flush(); !s.ok()) return s.error();
+    }
+  }
+  if (auto s = flush(); !s.ok()) return s.error();
+  report.head = log.head();
+  report.head_hash = log.head_hash();
+  return report;
+}
+
+Result<ReplayStore> replay_into(const EventLog& source, const std::filesystem::path& target_dir,
+                                const FoldRange& range, const Progress& progress) {
+  std::error_code ec;
+  if (std::filesystem::exists(target_dir / "CURRENT", ec)) {
+    return invalid_argument("replay: " + target_dir.string() + " already holds a store; give a new directory");
+  }
+  if (std::filesystem::equivalent(target_dir, source.dir(), ec)) {
+    return invalid_argument("replay: the target is the live data directory");
+  }
+  ReplayStore store;
+  auto log = EventLog::open(target_dir, {.sync_each_group = false});
+  if (!log.ok()) return log.error();
+  store.log = std::move(*log);
+  auto engine = ProjectionEngine::open(*store.log);
+  if (!engine.ok()) return engine.error();
+  store.engine = std::move(*engine);
+  if (auto s = store.engine->fold_from(source, range, progress); !s.ok()) return s.error();
+  return store;
+}
+
+Result<nlohmann::ordered_json> customer_view(const ProjectionEngine& engine, const Uuid& customer) {
+  nlohmann::ordered_json out;
+  auto c = engine.customer(customer);
+  if (!c.ok()) return c.error();
+  out["customer"] = *c ? to_json(**c) : nlohmann::ordered_json(nullptr);
+  auto t = engine.token_account(customer);
+  if (!t.ok()) return t.error();
+  out["tokens"] = *t ? to_json(**t) : nlohmann::ordered_json(nullptr);
+  auto subs = engine.subscriptions_of(customer);
+  if (!subs.ok()) return subs.error();
+  out["subscriptions"] = nlohmann::ordered_json::array();
+  for (const auto& s : *subs) out["subscriptions"].push_back(to_json(s));
+  auto users = engine.users_of(customer);
+  if (!users.ok()) return users.error();
+  out["users"] = nlohmann::ordered_json::array();
+  for (const auto& u : *users) out["users"].push_back(to_json(u));
+  return out;
+}
+
+}  // namespace cs
