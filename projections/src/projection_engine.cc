@@ -82,7 +82,12 @@ Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log,
     auto checkpoint = StateReader(db, slot.family).get(projection_keys::checkpoint);
     if (!checkpoint.ok()) return checkpoint.error();
     if (*checkpoint) slot.checkpoint = Sequence(read_u64(**checkpoint));
-    CS_ASSERT(slot.checkpoint <= log.head(), "a projection's checkpoint never passes the log's head");
+    // A replay store folds another log, so its checkpoints are that log's.
+    if (slot.checkpoint > log.head() && !db.Get({}, std::string(replay_marker_key), &pointer).ok()) {
+      return corruption_error("projection " + std::string(projection->name()) + " is at seq " +
+                              std::to_string(slot.checkpoint.value) + " but the log ends at seq " +
+                              std::to_string(log.head().value) + ": it was not folded from this log");
+    }
     slot.projection = std::move(projection);
     live_families.push_back(family);
     engine->slots_.push_back(std::move(slot));
@@ -324,6 +329,8 @@ Status ProjectionEngine::verify(const std::vector<std::string>& names, const Pro
 
 Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& range, const Progress& progress) {
   std::lock_guard lock(fold_mu_);
+  auto marked = log_.db().Put({}, std::string(replay_marker_key), source.dir().string());
+  if (!marked.ok()) return rocks_error(marked, "projections: mark replay store");
   std::vector<Slot*> slots;
   for (auto& s : slots_) {
     if (s.checkpoint.value != 0) {

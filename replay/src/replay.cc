@@ -14,7 +14,8 @@ Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::opt
   std::uint64_t total = last >= from ? last.value - from.value + 1 : 0, written = 0;
   auto s = log.read({.from_seq = from, .to_seq = last}, [&](const RecordedEvent& e) {
     out << format_event_line(e) << '\n';
-    if (progress && ++written % 4096 == 0) progress(written, total);
+    ++written;
+    if (progress && written % 4096 == 0) progress(written, total);
     return static_cast<bool>(out);
   });
   if (!s.ok()) return s.error();

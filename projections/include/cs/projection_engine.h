@@ -31,6 +31,9 @@
 
 namespace cs {
 
+// In a store built by fold_from (replay): the source log's directory.
+inline constexpr std::string_view replay_marker_key = "replay/source";
+
 // Events read and folded per write batch.
 inline constexpr std::size_t fold_batch_events_max = 20'000;
 
