@@ -150,8 +150,8 @@ TEST_F(ProjectionsTest, AsOfReplayGivesTheStateAtEachMoment) {
   EXPECT_EQ(t.balance, 70);
   EXPECT_FALSE(store->engine->subscription(subscription).value().has_value());
   // The replay never touched the live store.
-  EXPECT_FALSE(std::any_of(log_->column_family_names().begin(), log_->column_family_names().end(),
-                           [](const std::string& n) { return n.starts_with("proj."); }));
+  auto families = log_->column_family_names();
+  EXPECT_FALSE(std::any_of(families.begin(), families.end(), [](const std::string& n) { return n.starts_with("proj."); }));
   // A replay target that already holds a store is refused.
   auto again = replay_into(*log_, out / "store", {.to_seq = Sequence(4)});
   ASSERT_FALSE(again.ok());
