@@ -65,6 +65,15 @@ constexpr std::size_t hash_buckets = 1 << 20;
 
 rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
   rocksdb::ColumnFamilyOptions cf;
+  if (name.starts_with("proj.")) {
+    // Projection state: point reads by entity, many of them for entities not
+    // stored yet.
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    cf.memtable_whole_key_filtering = true;
+    cf.memtable_prefix_bloom_size_ratio = 0.05;
+  }
   if (name == event_ids_family) {
     // Random 16-byte keys, point lookups only ("is this id known?", which
     // usually misses): a hashed memtable makes the insert O(1) instead of a
@@ -157,6 +166,11 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
 
 EventLog::~EventLog() {
   if (!db_) return;
+  // Flush memtables so that the next open (every csctl command opens the
+  // store) does not replay a long WAL. Best effort: the WAL has it all anyway.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  for (auto& [name, handle] : families_) handles.push_back(handle);
+  db_->Flush(rocksdb::FlushOptions{}, handles).PermitUncheckedError();
   for (auto& [name, handle] : families_) db_->DestroyColumnFamilyHandle(handle);
   db_->Close();
 }

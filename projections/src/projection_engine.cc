@@ -1,6 +1,9 @@
 #include "cs/projection_engine.h"
 
 #include <algorithm>
+#include <thread>
+
+#include "bounded_queue.h"
 
 namespace cs {
 namespace {
@@ -145,7 +148,7 @@ const ProjectionEngine::Slot* ProjectionEngine::slot(std::string_view name) cons
 
 // The fold loop shared by catch-up, rebuild, verify and replay.
 Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range,
-                              const Progress& progress) {
+                              const Progress& progress, std::size_t batch_events_max) {
   if (slots.empty()) return {};
   Sequence to = range.to_seq ? std::min(*range.to_seq, source.head()) : source.head();
   Sequence from = range.from_seq;
@@ -177,11 +180,39 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     }
     for (Slot* s : slots) s->checkpoint = std::max(s->checkpoint, last_read);
     in_batch = 0;
-    if (progress) progress(done, total);
     return {};
   };
 
-  auto read = source.read({.from_seq = from, .to_seq = to}, [&](const RecordedEvent& e) {
+  // Pipeline: this thread folds while `reader` reads and decodes ahead.
+  // Chunks go back to the reader once folded and are overwritten in place:
+  // strings keep their buffers, and memory is allocated and freed on the
+  // reader's thread only (freeing another thread's allocations is costly).
+  struct Chunk {
+    std::vector<RecordedEvent> events;
+    std::size_t used = 0;
+  };
+  BoundedQueue<Chunk> queue(fold_chunks_ahead_max);
+  BoundedQueue<Chunk> recycled(fold_chunks_ahead_max + 2);
+  Status read;
+  std::thread reader([&] {
+    Chunk chunk;
+    read = source.read({.from_seq = from, .to_seq = to}, [&](const RecordedEvent& e) {
+      if (chunk.used < chunk.events.size()) {
+        chunk.events[chunk.used] = e;
+      } else {
+        chunk.events.push_back(e);
+      }
+      if (++chunk.used < fold_chunk_events) return true;
+      bool open = queue.push(std::move(chunk));
+      chunk = Chunk{};
+      recycled.try_pop(chunk);
+      chunk.used = 0;
+      return open;
+    });
+    if (chunk.used > 0) queue.push(std::move(chunk));
+    queue.close();
+  });
+  auto apply = [&](const RecordedEvent& e) -> bool {
     CS_ASSERT(e.seq > last_read, "the log hands out growing sequences");
     if (selected(range, e)) {
       for (std::size_t i = 0; i < slots.size(); ++i) {
@@ -194,13 +225,22 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
       }
     }
     last_read = e.seq;
-    ++done;
-    if (++in_batch >= fold_batch_events_max) {
+    if (++done % 4096 == 0 && progress) progress(done, total);
+    if (++in_batch >= batch_events_max) {
       failure = flush();
       if (!failure.ok()) return false;
     }
     return true;
-  });
+  };
+  Chunk chunk;
+  bool folding = true;
+  while (folding && queue.pop(chunk)) {
+    for (std::size_t i = 0; i < chunk.used && folding; ++i) folding = apply(chunk.events[i]);
+    recycled.try_push(std::move(chunk));
+    chunk = Chunk{};
+  }
+  queue.cancel();  // stops the reader if folding failed; a no-op otherwise
+  reader.join();
   if (!failure.ok()) {
     for (Slot* s : slots) s->projection->discard();
     return failure;
@@ -209,7 +249,10 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     for (Slot* s : slots) s->projection->discard();
     return read;
   }
-  if (in_batch > 0) return flush();
+  if (in_batch > 0) {
+    if (auto st = flush(); !st.ok()) return st;
+  }
+  if (progress) progress(done, total);
   return {};
 }
 
@@ -245,11 +288,12 @@ Result<std::vector<ProjectionEngine::Slot>> ProjectionEngine::build(const std::v
     auto handle = log_.column_family(family);
     if (!handle.ok()) return handle.error();
     built[i].family = *handle;
+    built[i].projection->start_from_empty_store();
     targets.push_back(&built[i]);
   }
   FoldRange range;
   range.to_seq = to_seq;
-  if (auto st = fold(log_, targets, range, progress); !st.ok()) return st.error();
+  if (auto st = fold(log_, targets, range, progress, build_batch_events_max); !st.ok()) return st.error();
   return built;
 }
 
@@ -338,7 +382,8 @@ Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& rang
     }
     slots.push_back(&s);
   }
-  return fold(source, slots, range, progress);
+  for (Slot* s : slots) s->projection->start_from_empty_store();
+  return fold(source, slots, range, progress, build_batch_events_max);
 }
 
 // --- queries ------------------------------------------------------------

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <compare>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -32,12 +33,29 @@ class Uuid {
   const Bytes& bytes() const { return bytes_; }
   bool is_nil() const { return bytes_ == Bytes{}; }
 
-  auto operator<=>(const Uuid&) const = default;
+  // Fixed-size compares the compiler inlines (the defaulted ones call memcmp).
+  bool operator==(const Uuid& other) const {
+    return std::memcmp(bytes_.data(), other.bytes_.data(), 16) == 0;
+  }
+  std::strong_ordering operator<=>(const Uuid& other) const {
+    std::uint64_t a = high_word(), b = other.high_word();
+    if (a != b) return a <=> b;
+    return low_word() <=> other.low_word();
+  }
 
   template <class Archive>
   void serialize(Archive& ar) { ar(bytes_); }
 
  private:
+  // Big-endian words, so that their order is the bytes' order.
+  std::uint64_t high_word() const { return word(0); }
+  std::uint64_t low_word() const { return word(8); }
+  std::uint64_t word(std::size_t at) const {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 8; ++i) v = v << 8 | bytes_[at + i];
+    return v;
+  }
+
   Bytes bytes_{};
 };
 
@@ -45,9 +63,12 @@ class Uuid {
 
 template <>
 struct std::hash<cs::Uuid> {
+  // UUIDs are mostly random bits already: fold the two halves and mix.
   std::size_t operator()(const cs::Uuid& u) const noexcept {
-    std::size_t h = 0;
-    for (auto b : u.bytes()) h = h * 131 + b;
-    return h;
+    std::uint64_t hi = 0, lo = 0;
+    std::memcpy(&hi, u.bytes().data(), 8);
+    std::memcpy(&lo, u.bytes().data() + 8, 8);
+    std::uint64_t h = hi ^ (lo * 0x9E3779B97F4A7C15ULL);
+    return static_cast<std::size_t>(h ^ (h >> 29));
   }
 };

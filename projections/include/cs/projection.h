@@ -12,10 +12,12 @@
 // thread at a time.
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include <cereal/archives/portable_binary.hpp>
+#include <algorithm>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -75,23 +77,32 @@ class Projection {
   virtual std::string describe(std::string_view key, std::string_view value) const = 0;
   // A fresh instance of the same projection (for a shadow rebuild).
   virtual std::unique_ptr<Projection> clone_empty() const = 0;
+  // Told when this instance folds into a family known to be empty: until it
+  // forgets something, what it has not seen is not stored either.
+  virtual void start_from_empty_store() {}
 };
 
+// cereal portable binary of a state record. The streams are reused per
+// thread: building a std::stringstream per call costs more than the encoding.
 template <class State>
 std::string encode_state(const State& state) {
-  std::ostringstream out;
+  thread_local std::ostringstream out;
+  out.str(std::string());
+  out.clear();
   {
     cereal::PortableBinaryOutputArchive ar(out);
     ar(state);
   }
-  return std::move(out).str();
+  return out.str();
 }
 
 template <class State>
 Result<State> decode_state(std::string_view bytes) {
   State state;
+  thread_local std::istringstream in;
   try {
-    std::istringstream in{std::string(bytes)};
+    in.str(std::string(bytes));
+    in.clear();
     cereal::PortableBinaryInputArchive ar(in);
     ar(state);
   } catch (const std::exception& e) {
@@ -100,43 +111,73 @@ Result<State> decode_state(std::string_view bytes) {
   return state;
 }
 
+// Entities a projection keeps decoded between fold batches; past it, the
+// clean ones are dropped after a flush.
+inline constexpr std::size_t entity_cache_entries_max = 1 << 18;
+
 // A projection whose state is one record per entity (customer, user, …).
-// Entities touched by a fold batch stay decoded in memory until the flush,
-// so a busy entity is decoded and encoded once per batch, not per event.
+// Entities stay decoded in memory across fold batches (up to
+// entity_cache_entries_max); a flush writes only those changed since the
+// last one. Only this instance writes its family, so the cache stays equal to
+// what is stored.
 template <class State>
 class EntityProjection : public Projection {
  public:
   Status apply(const RecordedEvent& event, const StateReader& reader) override {
     const Uuid& id = entity_of(event);
-    auto it = staged_.find(id);
-    if (it == staged_.end()) {
-      State state;
+    auto it = cache_.find(id);
+    if (it == cache_.end() && knows_all_stored_) {
+      it = cache_.emplace(id, Entry{}).first;
+    } else if (it == cache_.end()) {
+      Entry entry;
       auto stored = reader.get(projection_keys::entity(id));
       if (!stored.ok()) return stored.error();
       if (*stored) {
         auto decoded = decode_state<State>(**stored);
         if (!decoded.ok()) return decoded.error();
-        state = std::move(*decoded);
+        entry.state = std::move(*decoded);
+        entry.stored = true;
       }
-      it = staged_.emplace(id, std::move(state)).first;
+      it = cache_.emplace(id, std::move(entry)).first;
     }
-    fold(it->second, event);
+    fold(it->second.state, event);
+    if (!it->second.dirty) {
+      it->second.dirty = true;
+      dirty_.push_back(id);
+    }
     return {};
   }
 
   void flush(rocksdb::WriteBatch& batch, rocksdb::ColumnFamilyHandle* family) override {
-    for (const auto& [id, state] : staged_) {
-      batch.Put(family, projection_keys::entity(id), encode_state(state));
-      if (auto owner = owner_of(state)) {
+    // In key order: RocksDB's skiplist inserts are much cheaper in order.
+    std::sort(dirty_.begin(), dirty_.end());
+    for (const Uuid& id : dirty_) {
+      Entry& entry = cache_.at(id);
+      batch.Put(family, projection_keys::entity(id), encode_state(entry.state));
+      // An entity's owner is set by its first event and never changes.
+      if (auto owner = owner_of(entry.state); owner && !entry.stored) {
         std::string key = projection_keys::owner_prefix(*owner);
         key.append(reinterpret_cast<const char*>(id.bytes().data()), 16);
         batch.Put(family, key, {});
       }
+      entry.dirty = false;
+      entry.stored = true;
     }
-    staged_.clear();
+    dirty_.clear();
+    if (cache_.size() > entity_cache_entries_max) {
+      cache_.clear();  // all clean now
+      knows_all_stored_ = false;
+    }
   }
 
-  void discard() override { staged_.clear(); }
+  // The batch was not written: what the cache holds may be ahead of the store.
+  void discard() override {
+    cache_.clear();
+    dirty_.clear();
+    knows_all_stored_ = false;
+  }
+
+  void start_from_empty_store() override { knows_all_stored_ = cache_.empty(); }
 
   std::string describe(std::string_view key, std::string_view value) const override {
     if (key.empty() || key[0] != projection_keys::entity_tag) return "\"" + std::to_string(value.size()) + " bytes\"";
@@ -152,7 +193,18 @@ class EntityProjection : public Projection {
   virtual std::optional<Uuid> owner_of(const State&) const { return std::nullopt; }
 
  private:
-  std::unordered_map<Uuid, State> staged_;
+  struct Entry {
+    State state;
+    bool dirty = false;   // changed since the last flush
+    bool stored = false;  // the family holds a version of it
+  };
+  // Open addressing: a lookup per event per projection, over hundreds of
+  // thousands of entities, is where node-based maps lose to cache misses.
+  absl::flat_hash_map<Uuid, Entry, std::hash<Uuid>> cache_;
+  std::vector<Uuid> dirty_;  // changed since the last flush
+  // Every stored entity is in cache_ (the family started empty under this
+  // instance and nothing was evicted): a miss needs no read.
+  bool knows_all_stored_ = false;
 };
 
 // The four domain projections: "customers", "users", "subscriptions", "tokens".

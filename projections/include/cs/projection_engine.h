@@ -34,8 +34,15 @@ namespace cs {
 // In a store built by fold_from (replay): the source log's directory.
 inline constexpr std::string_view replay_marker_key = "replay/source";
 
-// Events read and folded per write batch.
+// Events read and folded per write batch when catching up live projections.
 inline constexpr std::size_t fold_batch_events_max = 20'000;
+// The same when building a fresh family (rebuild, verify, replay): nobody
+// reads it before the end, so larger batches write busy entities less often.
+inline constexpr std::size_t build_batch_events_max = 500'000;
+// Folding runs as a pipeline: a reader thread decodes events into chunks of
+// this many, at most this many chunks ahead of the thread that folds them.
+inline constexpr std::size_t fold_chunk_events = 1'024;
+inline constexpr std::size_t fold_chunks_ahead_max = 16;
 
 // Called now and then with events done and events to do in this run.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
@@ -108,7 +115,8 @@ class ProjectionEngine {
   };
 
   explicit ProjectionEngine(EventLog& log) : log_(log) {}
-  Status fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range, const Progress& progress);
+  Status fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range, const Progress& progress,
+              std::size_t batch_events_max = fold_batch_events_max);
   // Folds fresh copies of `live` into new families (the next generation, or
   // scratch ones) in one pass over the log.
   Result<std::vector<Slot>> build(const std::vector<Slot*>& live, bool scratch, std::optional<Sequence> to_seq,
