@@ -361,6 +361,17 @@ TEST_F(EventLogTest, VerifyNamesTheFirstTamperedSequence) {
       << verified.error().message();
   // A range before the damage still verifies.
   EXPECT_TRUE(log_->verify({.from_seq = Sequence(1), .to_seq = Sequence(12)}).ok());
+  // A chain-verifying read hands out seq 1..12, then stops at 13.
+  std::vector<std::uint64_t> seen;
+  auto s = log_->read({.verify_chain = true}, [&](const RecordedEvent& e) {
+    seen.push_back(e.seq.value);
+    return true;
+  });
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message(), "seq 13: hash chain broken");
+  EXPECT_EQ(seen.size(), 12u);
+  // Anchored past the damage, the rest of the chain holds.
+  EXPECT_TRUE(log_->read({.from_seq = Sequence(14), .verify_chain = true}, [](const RecordedEvent&) { return true; }).ok());
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // EventLog reads: the whole log, one stream, one type, one category.
 #include <rocksdb/db.h>
 
+#include <cstring>
+
 #include "cs/event_log.h"
 #include "cs/storage_codec.h"
 #include "index_cursor.h"
@@ -15,6 +17,9 @@ Status check_query(const ReadQuery& q) {
   if (scopes > 1) return invalid_argument("read: give at most one of stream, type and category");
   if (q.stream && (q.from_seq || q.to_seq)) {
     return invalid_argument("read: a stream read starts at a stream version, not a sequence");
+  }
+  if (q.verify_chain && (q.backward || q.stream || q.type || q.category)) {
+    return invalid_argument("read: the chain can be verified on forward reads of the whole log only");
   }
   if (!q.stream && q.from_version) {
     return invalid_argument("read: a stream version only applies to a stream read");
@@ -53,16 +58,37 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   if (q.category) return read_category(q, visit);
 
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
+  Sequence expected = std::max(q.from_seq.value_or(Sequence(1)), Sequence(1));
+  Hash previous{};
+  if (q.verify_chain && expected.value > 1) {
+    auto before = read_event(expected.prev());
+    if (!before.ok()) return before.error();
+    previous = before->hash;
+  }
   if (q.backward) {
     q.from_seq ? it->SeekForPrev(keys::seq_key(*q.from_seq)) : it->SeekToLast();
   } else {
-    it->Seek(keys::seq_key(q.from_seq.value_or(Sequence(1))));
+    it->Seek(keys::seq_key(expected));
   }
   std::size_t visited = 0;
   for (; it->Valid() && visited < q.limit; q.backward ? it->Prev() : it->Next()) {
     Sequence seq(keys::get_u64(it->key().ToStringView()));
     if (past_end(q, seq)) break;
-    auto e = decode_stored(it->value().ToStringView());
+    auto value = it->value().ToStringView();
+    if (q.verify_chain) {
+      if (seq != expected) {
+        return corruption_error("seq " + std::to_string(expected.value) + " is missing: the next stored event is seq " +
+                                std::to_string(seq.value));
+      }
+      if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
+      Hash computed = chain_hash(previous, value.substr(0, value.size() - sizeof(Hash)));
+      if (std::memcmp(computed.data(), value.data() + value.size() - sizeof(Hash), sizeof(Hash)) != 0) {
+        return corruption_error("seq " + std::to_string(seq.value) + ": hash chain broken");
+      }
+      previous = computed;
+      expected = expected.next();
+    }
+    auto e = decode_stored(value);
     if (!e.ok()) return corruption_error("seq " + std::to_string(seq.value) + ": " + e.error().message());
     ++visited;
     if (!visit(*e)) return {};

@@ -51,5 +51,6 @@ int run_rebuild(const Args& args);
 int run_replay(const Args& args);
 int run_export(const Args& args);
 int run_import(const Args& args);
+int run_audit(const Args& args);
 
 }  // namespace cs::csctl

@@ -22,6 +22,7 @@ constexpr Subcommand subcommands[] = {
     {"replay", "state as of a moment or a sequence, without touching the live data", cs::csctl::run_replay},
     {"export", "write the log (or a range) as JSON lines", cs::csctl::run_export},
     {"import", "read an export into an empty log, checking every hash", cs::csctl::run_import},
+    {"audit", "audit token usage and balances from the log (audit tokens)", cs::csctl::run_audit},
     {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
 };
 

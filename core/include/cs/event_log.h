@@ -81,6 +81,10 @@ struct ReadQuery {
   std::optional<Sequence> to_seq;             // forward reads stop after it (all/type/category)
   std::size_t limit = SIZE_MAX;
   bool backward = false;
+  // Whole-log forward reads only: check the hash chain and gap-free
+  // sequences while reading (anchored on the event before from_seq); the
+  // read stops with corruption naming the first sequence that fails.
+  bool verify_chain = false;
 };
 
 struct LogStats {

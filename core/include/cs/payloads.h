@@ -292,17 +292,19 @@ struct TokenUsed {
   }
 };
 
+// Schema history: v1 had no adminId (events stored then decode with the nil
+// UUID, which the token audit reports); v2 requires it.
 struct TokenAllocated {
   Uuid customer_id;
   std::int64_t amount = 0;
   Uuid admin_id;
   std::string reason;
-  CS_PAYLOAD(TokenAllocated, token_allocated, 1, customer_id);
+  CS_PAYLOAD(TokenAllocated, token_allocated, 2, customer_id);
   static constexpr auto fields() {
     using T = TokenAllocated;
     return std::make_tuple(field("customerId", &T::customer_id),
                            field("amount", &T::amount, Check::positive),
-                           field("adminId", &T::admin_id),
+                           field("adminId", &T::admin_id, Check::none, 2),
                            field("reason", &T::reason, Check::non_empty));
   }
 };

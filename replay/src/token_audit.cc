@@ -1,0 +1,243 @@
+#include "cs/token_audit.h"
+
+#include <unordered_map>
+
+#include "cs/read_models.h"
+
+namespace cs {
+namespace {
+
+std::string day_of(Timestamp t) { return format_timestamp(t).substr(0, 10); }
+
+// What the scan tracks per customer over the whole history.
+struct Track {
+  std::int64_t balance = 0;  // in log order, all events
+  bool had_credit = false;
+  CustomerStatus status = CustomerStatus::pending;
+  Sequence last_token_seq;
+  std::int64_t purchased = 0, allocated = 0, used = 0;  // whole history
+  CustomerAudit* audit = nullptr;                       // in scope
+};
+
+class Auditor {
+ public:
+  explicit Auditor(const AuditOptions& options) : options_(options) {}
+
+  void apply(const RecordedEvent& e) {
+    ++report_.events_scanned;
+    const Uuid& customer = payload_customer_id(e.payload);
+    if (options_.customer && customer != *options_.customer) return;
+    Category category = category_of(e.type());
+    if (category == Category::customer) return track_status(e);
+    if (category != Category::token) return;
+    Track& t = track(customer);
+    t.last_token_seq = e.seq;
+    std::int64_t delta = 0;
+    if (const auto* p = std::get_if<TokenPurchased>(&e.payload)) {
+      if (p->payment_reference.empty()) {
+        find(e.seq, "missing-payment-reference", customer,
+             "purchase of " + std::to_string(p->amount) + " tokens has no paymentReference (schema v" +
+                 std::to_string(e.stored_schema_version) + ")");
+      }
+      delta = p->amount;
+      t.purchased += p->amount;
+      t.had_credit = true;
+      if (in_window(e)) {
+        t.audit->figures.purchased += p->amount;
+        day(t, e).purchased += p->amount;
+      }
+    } else if (const auto* p = std::get_if<TokenAllocated>(&e.payload)) {
+      if (p->admin_id.is_nil()) {
+        find(e.seq, "missing-admin-id", customer,
+             "allocation of " + std::to_string(p->amount) + " tokens has no adminId (schema v" +
+                 std::to_string(e.stored_schema_version) + ")");
+      }
+      delta = p->amount;
+      t.allocated += p->amount;
+      t.had_credit = true;
+      if (in_window(e)) {
+        t.audit->figures.allocated += p->amount;
+        day(t, e).allocated += p->amount;
+      }
+    } else if (const auto* p = std::get_if<TokenUsed>(&e.payload)) {
+      check_use(e, *p, t, customer);
+      delta = -p->amount;
+      t.used += p->amount;
+      if (in_window(e)) {
+        t.audit->figures.used += p->amount;
+        day(t, e).used += p->amount;
+        t.audit->used_by_feature[p->feature] += p->amount;
+        t.audit->used_by_user[p->user_id] += p->amount;
+      }
+    }
+    t.balance += delta;
+    if (before_window(e)) t.audit->figures.balance_start += delta;
+    if (in_window(e)) add_point(*t.audit, {e.timestamp, t.balance, e.seq});
+  }
+
+  void find(Sequence seq, std::string rule, std::optional<Uuid> customer, std::string message) {
+    report_.findings.push_back({seq, std::move(rule), customer, std::move(message)});
+  }
+
+  // Stored token accounts against the log's.
+  Status compare_projection(ProjectionEngine& projections) {
+    for (auto& [customer, t] : tracks_) {
+      auto stored = projections.token_account(customer);
+      if (!stored.ok()) return stored.error();
+      TokenAccount expected;
+      expected.purchased = t.purchased;
+      expected.allocated = t.allocated;
+      expected.used = t.used;
+      expected.balance = t.balance;
+      if (!*stored) {
+        find(t.last_token_seq, "projection-mismatch", customer, "no stored token account, the log gives balance " +
+                                                                    std::to_string(t.balance));
+        continue;
+      }
+      const TokenAccount& s = **stored;
+      if (s.purchased != expected.purchased || s.allocated != expected.allocated || s.used != expected.used ||
+          s.balance != expected.balance) {
+        find(t.last_token_seq, "projection-mismatch", customer,
+             "stored account says balance " + std::to_string(s.balance) + " (purchased " +
+                 std::to_string(s.purchased) + ", allocated " + std::to_string(s.allocated) + ", used " +
+                 std::to_string(s.used) + "), the log gives " + std::to_string(expected.balance) + " (purchased " +
+                 std::to_string(expected.purchased) + ", allocated " + std::to_string(expected.allocated) +
+                 ", used " + std::to_string(expected.used) + ")");
+      }
+    }
+    return {};
+  }
+
+  AuditReport finish(Sequence head) {
+    report_.options = options_;
+    report_.head = head;
+    for (auto& [customer, audit] : audits_) {
+      auto& f = audit.figures;
+      f.balance_end = f.balance_start + f.purchased + f.allocated - f.used;
+      std::int64_t running = f.balance_start;
+      for (auto& [date, d] : audit.days) {
+        running += d.purchased + d.allocated - d.used;
+        d.balance_end = running;
+      }
+      report_.totals.balance_start += f.balance_start;
+      report_.totals.purchased += f.purchased;
+      report_.totals.allocated += f.allocated;
+      report_.totals.used += f.used;
+      report_.totals.balance_end += f.balance_end;
+      report_.customers.push_back(std::move(audit));
+    }
+    std::stable_sort(report_.findings.begin(), report_.findings.end(),
+                     [](const AuditFinding& a, const AuditFinding& b) { return a.seq < b.seq; });
+    return std::move(report_);
+  }
+
+ private:
+  Track& track(const Uuid& customer) {
+    Track& t = tracks_[customer];
+    if (!t.audit) {
+      CustomerAudit& audit = audits_[customer];
+      audit.customer = customer;
+      t.audit = &audit;
+    }
+    return t;
+  }
+
+  void track_status(const RecordedEvent& e) {
+    CustomerStatus& status = statuses_[payload_customer_id(e.payload)];
+    switch (e.type()) {
+      case EventType::customer_created: status = CustomerStatus::pending; break;
+      case EventType::customer_validated:
+      case EventType::customer_reactivated: status = CustomerStatus::validated; break;
+      case EventType::customer_suspended: status = CustomerStatus::suspended; break;
+      case EventType::customer_deleted: status = CustomerStatus::deleted; break;
+      default: break;
+    }
+  }
+
+  void check_use(const RecordedEvent& e, const TokenUsed& p, Track& t, const Uuid& customer) {
+    if (!t.had_credit) {
+      find(e.seq, "use-without-credit", customer,
+           "use of " + std::to_string(p.amount) + " tokens before any purchase or allocation");
+    } else if (t.balance - p.amount < 0) {
+      find(e.seq, "negative-balance", customer,
+           "use of " + std::to_string(p.amount) + " tokens takes the balance from " + std::to_string(t.balance) +
+               " to " + std::to_string(t.balance - p.amount));
+    }
+    auto [it, first] = usage_ids_.emplace(p.usage_id, e.seq);
+    if (!first) {
+      find(e.seq, "duplicate-usage-id", customer,
+           "usageId " + p.usage_id.to_string() + " was already used at seq " + std::to_string(it->second.value));
+    }
+    auto status = statuses_.find(customer);
+    if (status != statuses_.end() && status->second == CustomerStatus::suspended) {
+      find(e.seq, "use-while-suspended", customer, "use of " + std::to_string(p.amount) + " tokens while suspended");
+    }
+    if (status != statuses_.end() && status->second == CustomerStatus::deleted) {
+      find(e.seq, "use-after-deletion", customer,
+           "use of " + std::to_string(p.amount) + " tokens after the customer was deleted");
+    }
+  }
+
+  bool before_window(const RecordedEvent& e) const { return options_.from && e.timestamp < *options_.from; }
+  bool in_window(const RecordedEvent& e) const {
+    return !before_window(e) && !(options_.to && e.timestamp >= *options_.to);
+  }
+  static DayFigures& day(Track& t, const RecordedEvent& e) { return t.audit->days[day_of(e.timestamp)]; }
+
+  static void add_point(CustomerAudit& audit, CustomerAudit::Point point) {
+    audit.balance_points.push_back(point);
+    if (audit.balance_points.size() > audit_balance_points_max) {
+      // Keep the chart's shape: drop every other point, the last one stays.
+      std::vector<CustomerAudit::Point> kept;
+      for (std::size_t i = 0; i < audit.balance_points.size(); i += 2) kept.push_back(audit.balance_points[i]);
+      if (kept.back().seq != point.seq) kept.push_back(point);
+      audit.balance_points = std::move(kept);
+    }
+  }
+
+  AuditOptions options_;
+  AuditReport report_;
+  std::unordered_map<Uuid, Track> tracks_;
+  std::map<Uuid, CustomerAudit> audits_;  // ordered for the report
+  std::unordered_map<Uuid, CustomerStatus> statuses_;
+  std::unordered_map<Uuid, Sequence> usage_ids_;
+};
+
+}  // namespace
+
+Result<AuditReport> audit_tokens(const EventLog& log, ProjectionEngine* projections, const AuditOptions& options,
+                                 const Progress& progress) {
+  Auditor auditor(options);
+  const Sequence head = log.head();
+  Sequence next(1);
+  std::uint64_t done = 0;
+  auto visit = [&](const RecordedEvent& e) {
+    auditor.apply(e);
+    next = e.seq.next();
+    if (++done % 8192 == 0 && progress) progress(done, head.value);
+    return true;
+  };
+  // Read with the chain verified; where it breaks, report it, take the event
+  // as stored, and go on verifying from the stored hash.
+  while (next <= head) {
+    auto s = log.read({.from_seq = next, .to_seq = head, .verify_chain = true}, visit);
+    if (s.ok()) break;
+    if (s.error().code() != ErrorCode::corruption || s.error().message().find("hash chain broken") == std::string::npos) {
+      return s.error();
+    }
+    auto broken = log.read_event(next);
+    if (!broken.ok()) return broken.error();
+    auditor.find(next, "broken-chain", payload_customer_id(broken->payload),
+                 "the stored hash does not match the event's bytes: it was altered after it was written");
+    visit(*broken);
+  }
+  if (progress) progress(done, head.value);
+  if (projections) {
+    auto caught = projections->catch_up();
+    if (!caught.ok()) return caught.error();
+    if (auto s = auditor.compare_projection(*projections); !s.ok()) return s.error();
+  }
+  return auditor.finish(head);
+}
+
+}  // namespace cs
