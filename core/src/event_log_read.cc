@@ -56,7 +56,21 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   if (q.limit == 0) return {};
   if (q.stream || q.type) return read_index(q, visit);
   if (q.category) return read_category(q, visit);
+  RecordedEvent e;
+  Status failure;
+  auto s = read_stored(q, [&](Sequence seq, std::string_view value) {
+    if (auto d = decode_stored_into(value, e); !d.ok()) {
+      failure = corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
+      return false;
+    }
+    return visit(e);
+  });
+  return s.ok() ? failure : s;
+}
 
+Status EventLog::read_stored(const ReadQuery& q, const StoredVisitor& visit) const {
+  if (auto s = check_query(q); !s.ok()) return s;
+  if (q.stream || q.type || q.category) return invalid_argument("read_stored: whole-log reads only");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
   Sequence expected = std::max(q.from_seq.value_or(Sequence(1)), Sequence(1));
   Hash previous{};
@@ -88,10 +102,8 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
       previous = computed;
       expected = expected.next();
     }
-    auto e = decode_stored(value);
-    if (!e.ok()) return corruption_error("seq " + std::to_string(seq.value) + ": " + e.error().message());
     ++visited;
-    if (!visit(*e)) return {};
+    if (!visit(seq, value)) return {};
   }
   if (!it->status().ok()) return from_rocks(it->status(), "read log");
   return {};

@@ -75,7 +75,11 @@ bool load_payload(cereal::PortableBinaryInputArchive& ar, std::uint16_t code,
                   std::uint32_t version, Payload& out) {
   if constexpr (I < std::variant_size_v<Payload>) {
     if (code == I + 1) {
-      serialize_fields(ar, out.template emplace<I>(), version);
+      // Same type as before: load over it, its strings keep their buffers.
+      auto& payload = out.index() == I ? std::get<I>(out) : out.template emplace<I>();
+      // Fields missing at an older version must read as defaults.
+      if (version < std::variant_alternative_t<I, Payload>::schema_version) payload = {};
+      serialize_fields(ar, payload, version);
       return true;
     }
     return load_payload<I + 1>(ar, code, version, out);
@@ -132,16 +136,17 @@ void encode_canonical(const RecordedEvent& e, std::string& out) {
                    out);
 }
 
-Result<RecordedEvent> decode_canonical(std::string_view bytes) {
+namespace {
+
+Status decode_canonical_into(std::string_view bytes, RecordedEvent& e) {
   // Reused per thread, as in encode_canonical.
   thread_local ViewBuf buf;
   thread_local std::istream is(&buf);
+  thread_local StoredEnvelope env;
   buf.reset(bytes);
   is.clear();
-  RecordedEvent e;
   try {
     cereal::PortableBinaryInputArchive ar(is);
-    StoredEnvelope env;
     ar(env);
     if (env.format != record_format_version) {
       return corruption_error("unknown record format " + std::to_string(env.format));
@@ -161,11 +166,11 @@ Result<RecordedEvent> decode_canonical(std::string_view bytes) {
     }
     e.seq = Sequence(env.seq);
     e.id = env.id;
-    e.stream = std::move(env.stream);
+    e.stream.swap(env.stream);
     e.version = StreamVersion(env.version);
     e.timestamp = env.timestamp;
     e.recorded_at = env.recorded_at;
-    e.meta.source_service = std::move(env.source_service);
+    e.meta.source_service.swap(env.source_service);
     e.meta.correlation_id = env.correlation_id;
     e.meta.causation_id = env.causation_id;
     e.stored_schema_version = env.schema_version;
@@ -175,19 +180,30 @@ Result<RecordedEvent> decode_canonical(std::string_view bytes) {
   if (is.peek() != std::char_traits<char>::eof()) {
     return corruption_error("event bytes have trailing data after the payload");
   }
+  return {};
+}
+
+}  // namespace
+
+Result<RecordedEvent> decode_canonical(std::string_view bytes) {
+  RecordedEvent e;
+  if (auto s = decode_canonical_into(bytes, e); !s.ok()) return s.error();
   return e;
 }
 
-Result<RecordedEvent> decode_stored(std::string_view value) {
+Status decode_stored_into(std::string_view value, RecordedEvent& out) {
   if (value.size() < sizeof(Hash)) {
-    return corruption_error("stored value of " + std::to_string(value.size()) +
-                            " bytes is shorter than its hash");
+    return corruption_error("stored value of " + std::to_string(value.size()) + " bytes is shorter than its hash");
   }
-  auto canonical = value.substr(0, value.size() - sizeof(Hash));
-  auto decoded = decode_canonical(canonical);
-  if (!decoded.ok()) return decoded;
-  std::copy_n(value.end() - sizeof(Hash), sizeof(Hash), decoded->hash.begin());
-  return decoded;
+  if (auto s = decode_canonical_into(value.substr(0, value.size() - sizeof(Hash)), out); !s.ok()) return s;
+  std::copy_n(value.end() - sizeof(Hash), sizeof(Hash), out.hash.begin());
+  return {};
+}
+
+Result<RecordedEvent> decode_stored(std::string_view value) {
+  RecordedEvent e;
+  if (auto s = decode_stored_into(value, e); !s.ok()) return s.error();
+  return e;
 }
 
 Hash chain_hash(const Hash& previous, std::string_view canonical) {

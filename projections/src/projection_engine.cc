@@ -1,9 +1,8 @@
 #include "cs/projection_engine.h"
 
 #include <algorithm>
-#include <thread>
 
-#include "bounded_queue.h"
+#include "cs/read_ahead.h"
 
 namespace cs {
 namespace {
@@ -183,35 +182,6 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     return {};
   };
 
-  // Pipeline: this thread folds while `reader` reads and decodes ahead.
-  // Chunks go back to the reader once folded and are overwritten in place:
-  // strings keep their buffers, and memory is allocated and freed on the
-  // reader's thread only (freeing another thread's allocations is costly).
-  struct Chunk {
-    std::vector<RecordedEvent> events;
-    std::size_t used = 0;
-  };
-  BoundedQueue<Chunk> queue(fold_chunks_ahead_max);
-  BoundedQueue<Chunk> recycled(fold_chunks_ahead_max + 2);
-  Status read;
-  std::thread reader([&] {
-    Chunk chunk;
-    read = source.read({.from_seq = from, .to_seq = to}, [&](const RecordedEvent& e) {
-      if (chunk.used < chunk.events.size()) {
-        chunk.events[chunk.used] = e;
-      } else {
-        chunk.events.push_back(e);
-      }
-      if (++chunk.used < fold_chunk_events) return true;
-      bool open = queue.push(std::move(chunk));
-      chunk = Chunk{};
-      recycled.try_pop(chunk);
-      chunk.used = 0;
-      return open;
-    });
-    if (chunk.used > 0) queue.push(std::move(chunk));
-    queue.close();
-  });
   auto apply = [&](const RecordedEvent& e) -> bool {
     CS_ASSERT(e.seq > last_read, "the log hands out growing sequences");
     if (selected(range, e)) {
@@ -232,15 +202,8 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     }
     return true;
   };
-  Chunk chunk;
-  bool folding = true;
-  while (folding && queue.pop(chunk)) {
-    for (std::size_t i = 0; i < chunk.used && folding; ++i) folding = apply(chunk.events[i]);
-    recycled.try_push(std::move(chunk));
-    chunk = Chunk{};
-  }
-  queue.cancel();  // stops the reader if folding failed; a no-op otherwise
-  reader.join();
+  // This thread folds while another reads and decodes ahead.
+  Status read = read_ahead(source, {.from_seq = from, .to_seq = to}, apply);
   if (!failure.ok()) {
     for (Slot* s : slots) s->projection->discard();
     return failure;

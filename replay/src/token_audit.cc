@@ -1,13 +1,22 @@
 #include "cs/token_audit.h"
 
-#include <unordered_map>
+#include <absl/container/flat_hash_map.h>
 
+#include <algorithm>
+#include <map>
+
+#include "cs/read_ahead.h"
 #include "cs/read_models.h"
 
 namespace cs {
 namespace {
 
-std::string day_of(Timestamp t) { return format_timestamp(t).substr(0, 10); }
+constexpr std::int64_t micros_per_day = 86'400'000'000;
+
+// Days since the epoch: a cheap key while scanning, formatted once at the end.
+std::int64_t day_of(Timestamp t) {
+  return t.micros >= 0 ? t.micros / micros_per_day : (t.micros - micros_per_day + 1) / micros_per_day;
+}
 
 // What the scan tracks per customer over the whole history.
 struct Track {
@@ -17,6 +26,9 @@ struct Track {
   Sequence last_token_seq;
   std::int64_t purchased = 0, allocated = 0, used = 0;  // whole history
   CustomerAudit* audit = nullptr;                       // in scope
+  // (day number, figures) in the window, sorted; events come mostly in time
+  // order, so this is nearly always an append.
+  std::vector<std::pair<std::int64_t, DayFigures>> days;
 };
 
 class Auditor {
@@ -111,6 +123,11 @@ class Auditor {
   AuditReport finish(Sequence head) {
     report_.options = options_;
     report_.head = head;
+    for (auto& [customer, t] : tracks_) {
+      for (const auto& [number, figures] : t.days) {
+        audits_[customer].days[format_timestamp(Timestamp{number * micros_per_day}).substr(0, 10)] = figures;
+      }
+    }
     for (auto& [customer, audit] : audits_) {
       auto& f = audit.figures;
       f.balance_end = f.balance_start + f.purchased + f.allocated - f.used;
@@ -182,7 +199,15 @@ class Auditor {
   bool in_window(const RecordedEvent& e) const {
     return !before_window(e) && !(options_.to && e.timestamp >= *options_.to);
   }
-  static DayFigures& day(Track& t, const RecordedEvent& e) { return t.audit->days[day_of(e.timestamp)]; }
+  static DayFigures& day(Track& t, const RecordedEvent& e) {
+    std::int64_t number = day_of(e.timestamp);
+    if (t.days.empty() || t.days.back().first < number) return t.days.emplace_back(number, DayFigures{}).second;
+    if (t.days.back().first == number) return t.days.back().second;
+    auto it = std::lower_bound(t.days.begin(), t.days.end(), number,
+                               [](const auto& entry, std::int64_t n) { return entry.first < n; });
+    if (it == t.days.end() || it->first != number) it = t.days.emplace(it, number, DayFigures{});
+    return it->second;
+  }
 
   static void add_point(CustomerAudit& audit, CustomerAudit::Point point) {
     audit.balance_points.push_back(point);
@@ -197,10 +222,10 @@ class Auditor {
 
   AuditOptions options_;
   AuditReport report_;
-  std::unordered_map<Uuid, Track> tracks_;
-  std::map<Uuid, CustomerAudit> audits_;  // ordered for the report
-  std::unordered_map<Uuid, CustomerStatus> statuses_;
-  std::unordered_map<Uuid, Sequence> usage_ids_;
+  absl::flat_hash_map<Uuid, Track, std::hash<Uuid>> tracks_;  // values point into audits_
+  std::map<Uuid, CustomerAudit> audits_;  // ordered for the report; nodes never move
+  absl::flat_hash_map<Uuid, CustomerStatus, std::hash<Uuid>> statuses_;
+  absl::flat_hash_map<Uuid, Sequence, std::hash<Uuid>> usage_ids_;
 };
 
 }  // namespace
@@ -220,7 +245,7 @@ Result<AuditReport> audit_tokens(const EventLog& log, ProjectionEngine* projecti
   // Read with the chain verified; where it breaks, report it, take the event
   // as stored, and go on verifying from the stored hash.
   while (next <= head) {
-    auto s = log.read({.from_seq = next, .to_seq = head, .verify_chain = true}, visit);
+    auto s = read_ahead(log, {.from_seq = next, .to_seq = head, .verify_chain = true}, visit);
     if (s.ok()) break;
     if (s.error().code() != ErrorCode::corruption || s.error().message().find("hash chain broken") == std::string::npos) {
       return s.error();

@@ -139,6 +139,11 @@ class EventLog {
   // for a malformed query, corruption when a stored event does not decode.
   using Visitor = std::function<bool(const RecordedEvent&)>;
   Status read(const ReadQuery& query, const Visitor& visit) const;
+  // Whole-log reads (no stream, type or category) as stored bytes: `visit`
+  // gets each event's sequence and stored value (canonical bytes and hash),
+  // valid during the call only. For readers that decode on their own terms.
+  using StoredVisitor = std::function<bool(Sequence, std::string_view)>;
+  Status read_stored(const ReadQuery& query, const StoredVisitor& visit) const;
   // The same, collected (mind `limit` on big logs).
   Result<std::vector<RecordedEvent>> read_all(const ReadQuery& query) const;
   // The event at `seq`; not_found past the head.

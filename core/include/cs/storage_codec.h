@@ -41,6 +41,9 @@ Result<RecordedEvent> decode_canonical(std::string_view bytes);
 // Splits a stored value into its event (hash filled in) after checking the
 // layout. Does not check the chain: that needs the previous hash.
 Result<RecordedEvent> decode_stored(std::string_view value);
+// The same into `out`, reusing its buffers (for readers that decode many
+// events into the same slots). On error `out` is unspecified.
+Status decode_stored_into(std::string_view value, RecordedEvent& out);
 
 // SHA-256(previous || canonical). The first event's previous hash is all zero.
 Hash chain_hash(const Hash& previous, std::string_view canonical);

@@ -39,10 +39,6 @@ inline constexpr std::size_t fold_batch_events_max = 20'000;
 // The same when building a fresh family (rebuild, verify, replay): nobody
 // reads it before the end, so larger batches write busy entities less often.
 inline constexpr std::size_t build_batch_events_max = 500'000;
-// Folding runs as a pipeline: a reader thread decodes events into chunks of
-// this many, at most this many chunks ahead of the thread that folds them.
-inline constexpr std::size_t fold_chunk_events = 1'024;
-inline constexpr std::size_t fold_chunks_ahead_max = 16;
 
 // Called now and then with events done and events to do in this run.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;

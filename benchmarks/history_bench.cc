@@ -1,16 +1,17 @@
-// Full rebuild of all four projections from a generated log of 1,000,000+
-// events, beside the raw floor for any fold: iterate the same log and decode
-// every event, applying nothing.
+// Whole-history work over a generated log of 1,000,000+ events, each beside
+// the raw floor for anything that reads the whole log: iterate the same log
+// and decode every event, applying nothing (BM_Raw*).
 //   BM_LogRebuild  ProjectionEngine::rebuild() of customers, users,
 //                  subscriptions and tokens (one pass, shadow + swap)
-//   BM_RawRebuild  the raw floor: EventLog::read over the same log,
-//                  decoding every event and applying nothing
-// Both report events/s over the whole log; compare.py pairs them.
+//   BM_LogAudit    audit_tokens() of every customer, chain verified, with
+//                  the stored projections compared
+// All report events/s over the whole log; compare.py pairs BM_LogX with BM_RawX.
 #include <benchmark/benchmark.h>
 
 #include "bench_support.h"
 #include "cs/event_log.h"
 #include "cs/projection_engine.h"
+#include "cs/token_audit.h"
 #include "history_generator.h"
 
 namespace cs::bench {
@@ -54,7 +55,7 @@ void BM_LogRebuild(benchmark::State& state) {
   state.counters["events"] = static_cast<double>(g.log->head().value);
 }
 
-void BM_RawRebuild(benchmark::State& state) {
+void scan_and_decode(benchmark::State& state) {
   auto& g = shared();
   for (auto _ : state) {
     std::uint64_t n = 0;
@@ -68,8 +69,25 @@ void BM_RawRebuild(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(g.log->head().value));
 }
 
+void BM_RawRebuild(benchmark::State& state) { scan_and_decode(state); }
+void BM_RawAudit(benchmark::State& state) { scan_and_decode(state); }
+
+void BM_LogAudit(benchmark::State& state) {
+  auto& g = shared();
+  std::size_t findings = 0;
+  for (auto _ : state) {
+    auto report = audit_tokens(*g.log, g.engine.get(), {});
+    if (!report.ok()) state.SkipWithError("audit failed");
+    findings = report->findings.size();
+  }
+  if (findings != 0) state.SkipWithError("a generated history must audit clean");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(g.log->head().value));
+}
+
 BENCHMARK(BM_LogRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_RawRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_LogAudit)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_RawAudit)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 
 }  // namespace
 }  // namespace cs::bench
