@@ -30,3 +30,14 @@ echo "== verify"
 $csctl verify --data-dir "$data_dir"
 echo "== the last 3 token events"
 $csctl read --data-dir "$data_dir" --category token --backward --limit 3
+echo "== projections: one customer's view"
+customer=$($csctl read --data-dir "$data_dir" --type customer.created --limit 1 | sed 's/.*"customerId":"\([^"]*\)".*/\1/')
+$csctl state view "$customer" --data-dir "$data_dir"
+echo "== token audit"
+$csctl audit tokens --data-dir "$data_dir" --html "$data_dir.audit.html" | tail -n 3
+echo "   (chart: $data_dir.audit.html)"
+echo "== publishing the log to a local Kafka broker, exactly once"
+kafka_dir="$(pwd)/.kafka/demo"
+trap 'bash tools/kafka/broker.sh stop --data-dir "$kafka_dir" >/dev/null 2>&1 || true' EXIT
+bash tools/kafka/broker.sh start --port 19292 --data-dir "$kafka_dir"
+$csctl publish --data-dir "$data_dir" --brokers 127.0.0.1:19292 --once

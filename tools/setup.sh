@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   librocksdb-dev librdkafka-dev libcereal-dev libboost-program-options-dev
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libssl-dev uuid-dev libabsl-dev
+  default-jre-headless maven
 )
 
 missing=()
@@ -21,4 +22,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "setup: build dependencies present"
+echo "setup: build dependencies present (Kafka broker jars are fetched by tools/kafka/broker.sh)"

@@ -8,6 +8,15 @@ cd "$(dirname "$0")/.."
 
 bash tools/setup.sh
 bash tools/build.sh
+
+# A real Kafka broker for the distributor's tests, on its own port and data
+# dir, stopped whatever happens.
+kafka_port="${CS_TEST_KAFKA_PORT:-19192}"
+kafka_dir="$(mktemp -d /tmp/cs-test-kafka.XXXXXX)"
+trap 'bash tools/kafka/broker.sh stop --data-dir "$kafka_dir" >/dev/null 2>&1 || true; rm -rf "$kafka_dir"' EXIT
+bash tools/kafka/broker.sh start --port "$kafka_port" --data-dir "$kafka_dir"
+export CS_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+
 echo "== tests (release build)"
 ctest --test-dir build --output-on-failure -j 2
 

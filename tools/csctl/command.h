@@ -52,5 +52,7 @@ int run_replay(const Args& args);
 int run_export(const Args& args);
 int run_import(const Args& args);
 int run_audit(const Args& args);
+int run_publish(const Args& args);
+int run_republish(const Args& args);
 
 }  // namespace cs::csctl

@@ -23,12 +23,14 @@ constexpr Subcommand subcommands[] = {
     {"export", "write the log (or a range) as JSON lines", cs::csctl::run_export},
     {"import", "read an export into an empty log, checking every hash", cs::csctl::run_import},
     {"audit", "audit token usage and balances from the log (audit tokens)", cs::csctl::run_audit},
+    {"publish", "publish the log to Kafka, exactly once (to the head, or continuously)", cs::csctl::run_publish},
+    {"republish", "send a range of the log again, on purpose", cs::csctl::run_republish},
     {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
 };
 
 void print_usage(std::ostream& out) {
   out << "usage: csctl <command> [options]   (csctl <command> --help for its options)\n\ncommands:\n";
-  for (const auto& c : subcommands) out << "  " << c.name << std::string(10 - std::string(c.name).size(), ' ') << c.summary << "\n";
+  for (const auto& c : subcommands) out << "  " << c.name << std::string(11 - std::string(c.name).size(), ' ') << c.summary << "\n";
 }
 
 }  // namespace

@@ -1,0 +1,81 @@
+// The CustomerEventsDistributor: publishes the log to Kafka, exactly once.
+//
+// Every event goes to each service the routing gives it (one record per
+// event and service, keyed by customerId so a customer's events keep their
+// order) and to the full-log topic. Events are published in transactions of
+// at most `transaction_events_max` events; each transaction also writes the
+// "published up to seq N" checkpoint to a compacted topic, so the checkpoint
+// moves if and only if the events are visible to read_committed consumers.
+// On open, init_transactions fences any older producer with the same
+// transactional.id and aborts its open transaction; the checkpoint is then
+// read back with read_committed.
+//
+// Not thread-safe: one thread drives a distributor.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "cs/event_log.h"
+#include "cs/routing.h"
+
+namespace cs {
+
+struct DistributorOptions {
+  std::string brokers;                                     // "127.0.0.1:19092"
+  std::string transactional_id = "customer-service-distributor";
+  std::string topic_template = "{event}";                  // or "{service}.{event}"
+  std::string full_log_topic = "customer-service.events";
+  std::string checkpoint_topic = "customer-service.distributor-checkpoints";
+  int topic_partitions = 3;
+  int replication_factor = 1;
+  std::size_t transaction_events_max = 1'000;
+  int transaction_timeout_ms = 60'000;
+  int message_timeout_ms = 30'000;  // below the transaction timeout, as librdkafka requires
+  int operation_timeout_ms = 30'000;
+  std::size_t commit_retries_max = 5;
+  std::size_t customer_type_cache_max = 1 << 18;
+  Routing routing = Routing::defaults();
+};
+
+class Distributor {
+ public:
+  // Creates the topics (existing ones are kept), initializes transactions and
+  // reads the checkpoint. `log` is borrowed and must outlive the distributor.
+  // Errors: retriable (broker unavailable), fatal (fenced, misconfigured).
+  static Result<std::unique_ptr<Distributor>> open(const EventLog& log, DistributorOptions options);
+  ~Distributor();
+
+  Sequence checkpoint() const { return checkpoint_; }
+  // Publishes every event after the checkpoint up to the log's head. Returns
+  // the events published. On a retriable error the open transaction was
+  // aborted and the checkpoint did not move: call again. On a fatal error
+  // (fenced included) destroy this distributor; a new one may be opened
+  // unless the error says "fenced".
+  Result<std::uint64_t> publish_to_head();
+  // Sends seqs [from, to] again (only to `service` when given), in
+  // transactions that do not move the checkpoint: a deliberate replay that
+  // consumers de-duplicate by the `seq` header.
+  Result<std::uint64_t> republish(Sequence from, Sequence to, const std::optional<std::string>& service);
+
+  std::string topic_for(std::string_view service, EventType type) const;
+
+ private:
+  struct Kafka;
+  Distributor(const EventLog& log, DistributorOptions options);
+  Status create_topics();
+  Status read_checkpoint();
+  Result<std::optional<CustomerType>> customer_type(const Uuid& customer);
+  Result<std::uint64_t> publish_range(Sequence from, Sequence to, const std::optional<std::string>& only_service,
+                                      bool move_checkpoint);
+
+  const EventLog& log_;
+  DistributorOptions options_;
+  std::unique_ptr<Kafka> kafka_;
+  Sequence checkpoint_;
+  std::unordered_map<Uuid, CustomerType> customer_types_;
+};
+
+}  // namespace cs

@@ -1,0 +1,145 @@
+// csctl publish and republish: the log to Kafka, exactly once.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "command.h"
+#include "cs/distributor.h"
+
+namespace cs::csctl {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+void request_stop(int) { stop_requested = true; }
+
+constexpr int retry_pause_ms = 1'000;
+constexpr int reopen_attempts_max = 60;
+
+void add_kafka_options(po::options_description& options) {
+  options.add_options()("brokers", po::value<std::string>()->required(), "Kafka bootstrap servers (host:port)")(
+      "transactional-id", po::value<std::string>()->default_value("customer-service-distributor"),
+      "stable id: a second distributor with it fences the first")(
+      "routing", po::value<std::string>(), "routing file (JSON); default: design.md's table")(
+      "topic-template", po::value<std::string>()->default_value("{event}"), "{event} or {service}.{event}")(
+      "transaction-events", po::value<std::size_t>()->default_value(1000), "events per transaction at most");
+}
+
+std::optional<DistributorOptions> distributor_options(const std::string& command, const po::variables_map& vm) {
+  DistributorOptions o;
+  o.brokers = vm["brokers"].as<std::string>();
+  o.transactional_id = vm["transactional-id"].as<std::string>();
+  o.topic_template = vm["topic-template"].as<std::string>();
+  o.transaction_events_max = vm["transaction-events"].as<std::size_t>();
+  if (o.transaction_events_max == 0) {
+    std::cerr << "csctl " << command << ": --transaction-events must be at least 1\n";
+    return std::nullopt;
+  }
+  if (vm.count("routing")) {
+    auto routing = Routing::from_file(vm["routing"].as<std::string>());
+    if (!routing.ok()) {
+      std::cerr << "csctl " << command << ": " << routing.error().message() << "\n";
+      return std::nullopt;
+    }
+    o.routing = std::move(*routing);
+  }
+  return o;
+}
+
+}  // namespace
+
+int run_publish(const Args& args) {
+  po::options_description options("publish options");
+  add_data_dir_option(options);
+  add_kafka_options(options);
+  options.add_options()("once", "publish up to the head, then exit")(
+      "poll-interval-ms", po::value<int>()->default_value(200), "how often to look for new events");
+  po::variables_map vm;
+  if (auto code = parse_options("publish", "--data-dir D --brokers B [--once]", options, args, vm)) return *code;
+  auto config = distributor_options("publish", vm);
+  if (!config) return exit_error;
+  auto log = open_log_or_report("publish", vm, /*create_if_missing=*/false);
+  if (!log) return exit_error;
+  signal(SIGINT, request_stop);
+  signal(SIGTERM, request_stop);
+
+  std::unique_ptr<Distributor> distributor;
+  for (int attempt = 0; !distributor; ++attempt) {
+    auto opened = Distributor::open(*log, *config);
+    if (opened.ok()) {
+      distributor = std::move(*opened);
+      break;
+    }
+    std::cerr << "csctl publish: " << opened.error().to_string() << "\n";
+    if (opened.error().code() != ErrorCode::retriable || attempt >= reopen_attempts_max || stop_requested) return exit_error;
+    std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
+  }
+  std::cerr << "publish: resuming after seq " << distributor->checkpoint().value << "\n";
+  std::uint64_t total = 0;
+  while (!stop_requested) {
+    auto n = distributor->publish_to_head();
+    if (n.ok()) {
+      total += *n;
+      if (vm.count("once")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(vm["poll-interval-ms"].as<int>()));
+      continue;
+    }
+    std::cerr << "csctl publish: " << n.error().to_string() << "\n";
+    if (n.error().message().find("fenced") != std::string::npos) {
+      std::cerr << "csctl publish: another distributor with this transactional.id took over; stopping\n";
+      return exit_error;
+    }
+    if (n.error().code() == ErrorCode::fatal) {
+      // A new producer re-runs init_transactions and reads the checkpoint back.
+      distributor.reset();
+      auto reopened = Distributor::open(*log, *config);
+      if (!reopened.ok()) {
+        std::cerr << "csctl publish: " << reopened.error().to_string() << "\n";
+        return exit_error;
+      }
+      distributor = std::move(*reopened);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
+  }
+  std::cerr << "published " << total << " events; checkpoint at seq " << distributor->checkpoint().value << "\n";
+  return exit_ok;
+}
+
+int run_republish(const Args& args) {
+  po::options_description options("republish options");
+  add_data_dir_option(options);
+  add_kafka_options(options);
+  options.add_options()("from-seq", po::value<std::uint64_t>()->required(), "first sequence")(
+      "to-seq", po::value<std::uint64_t>()->required(), "last sequence")(
+      "service", po::value<std::string>(), "only to this service (and not to the full-log topic)");
+  po::variables_map vm;
+  if (auto code = parse_options("republish", "--data-dir D --brokers B --from-seq A --to-seq B [--service S]",
+                                options, args, vm)) {
+    return *code;
+  }
+  auto config = distributor_options("republish", vm);
+  if (!config) return exit_error;
+  // Its own transactional.id, so it never fences the running distributor.
+  config->transactional_id += ".republish";
+  auto log = open_log_or_report("republish", vm, /*create_if_missing=*/false);
+  if (!log) return exit_error;
+  auto distributor = Distributor::open(*log, *config);
+  if (!distributor.ok()) {
+    std::cerr << "csctl republish: " << distributor.error().to_string() << "\n";
+    return exit_error;
+  }
+  std::optional<std::string> service;
+  if (vm.count("service")) service = vm["service"].as<std::string>();
+  auto n = (*distributor)->republish(Sequence(vm["from-seq"].as<std::uint64_t>()),
+                                     Sequence(vm["to-seq"].as<std::uint64_t>()), service);
+  if (!n.ok()) {
+    std::cerr << "csctl republish: " << n.error().to_string() << "\n";
+    return exit_error;
+  }
+  std::cerr << "republished " << *n << " events (consumers de-duplicate by the seq header)\n";
+  return exit_ok;
+}
+
+}  // namespace cs::csctl
