@@ -215,6 +215,19 @@ Result<std::uint64_t> Distributor::republish(Sequence from, Sequence to, const s
   return published;
 }
 
+namespace {
+// Aborts the open transaction, retrying while librdkafka says the abort itself
+// may be retried (a broker that is down times it out).
+Status abort_with_retries(rd_kafka_t* p, int timeout_ms, std::size_t retries_max) {
+  for (std::size_t attempt = 0;; ++attempt) {
+    rd_kafka_error_t* e = rd_kafka_abort_transaction(p, timeout_ms);
+    if (!e) return {};
+    TxnError error = classify(p, e, "abort_transaction");
+    if (error.kind != TxnErrorKind::retriable || attempt >= retries_max) return to_error(error);
+  }
+}
+}  // namespace
+
 // One transaction: the events of [from, to], and the checkpoint when asked.
 Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
                                                  const std::optional<std::string>& only_service,
@@ -282,8 +295,8 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     failed = produce(options_.checkpoint_topic, options_.transactional_id, std::to_string(to.value), nullptr);
   }
   if (!failed.ok()) {
-    if (rd_kafka_error_t* e = rd_kafka_abort_transaction(p, options_.operation_timeout_ms)) {
-      return to_error(classify(p, e, "abort_transaction"));
+    if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
+      return s.error();
     }
     return failed.error();
   }
@@ -294,8 +307,8 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     if (error.kind == TxnErrorKind::retriable && attempt < options_.commit_retries_max) continue;
     if (error.kind == TxnErrorKind::retriable || error.kind == TxnErrorKind::abortable) {
       // Rewind: nothing of this transaction is visible, the checkpoint stays.
-      if (rd_kafka_error_t* a = rd_kafka_abort_transaction(p, options_.operation_timeout_ms)) {
-        return to_error(classify(p, a, "abort_transaction"));
+      if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
+        return s.error();
       }
       return retriable_error(error.message + " (transaction aborted; the checkpoint stays at seq " +
                              std::to_string(checkpoint_.value) + ")");

@@ -24,7 +24,8 @@ void add_kafka_options(po::options_description& options) {
       "stable id: a second distributor with it fences the first")(
       "routing", po::value<std::string>(), "routing file (JSON); default: design.md's table")(
       "topic-template", po::value<std::string>()->default_value("{event}"), "{event} or {service}.{event}")(
-      "transaction-events", po::value<std::size_t>()->default_value(1000), "events per transaction at most");
+      "transaction-events", po::value<std::size_t>()->default_value(1000), "events per transaction at most")(
+      "operation-timeout-ms", po::value<int>()->default_value(30'000), "timeout of each Kafka operation");
 }
 
 std::optional<DistributorOptions> distributor_options(const std::string& command, const po::variables_map& vm) {
@@ -33,6 +34,8 @@ std::optional<DistributorOptions> distributor_options(const std::string& command
   o.transactional_id = vm["transactional-id"].as<std::string>();
   o.topic_template = vm["topic-template"].as<std::string>();
   o.transaction_events_max = vm["transaction-events"].as<std::size_t>();
+  o.operation_timeout_ms = vm["operation-timeout-ms"].as<int>();
+  o.message_timeout_ms = std::min(o.message_timeout_ms, o.operation_timeout_ms);
   if (o.transaction_events_max == 0) {
     std::cerr << "csctl " << command << ": --transaction-events must be at least 1\n";
     return std::nullopt;
@@ -65,17 +68,20 @@ int run_publish(const Args& args) {
   signal(SIGINT, request_stop);
   signal(SIGTERM, request_stop);
 
-  std::unique_ptr<Distributor> distributor;
-  for (int attempt = 0; !distributor; ++attempt) {
-    auto opened = Distributor::open(*log, *config);
-    if (opened.ok()) {
-      distributor = std::move(*opened);
-      break;
+  // Opens a distributor, retrying while the broker is unreachable.
+  auto open = [&]() -> std::unique_ptr<Distributor> {
+    for (int attempt = 0;; ++attempt) {
+      auto opened = Distributor::open(*log, *config);
+      if (opened.ok()) return std::move(*opened);
+      std::cerr << "csctl publish: " << opened.error().to_string() << "\n";
+      if (opened.error().code() != ErrorCode::retriable || attempt >= reopen_attempts_max || stop_requested) {
+        return nullptr;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
     }
-    std::cerr << "csctl publish: " << opened.error().to_string() << "\n";
-    if (opened.error().code() != ErrorCode::retriable || attempt >= reopen_attempts_max || stop_requested) return exit_error;
-    std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
-  }
+  };
+  std::unique_ptr<Distributor> distributor = open();
+  if (!distributor) return exit_error;
   std::cerr << "publish: resuming after seq " << distributor->checkpoint().value << "\n";
   std::uint64_t total = 0;
   while (!stop_requested) {
@@ -94,12 +100,9 @@ int run_publish(const Args& args) {
     if (n.error().code() == ErrorCode::fatal) {
       // A new producer re-runs init_transactions and reads the checkpoint back.
       distributor.reset();
-      auto reopened = Distributor::open(*log, *config);
-      if (!reopened.ok()) {
-        std::cerr << "csctl publish: " << reopened.error().to_string() << "\n";
-        return exit_error;
-      }
-      distributor = std::move(*reopened);
+      distributor = open();
+      if (!distributor) return exit_error;
+      std::cerr << "publish: reopened, resuming after seq " << distributor->checkpoint().value << "\n";
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
   }
