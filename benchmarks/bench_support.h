@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "cs/event.h"
+#include "cs/event_log.h"
+#include "history_generator.h"
 
 namespace cs::bench {
 
@@ -37,6 +39,21 @@ inline NewEvent token_used_event(std::uint64_t n) {
   e.payload = TokenUsed{Uuid::from_words(7, n % 64), 1 + static_cast<std::int64_t>(n % 9),
                         Uuid::from_words(8, n), Uuid::from_words(9, n % 300), "export"};
   return e;
+}
+
+// Appends the generated history of `customers` customers to `log`.
+inline void append_generated(EventLog& log, std::uint64_t customers, std::uint64_t seed) {
+  constexpr std::size_t batch_events = 5'000;
+  HistoryGenerator generator({.customers = customers, .seed = seed});
+  std::vector<NewEvent> batch;
+  while (auto e = generator.next()) {
+    batch.push_back(std::move(*e));
+    if (batch.size() == batch_events) {
+      if (!log.append(batch).ok()) std::abort();
+      batch.clear();
+    }
+  }
+  if (!batch.empty() && !log.append(batch).ok()) std::abort();
 }
 
 }  // namespace cs::bench

@@ -40,16 +40,7 @@ struct Fixture {
   int run = 0;
   Fixture() {
     log = std::move(EventLog::open(dir.path(), {.sync_each_group = false}).value());
-    HistoryGenerator generator({.customers = customers, .seed = 3});
-    std::vector<NewEvent> batch;
-    while (auto e = generator.next()) {
-      batch.push_back(std::move(*e));
-      if (batch.size() == 5'000) {
-        if (!log->append(batch).ok()) std::abort();
-        batch.clear();
-      }
-    }
-    if (!batch.empty() && !log->append(batch).ok()) std::abort();
+    append_generated(*log, customers, 3);
   }
   DistributorOptions options(std::size_t transaction_events) {
     DistributorOptions o;

@@ -26,16 +26,7 @@ struct GeneratedLog {
 
   GeneratedLog() {
     log = std::move(EventLog::open(dir.path(), {.sync_each_group = false}).value());
-    HistoryGenerator generator({.customers = customers, .seed = 1});
-    std::vector<NewEvent> batch;
-    while (auto e = generator.next()) {
-      batch.push_back(std::move(*e));
-      if (batch.size() == 5'000) {
-        if (!log->append(batch).ok()) std::abort();
-        batch.clear();
-      }
-    }
-    if (!batch.empty() && !log->append(batch).ok()) std::abort();
+    append_generated(*log, customers, 1);
     engine = std::move(ProjectionEngine::open(*log).value());
     if (!engine->catch_up().ok()) std::abort();
   }

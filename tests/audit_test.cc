@@ -10,7 +10,7 @@
 
 #include "cs/storage_codec.h"
 #include "cs/token_audit.h"
-#include "history_generator.h"
+#include "generated_history.h"
 #include "test_support.h"
 
 namespace cs {
@@ -206,14 +206,7 @@ TEST_F(AuditTest, BrokenChainIsNamedAndTheAuditGoesOn) {
 }
 
 TEST_F(AuditTest, ACleanGeneratedHistoryHasNoFinding) {
-  HistoryGenerator generator({.customers = 80, .seed = 21});
-  std::vector<NewEvent> batch;
-  while (auto e = generator.next()) batch.push_back(std::move(*e));
-  for (std::size_t i = 0; i < batch.size(); i += 1000) {
-    std::vector<NewEvent> part(batch.begin() + static_cast<long>(i),
-                               batch.begin() + static_cast<long>(std::min(i + 1000, batch.size())));
-    ASSERT_TRUE(log_->append(part).ok());
-  }
+  test::append_generated(*log_, 80, 21);
   auto r = audit();
   EXPECT_TRUE(r.findings.empty()) << r.findings[0].rule << " at seq " << r.findings[0].seq.value << ": "
                                   << r.findings[0].message;

@@ -17,7 +17,7 @@
 #include <thread>
 
 #include "cs/distributor.h"
-#include "history_generator.h"
+#include "generated_history.h"
 #include "test_support.h"
 
 namespace cs {
@@ -118,14 +118,7 @@ class DistributorTest : public ::testing::Test {
   }
   std::unique_ptr<EventLog> generated_log(std::uint64_t customers) {
     auto log = test::open_log(dir_ / "log");
-    HistoryGenerator generator({.customers = customers, .seed = 17});
-    std::vector<NewEvent> batch;
-    while (auto e = generator.next()) batch.push_back(std::move(*e));
-    for (std::size_t i = 0; i < batch.size(); i += 500) {
-      std::vector<NewEvent> part(batch.begin() + static_cast<long>(i),
-                                 batch.begin() + static_cast<long>(std::min(i + 500, batch.size())));
-      EXPECT_TRUE(log->append(part).ok());
-    }
+    test::append_generated(*log, customers, 17, 500);
     return log;
   }
   // Every routed (service, seq) exactly once, the full log exactly once, and

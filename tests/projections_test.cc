@@ -13,7 +13,7 @@
 
 #include "cs/projection_engine.h"
 #include "cs/replay.h"
-#include "history_generator.h"
+#include "generated_history.h"
 #include "test_support.h"
 
 namespace cs {
@@ -186,12 +186,7 @@ TEST_F(ProjectionsTest, FoldingInRandomChunksEqualsOnePass) {
 }
 
 TEST_F(ProjectionsTest, RebuildSwapsAtomicallyUnderConcurrentReaders) {
-  HistoryGenerator generator({.customers = 60, .seed = 11});
-  std::vector<NewEvent> history;
-  while (auto e = generator.next()) history.push_back(std::move(*e));
-  for (std::size_t i = 0; i < history.size(); i += 500) {
-    append({history.begin() + static_cast<long>(i), history.begin() + static_cast<long>(std::min(i + 500, history.size()))});
-  }
+  test::append_generated(*log_, 60, 11, 500);
   auto live = engine();
   ASSERT_TRUE(live->catch_up().ok());
   auto expected = live->customers(std::nullopt, std::nullopt).value();
@@ -245,16 +240,7 @@ TEST_F(ProjectionsTest, RebuildKilledMidwayLeavesTheOldStateServing) {
   const std::uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  HistoryGenerator generator({.customers = 600, .seed = 5});
-  std::vector<NewEvent> batch;
-  while (auto e = generator.next()) {
-    batch.push_back(std::move(*e));
-    if (batch.size() == 2000) {
-      append(batch);
-      batch.clear();
-    }
-  }
-  if (!batch.empty()) append(batch);
+  test::append_generated(*log_, 600, 5, 2000);
   std::vector<std::pair<std::string, std::string>> before;
   {
     auto live = engine();

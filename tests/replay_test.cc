@@ -7,25 +7,14 @@
 
 #include "cs/json_codec.h"
 #include "cs/replay.h"
-#include "history_generator.h"
+#include "generated_history.h"
 #include "test_support.h"
 
 namespace cs {
 namespace {
 
 void fill(EventLog& log, std::uint64_t customers, std::uint64_t seed) {
-  HistoryGenerator generator({.customers = customers, .seed = seed});
-  std::vector<NewEvent> batch;
-  while (auto e = generator.next()) {
-    batch.push_back(std::move(*e));
-    if (batch.size() == 700) {
-      ASSERT_TRUE(log.append(batch).ok());
-      batch.clear();
-    }
-  }
-  if (!batch.empty()) {
-    ASSERT_TRUE(log.append(batch).ok());
-  }
+  test::append_generated(log, customers, seed, 700);
 }
 
 TEST(ReplayTest, ExportThenImportReproducesTheHeadHash) {
