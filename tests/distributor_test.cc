@@ -310,5 +310,39 @@ TEST_F(DistributorTest, ASecondDistributorWithTheSameIdFencesTheFirst) {
   expect_exactly_once(*log, o);
 }
 
+TEST_F(DistributorTest, RepublishSendsARangeAgainToOneServiceWithoutMovingTheCheckpoint) {
+  auto log = generated_log(8);
+  auto o = options();
+  {
+    auto d = Distributor::open(*log, o);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    ASSERT_TRUE((*d)->publish_to_head().ok());
+  }
+  std::string command = std::string(CS_BIN_DIR) + "/csctl republish --data-dir " + (dir_ / "log").string() +
+                        " --brokers " + brokers() + " --transactional-id " + o.transactional_id +
+                        " --topic-template '" + o.topic_template + "' --from-seq 1 --to-seq 10" +
+                        " --service admin-service > /dev/null 2>&1";
+  log.reset();
+  ASSERT_EQ(WEXITSTATUS(std::system(command.c_str())), 0);
+  log = test::open_log(dir_ / "log");
+  std::map<std::string, std::string> service_of;
+  for (const auto& rule : o.routing.rules()) {
+    for (EventType t : rule.events) service_of[topic(o, rule.service, t)] = rule.service;
+  }
+  std::map<std::pair<std::string, std::uint64_t>, int> count;
+  for (const auto& r : consume_all(all_topics(o), o.topic_partitions)) {
+    if (r.topic != o.full_log_topic) ++count[{service_of.at(r.topic), r.seq}];
+    else ++count[{"full-log", r.seq}];
+  }
+  for (const auto& [key, n] : count) {
+    bool replayed = key.first == "admin-service" && key.second <= 10;
+    EXPECT_EQ(n, replayed ? 2 : 1) << key.first << " seq " << key.second;
+  }
+  // The running distributor's checkpoint did not move, and it was not fenced.
+  auto d = Distributor::open(*log, o);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->checkpoint(), log->head());
+}
+
 }  // namespace
 }  // namespace cs
