@@ -47,7 +47,7 @@ struct Fixture {
     o.brokers = brokers();
     std::string id = "bench" + std::to_string(::getpid()) + "-" + std::to_string(++run);
     o.transactional_id = id;
-    o.topic_template = id + ".{service}.{event}";
+    o.topic_template = id + ".{event}";  // the default layout: the seed's topics
     o.full_log_topic = id + ".events";
     o.checkpoint_topic = id + ".checkpoints";
     o.transaction_events_max = transaction_events;
@@ -157,8 +157,8 @@ void BM_AppendToPublishDelay(benchmark::State& state) {
   }
 }
 
-BENCHMARK(BM_LogPublish)->Arg(1000)->Arg(5000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-BENCHMARK(BM_RawPublish)->Arg(1000)->Arg(5000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_LogPublish)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_RawPublish)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_AppendToPublishDelay)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(300);
 
 }  // namespace
