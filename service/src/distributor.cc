@@ -269,6 +269,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
 
   Status failed;
   std::uint64_t records = 0;
+  std::vector<std::string> targets, values;
   for (const auto& e : *events) {
     const Uuid& customer = payload_customer_id(e.payload);
     std::string key = customer.to_string();
@@ -281,9 +282,11 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       }
       type = *t;
     }
-    for (const auto& service : options_.routing.targets(e.type(), type)) {
-      if (only_service && service != *only_service) continue;
-      if (failed = produce(topic_for(service, e.type()), key, published_value(e, service), &e); !failed.ok()) break;
+    targets = options_.routing.targets(e.type(), type);
+    if (only_service) std::erase_if(targets, [&](const std::string& s) { return s != *only_service; });
+    published_values(e, targets, values);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      if (failed = produce(topic_for(targets[i], e.type()), key, values[i], &e); !failed.ok()) break;
       ++records;
     }
     if (!failed.ok()) break;

@@ -96,15 +96,36 @@ bool Routing::needs_customer_type(EventType type) const {
   return false;
 }
 
-std::string published_value(const RecordedEvent& event, std::string_view target_service) {
+namespace {
+// The event's data without personal data, with its timestamp, as JSON text
+// without the closing brace: each target appends its own `targetService`.
+std::string published_prefix(const RecordedEvent& event) {
   nlohmann::ordered_json value = payload_to_json(event.payload, event.stored_schema_version);
   // Personal data stays home; a service that needs it asks with customer.data.request.
   value.erase("name");
   value.erase("email");
   value.erase("changes");
   value["timestamp"] = format_timestamp(event.timestamp);
-  value["targetService"] = std::string(target_service);
-  return value.dump();
+  std::string text = value.dump();
+  text.pop_back();  // '}'
+  return text;
+}
+
+std::string with_target(const std::string& prefix, std::string_view target) {
+  return prefix + ",\"targetService\":" + nlohmann::json(std::string(target)).dump() + "}";
+}
+}  // namespace
+
+std::string published_value(const RecordedEvent& event, std::string_view target_service) {
+  return with_target(published_prefix(event), target_service);
+}
+
+void published_values(const RecordedEvent& event, const std::vector<std::string>& targets,
+                      std::vector<std::string>& published) {
+  published.clear();
+  if (targets.empty()) return;
+  std::string prefix = published_prefix(event);
+  for (const auto& t : targets) published.push_back(with_target(prefix, t));
 }
 
 }  // namespace cs
