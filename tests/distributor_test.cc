@@ -108,6 +108,14 @@ class DistributorTest : public ::testing::Test {
     name.replace(name.find("{event}"), 7, event_type_name(t));
     return name;
   }
+  // topic -> service, from the template
+  static std::map<std::string, std::string> services_by_topic(const DistributorOptions& o) {
+    std::map<std::string, std::string> out;
+    for (const auto& rule : o.routing.rules()) {
+      for (EventType t : rule.events) out[topic(o, rule.service, t)] = rule.service;
+    }
+    return out;
+  }
   std::vector<std::string> all_topics(const DistributorOptions& o) {
     std::set<std::string> topics;
     for (const auto& rule : o.routing.rules()) {
@@ -133,11 +141,7 @@ class DistributorTest : public ::testing::Test {
       for (const auto& service : o.routing.targets(e.type(), type)) expected[{service, e.seq.value}] = 0;
     }
     auto records = consume_all(all_topics(o), o.topic_partitions, o.brokers);
-    // topic -> service, from the template
-    std::map<std::string, std::string> service_of;
-    for (const auto& rule : o.routing.rules()) {
-      for (EventType t : rule.events) service_of[topic(o, rule.service, t)] = rule.service;
-    }
+    auto service_of = services_by_topic(o);
     std::map<std::pair<std::string, std::uint64_t>, int> seen;
     std::map<std::uint64_t, int> full_log;
     std::map<std::pair<std::string, int>, std::uint64_t> last_seq;
@@ -329,10 +333,7 @@ TEST_F(DistributorTest, RepublishSendsARangeAgainToOneServiceWithoutMovingTheChe
   log.reset();
   ASSERT_EQ(WEXITSTATUS(std::system(command.c_str())), 0);
   log = test::open_log(dir_ / "log");
-  std::map<std::string, std::string> service_of;
-  for (const auto& rule : o.routing.rules()) {
-    for (EventType t : rule.events) service_of[topic(o, rule.service, t)] = rule.service;
-  }
+  auto service_of = services_by_topic(o);
   std::map<std::pair<std::string, std::uint64_t>, int> count;
   for (const auto& r : consume_all(all_topics(o), o.topic_partitions)) {
     if (r.topic != o.full_log_topic) ++count[{service_of.at(r.topic), r.seq}];

@@ -32,38 +32,31 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
   VerifyReport report;
   report.last_checked = options.from_seq.prev();
 
-  // The chain is anchored on the hash stored just before the range.
-  Hash previous{};
-  if (options.from_seq.value > 1) {
-    auto before = read_event(options.from_seq.prev());
-    if (!before.ok()) return before.error();
-    previous = before->hash;
+  // The chain is checked by the verifying read; this adds the decode and the
+  // seq each event carries.
+  Status failure;
+  RecordedEvent e;
+  auto read = read_stored({.from_seq = options.from_seq, .to_seq = to, .verify_chain = true},
+                          [&](Sequence seq, std::string_view value) {
+                            if (auto d = decode_stored_into(value, e); !d.ok()) {
+                              failure = corruption_error(at(seq) + ": " + d.error().message());
+                              return false;
+                            }
+                            if (e.seq != seq) {
+                              failure = corruption_error(at(seq) + " holds an event stamped " + at(e.seq));
+                              return false;
+                            }
+                            report.last_checked = seq;
+                            report.last_hash = e.hash;
+                            ++report.events_checked;
+                            return true;
+                          });
+  if (!read.ok()) return read.error();
+  if (!failure.ok()) return failure.error();
+  if (report.last_checked < to) {
+    return corruption_error(at(report.last_checked.next()) + " is missing: the log ends before its head");
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
-  Sequence expected = options.from_seq;
-  for (it->Seek(keys::seq_key(expected)); it->Valid() && expected <= to; it->Next(), expected = expected.next()) {
-    Sequence key_seq(keys::get_u64(it->key().ToStringView()));
-    if (key_seq != expected) {
-      return corruption_error(at(expected) + " is missing: the next stored event is " + at(key_seq));
-    }
-    auto value = it->value().ToStringView();
-    auto e = decode_stored(value);
-    if (!e.ok()) return corruption_error(at(expected) + ": " + e.error().message());
-    if (e->seq != expected) {
-      return corruption_error(at(expected) + " holds an event stamped " + at(e->seq));
-    }
-    Hash recomputed = chain_hash(previous, value.substr(0, value.size() - sizeof(Hash)));
-    if (recomputed != e->hash) {
-      return corruption_error(at(expected) + ": hash chain broken (stored " + hash_to_hex(e->hash) +
-                              ", recomputed " + hash_to_hex(recomputed) + ")");
-    }
-    previous = e->hash;
-    report.last_checked = expected;
-    ++report.events_checked;
-  }
-  if (!it->status().ok()) return from_rocks(it->status(), "verify: scan");
-  if (expected <= to) return corruption_error(at(expected) + " is missing: the log ends before its head");
-  report.last_hash = previous;
+  const Hash previous = report.last_hash;
   if (to == head && previous != head_hash() && head.value > 0) {
     return corruption_error("the head hash in memory differs from the stored chain at " + at(head));
   }

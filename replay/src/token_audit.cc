@@ -51,26 +51,14 @@ class Auditor {
              "purchase of " + std::to_string(p->amount) + " tokens has no paymentReference (schema v" +
                  std::to_string(e.stored_schema_version) + ")");
       }
-      delta = p->amount;
-      t.purchased += p->amount;
-      t.had_credit = true;
-      if (in_window(e)) {
-        t.audit->figures.purchased += p->amount;
-        day(t, e).purchased += p->amount;
-      }
+      delta = credit(t, e, p->amount, &Track::purchased, &TokenFigures::purchased, &DayFigures::purchased);
     } else if (const auto* p = std::get_if<TokenAllocated>(&e.payload)) {
       if (p->admin_id.is_nil()) {
         find(e.seq, "missing-admin-id", customer,
              "allocation of " + std::to_string(p->amount) + " tokens has no adminId (schema v" +
                  std::to_string(e.stored_schema_version) + ")");
       }
-      delta = p->amount;
-      t.allocated += p->amount;
-      t.had_credit = true;
-      if (in_window(e)) {
-        t.audit->figures.allocated += p->amount;
-        day(t, e).allocated += p->amount;
-      }
+      delta = credit(t, e, p->amount, &Track::allocated, &TokenFigures::allocated, &DayFigures::allocated);
     } else if (const auto* p = std::get_if<TokenUsed>(&e.payload)) {
       check_use(e, *p, t, customer);
       delta = -p->amount;
@@ -157,6 +145,18 @@ class Auditor {
       t.audit = &audit;
     }
     return t;
+  }
+
+  // A purchase or an allocation: the same bookkeeping on different fields.
+  std::int64_t credit(Track& t, const RecordedEvent& e, std::int64_t amount, std::int64_t Track::*total,
+                      std::int64_t TokenFigures::*figure, std::int64_t DayFigures::*day_figure) {
+    t.*total += amount;
+    t.had_credit = true;
+    if (in_window(e)) {
+      t.audit->figures.*figure += amount;
+      day(t, e).*day_figure += amount;
+    }
+    return amount;
   }
 
   void track_status(const RecordedEvent& e) {

@@ -56,13 +56,10 @@ int run_audit(const Args& args) {
   }
   auto log = open_log_or_report("audit", vm, /*create_if_missing=*/false);
   if (!log) return exit_error;
-  auto engine = ProjectionEngine::open(*log);
-  if (!engine.ok()) {
-    std::cerr << "csctl audit: " << engine.error().to_string() << "\n";
-    return exit_error;
-  }
+  auto engine = open_engine_or_report("audit", *log);
+  if (!engine) return exit_error;
   ProgressReporter progress("auditing");
-  auto report = audit_tokens(*log, engine->get(), audit, progress.callback());
+  auto report = audit_tokens(*log, engine.get(), audit, progress.callback());
   if (!report.ok()) {
     std::cerr << "csctl audit: " << report.error().to_string() << "\n";
     return exit_error;

@@ -19,12 +19,8 @@ std::optional<Store> open_store(const std::string& command, const po::variables_
   Store store;
   store.log = open_log_or_report(command, vm, /*create_if_missing=*/false);
   if (!store.log) return std::nullopt;
-  auto engine = ProjectionEngine::open(*store.log);
-  if (!engine.ok()) {
-    std::cerr << "csctl " << command << ": " << engine.error().to_string() << "\n";
-    return std::nullopt;
-  }
-  store.engine = std::move(*engine);
+  store.engine = open_engine_or_report(command, *store.log);
+  if (!store.engine) return std::nullopt;
   ProgressReporter progress("catching up projections");
   auto caught = store.engine->catch_up(progress.callback());
   if (!caught.ok()) {
@@ -135,18 +131,15 @@ int run_rebuild(const Args& args) {
   if (auto code = parse_options("rebuild", "--data-dir DIR [--projection NAME|all]", options, args, vm)) return *code;
   auto log = open_log_or_report("rebuild", vm, /*create_if_missing=*/false);
   if (!log) return exit_error;
-  auto engine = ProjectionEngine::open(*log);
-  if (!engine.ok()) {
-    std::cerr << "csctl rebuild: " << engine.error().to_string() << "\n";
-    return exit_error;
-  }
+  auto engine = open_engine_or_report("rebuild", *log);
+  if (!engine) return exit_error;
   ProgressReporter progress("rebuilding");
-  auto s = (*engine)->rebuild({vm["projection"].as<std::string>()}, progress.callback());
+  auto s = engine->rebuild({vm["projection"].as<std::string>()}, progress.callback());
   if (!s.ok()) {
     std::cerr << "csctl rebuild: " << s.error().to_string() << "\n";
     return exit_error;
   }
-  for (const auto& p : (*engine)->status()) {
+  for (const auto& p : engine->status()) {
     if (vm["projection"].as<std::string>() != "all" && vm["projection"].as<std::string>() != p.name) continue;
     std::cerr << "rebuilt " << p.name << ": generation " << p.generation << ", up to seq " << p.checkpoint.value << "\n";
   }

@@ -60,18 +60,15 @@ int run_verify(const Args& args) {
   std::cout << "ok: " << report->events_checked << " events checked, chain intact up to seq "
             << report->last_checked.value << ", hash " << hash_to_hex(report->last_hash) << "\n";
   if (!vm.count("projections")) return exit_ok;
-  auto engine = ProjectionEngine::open(*log);
-  if (!engine.ok()) {
-    std::cerr << "csctl verify: " << engine.error().to_string() << "\n";
-    return exit_error;
-  }
+  auto engine = open_engine_or_report("verify", *log);
+  if (!engine) return exit_error;
   ProgressReporter progress("verifying projections");
-  auto s = (*engine)->verify({}, progress.callback());
+  auto s = engine->verify({}, progress.callback());
   if (!s.ok()) {
     std::cerr << "csctl verify: " << s.error().to_string() << "\n";
     return s.error().code() == ErrorCode::corruption ? exit_findings : exit_error;
   }
-  for (const auto& p : (*engine)->status()) {
+  for (const auto& p : engine->status()) {
     std::cout << "ok: projection " << p.name << " equals its rebuild up to seq " << p.checkpoint.value << "\n";
   }
   return exit_ok;

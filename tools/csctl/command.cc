@@ -45,4 +45,13 @@ std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const p
   return std::move(log).value();
 }
 
+std::unique_ptr<ProjectionEngine> open_engine_or_report(const std::string& command, EventLog& log) {
+  auto engine = ProjectionEngine::open(log);
+  if (!engine.ok()) {
+    std::cerr << "csctl " << command << ": " << engine.error().to_string() << "\n";
+    return nullptr;
+  }
+  return std::move(engine).value();
+}
+
 }  // namespace cs::csctl

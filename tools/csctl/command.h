@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cs/event_log.h"
+#include "cs/projection_engine.h"
 
 namespace cs::csctl {
 
@@ -39,6 +40,9 @@ void add_data_dir_option(po::options_description& options);
 // Opens the log in --data-dir; prints the error and returns null on failure.
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
                                              bool create_if_missing, bool sync = true);
+
+// Opens the projections over `log`; prints the error and returns null on failure.
+std::unique_ptr<ProjectionEngine> open_engine_or_report(const std::string& command, EventLog& log);
 
 int run_append(const Args& args);
 int run_read(const Args& args);
