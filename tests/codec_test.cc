@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "cs/json_codec.h"
+#include "cs/json_writer.h"
 #include "cs/storage_codec.h"
+#include "history_generator.h"
 #include "test_support.h"
 
 namespace cs {
@@ -109,6 +111,91 @@ TEST(CodecTest, WireFormIsTheSeedsCamelCaseJson) {
   EXPECT_EQ(j["timestamp"], "2026-01-01T00:03:00Z");
   EXPECT_EQ(j["recordedAt"], "2026-01-01T00:03:00.123Z");
   EXPECT_EQ(j["meta"]["sourceService"], "admin-service");
+}
+
+// The line as nlohmann builds it: the reference the text writer must match.
+std::string reference_event_line(const RecordedEvent& e) {
+  nlohmann::ordered_json out;
+  out["seq"] = e.seq.value;
+  out["id"] = e.id.to_string();
+  out["type"] = std::string(event_type_name(e.type()));
+  out["stream"] = e.stream;
+  out["version"] = e.version.value;
+  out["timestamp"] = format_timestamp(e.timestamp);
+  out["recordedAt"] = format_timestamp_millis(e.recorded_at);
+  out["schemaVersion"] = e.stored_schema_version;
+  out["data"] = payload_to_json(e.payload, e.stored_schema_version);
+  nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+  if (!e.meta.source_service.empty()) meta["sourceService"] = e.meta.source_service;
+  if (e.meta.correlation_id) meta["correlationId"] = e.meta.correlation_id->to_string();
+  if (e.meta.causation_id) meta["causationId"] = e.meta.causation_id->to_string();
+  out["meta"] = meta;
+  out["hash"] = hash_to_hex(e.hash);
+  return out.dump();
+}
+
+TEST(JsonWriterTest, EscapesEveryByteAsNlohmannDoes) {
+  std::string all;
+  for (int c = 1; c < 0x80; ++c) all.push_back(static_cast<char>(c));
+  all += "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80";  // é ✓ 😀 stay UTF-8
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    std::string one = all.substr(i, 1), quoted;
+    if (static_cast<unsigned char>(one[0]) >= 0x80) break;
+    JsonWriter::append_quoted(quoted, one);
+    EXPECT_EQ(quoted, nlohmann::json(one).dump()) << "byte " << static_cast<int>(one[0]);
+  }
+  std::string quoted;
+  JsonWriter::append_quoted(quoted, all);
+  EXPECT_EQ(quoted, nlohmann::json(all).dump());
+}
+
+TEST(JsonWriterTest, PlacesCommasInNestedObjectsAndArrays) {
+  std::string out = "prefix ";
+  JsonWriter w(out);
+  w.begin_object();
+  w.key("a");
+  w.begin_array();
+  w.integer(1);
+  w.begin_object();
+  w.end_object();
+  w.begin_array();
+  w.end_array();
+  w.string("x");
+  w.end_array();
+  w.key("b");
+  w.raw("{\"c\":null}");
+  w.key("d");
+  w.integer(std::int64_t{-7});
+  w.end_object();
+  EXPECT_EQ(out, R"(prefix {"a":[1,{},[],"x"],"b":{"c":null},"d":-7})");
+}
+
+TEST(CodecTest, EventLinesAreByteIdenticalToNlohmannsDump) {
+  std::vector<RecordedEvent> events;
+  std::uint64_t n = 0;
+  for (const auto& p : test::one_of_each_type()) {
+    events.push_back(recorded(p, ++n));
+    if (events.back().stored_schema_version > 1) {
+      events.push_back(recorded(p, ++n));
+      events.back().stored_schema_version = 1;  // as stored before the last field was added
+    }
+  }
+  // Text that needs escaping, and meta with parts missing.
+  events.push_back(recorded(CustomerCreated{test::uuid(3), CustomerType::institution,
+                                            "Quote \" back\\slash \n\t\x01\x1f caf\xc3\xa9 / \xe2\x9c\x93",
+                                            "x@y.example"},
+                            ++n));
+  events.back().meta = {"", std::nullopt, std::nullopt};
+  events.push_back(recorded(CustomerUpdated{test::uuid(3), {"email", "name"},
+                                            {{"email", R"("new@y.example")"}, {"name", R"( "spaced \u00e9" )"}}},
+                            ++n));
+  events.back().meta = {"svc", test::uuid(9), std::nullopt};
+  HistoryGenerator generator({.customers = 40, .seed = 11});
+  while (auto e = generator.next()) events.push_back(recorded(e->payload, ++n));
+  ASSERT_GT(events.size(), 500u);
+  for (const auto& e : events) {
+    EXPECT_EQ(format_event_line(e), reference_event_line(e)) << "seq " << e.seq.value;
+  }
 }
 
 struct BadLine {

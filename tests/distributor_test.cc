@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "cs/distributor.h"
+#include "cs/json_codec.h"
 #include "generated_history.h"
 #include "test_support.h"
 
@@ -203,6 +204,44 @@ TEST(RoutingTest, PublishedRecordsAreTheSeedsFormatWithoutPersonalData) {
   auto j = nlohmann::json::parse(published_value(e, "accounting-service"));
   EXPECT_EQ(j, nlohmann::json::parse(R"({"customerId":")" + test::uuid(1).to_string() +
                                      R"(","customerType":"sme","timestamp":"2026-03-01T10:15:00Z","targetService":"accounting-service"})"));
+}
+
+// The published value as nlohmann builds it: the reference for the text writer.
+std::string reference_published_value(const RecordedEvent& e, const std::string& target) {
+  nlohmann::ordered_json value = payload_to_json(e.payload, e.stored_schema_version);
+  value.erase("name");
+  value.erase("email");
+  value.erase("changes");
+  value["timestamp"] = format_timestamp(e.timestamp);
+  value["targetService"] = target;
+  return value.dump();
+}
+
+TEST(RoutingTest, PublishedValuesAreByteIdenticalToNlohmannsDump) {
+  std::vector<RecordedEvent> events;
+  auto add = [&](const Payload& p, std::uint32_t schema_version) {
+    RecordedEvent e;
+    e.payload = p;
+    e.stored_schema_version = schema_version;
+    e.timestamp = Timestamp{1'767'225'600'000'000 + static_cast<std::int64_t>(events.size()) * 1'500};
+    events.push_back(std::move(e));
+  };
+  for (const auto& p : test::one_of_each_type()) {
+    add(p, current_schema_version(payload_type(p)));
+    add(p, 1);
+  }
+  add(CustomerSuspended{test::uuid(2), test::uuid(3), "unpaid \"invoices\"\n\x02 caf\xc3\xa9"}, 1);
+  HistoryGenerator generator({.customers = 30, .seed = 5});
+  while (auto e = generator.next()) add(e->payload, current_schema_version(payload_type(e->payload)));
+  std::vector<std::string> values;
+  const std::vector<std::string> targets = {"admin-service", "svc \"quoted\""};
+  for (const auto& e : events) {
+    published_values(e, targets, values);
+    ASSERT_EQ(values.size(), 2u);
+    EXPECT_EQ(values[0], reference_published_value(e, targets[0]));
+    EXPECT_EQ(values[1], reference_published_value(e, targets[1]));
+    EXPECT_EQ(published_value(e, targets[0]), values[0]);
+  }
 }
 
 TEST_F(DistributorTest, KilledAndRestartedPublisherStillPublishesExactlyOnce) {

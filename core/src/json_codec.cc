@@ -3,6 +3,7 @@
 #include <set>
 
 #include "cs/limits.h"
+#include "cs/json_writer.h"
 
 namespace cs {
 namespace {
@@ -150,6 +151,33 @@ ordered_json encode(const Changes& v) {
   ordered_json out = ordered_json::object();
   for (const auto& [key, text] : v) out[key] = ordered_json::parse(text);
   return out;
+}
+
+// --- the same values written as text, without a document ---------------------
+
+void write(JsonWriter& w, const Uuid& v) {
+  char buf[37];
+  v.to_chars(buf);
+  w.string(std::string_view(buf, 36));
+}
+void write(JsonWriter& w, const std::string& v) { w.string(v); }
+void write(JsonWriter& w, std::int64_t v) { w.integer(v); }
+void write(JsonWriter& w, CustomerType v) { w.string(customer_type_name(v)); }
+void write(JsonWriter& w, const Timestamp& v) { w.string(format_timestamp(v)); }
+void write(JsonWriter& w, const FieldList& v) {
+  w.begin_array();
+  for (const auto& name : v) w.string(name);
+  w.end_array();
+}
+void write(JsonWriter& w, const Changes& v) {
+  // Values are JSON text from the caller; a parse and dump gives exactly what
+  // payload_to_json gives. Only *.updated events have them, and few.
+  w.begin_object();
+  for (const auto& [key, text] : v) {
+    w.key(key);
+    w.raw(ordered_json::parse(text).dump());
+  }
+  w.end_object();
 }
 
 // --- rules that span fields -------------------------------------------------
@@ -363,6 +391,28 @@ ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_versio
       payload);
 }
 
+void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_t schema_version,
+                        std::span<const std::string_view> omit) {
+  std::visit(
+      [&](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        writer.begin_object();
+        std::apply(
+            [&](const auto&... f) {
+              auto one = [&](const auto& field) {
+                if (schema_version < field.since_version) return;
+                if (std::find(omit.begin(), omit.end(), field.name) != omit.end()) return;
+                writer.key(field.name);
+                write(writer, p.*(field.member));
+              };
+              (one(f), ...);
+            },
+            T::fields());
+        writer.end_object();
+      },
+      payload);
+}
+
 Result<EventLine> parse_event_line(std::string_view text) {
   if (text.size() > limits::json_line_bytes_max) {
     return invalid_argument("line of " + std::to_string(text.size()) + " bytes is over the limit of " +
@@ -422,20 +472,60 @@ std::string format_new_event_line(const NewEvent& e) {
   return out.dump();
 }
 
+void write_meta(JsonWriter& w, const EventMeta& m) {
+  char buf[37];
+  w.begin_object();
+  if (!m.source_service.empty()) {
+    w.key("sourceService");
+    w.string(m.source_service);
+  }
+  if (m.correlation_id) {
+    w.key("correlationId");
+    m.correlation_id->to_chars(buf);
+    w.string(std::string_view(buf, 36));
+  }
+  if (m.causation_id) {
+    w.key("causationId");
+    m.causation_id->to_chars(buf);
+    w.string(std::string_view(buf, 36));
+  }
+  w.end_object();
+}
+
+void append_event_line(std::string& out, const RecordedEvent& e) {
+  JsonWriter w(out);
+  char id[37];
+  e.id.to_chars(id);
+  w.begin_object();
+  w.key("seq");
+  w.integer(e.seq.value);
+  w.key("id");
+  w.string(std::string_view(id, 36));
+  w.key("type");
+  w.string(event_type_name(e.type()));
+  w.key("stream");
+  w.string(e.stream);
+  w.key("version");
+  w.integer(e.version.value);
+  w.key("timestamp");
+  w.string(format_timestamp(e.timestamp));
+  w.key("recordedAt");
+  w.string(format_timestamp_millis(e.recorded_at));
+  w.key("schemaVersion");
+  w.integer(e.stored_schema_version);
+  w.key("data");
+  write_payload_json(w, e.payload, e.stored_schema_version);
+  w.key("meta");
+  write_meta(w, e.meta);
+  w.key("hash");
+  w.string(hash_to_hex(e.hash));
+  w.end_object();
+}
+
 std::string format_event_line(const RecordedEvent& e) {
-  ordered_json out = ordered_json::object();
-  out["seq"] = e.seq.value;
-  out["id"] = e.id.to_string();
-  out["type"] = std::string(event_type_name(e.type()));
-  out["stream"] = e.stream;
-  out["version"] = e.version.value;
-  out["timestamp"] = format_timestamp(e.timestamp);
-  out["recordedAt"] = format_timestamp_millis(e.recorded_at);
-  out["schemaVersion"] = e.stored_schema_version;
-  out["data"] = payload_to_json(e.payload, e.stored_schema_version);
-  out["meta"] = meta_to_json(e.meta);
-  out["hash"] = hash_to_hex(e.hash);
-  return out.dump();
+  std::string out;
+  append_event_line(out, e);
+  return out;
 }
 
 NewEvent to_new_event(const EventLine& line, Timestamp now) {

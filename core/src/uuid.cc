@@ -36,9 +36,11 @@ Uuid Uuid::from_words(std::uint64_t high, std::uint64_t low) {
   return Uuid(b);
 }
 
+void Uuid::to_chars(char (&out)[37]) const { uuid_unparse_lower(bytes_.data(), out); }
+
 std::string Uuid::to_string() const {
   char buf[37];
-  uuid_unparse_lower(bytes_.data(), buf);
+  to_chars(buf);
   return std::string(buf, 36);
 }
 

@@ -3,6 +3,7 @@
 #include <fstream>
 
 #include "cs/json_codec.h"
+#include "cs/json_writer.h"
 
 namespace cs {
 namespace {
@@ -97,35 +98,43 @@ bool Routing::needs_customer_type(EventType type) const {
 }
 
 namespace {
+// Personal data stays home; a service that needs it asks with customer.data.request.
+constexpr std::string_view personal_fields[] = {"name", "email", "changes"};
+
 // The event's data without personal data, with its timestamp, as JSON text
 // without the closing brace: each target appends its own `targetService`.
-std::string published_prefix(const RecordedEvent& event) {
-  nlohmann::ordered_json value = payload_to_json(event.payload, event.stored_schema_version);
-  // Personal data stays home; a service that needs it asks with customer.data.request.
-  value.erase("name");
-  value.erase("email");
-  value.erase("changes");
-  value["timestamp"] = format_timestamp(event.timestamp);
-  std::string text = value.dump();
-  text.pop_back();  // '}'
-  return text;
+void append_published_prefix(std::string& out, const RecordedEvent& event) {
+  JsonWriter writer(out);
+  write_payload_json(writer, event.payload, event.stored_schema_version, personal_fields);
+  out.pop_back();  // '}'; every payload has its customerId, so a member precedes
+  out += ",\"timestamp\":";
+  JsonWriter::append_quoted(out, format_timestamp(event.timestamp));
 }
 
-std::string with_target(const std::string& prefix, std::string_view target) {
-  return prefix + ",\"targetService\":" + nlohmann::json(std::string(target)).dump() + "}";
+void append_target(std::string& out, std::string_view target) {
+  out += ",\"targetService\":";
+  JsonWriter::append_quoted(out, target);
+  out += '}';
 }
 }  // namespace
 
 std::string published_value(const RecordedEvent& event, std::string_view target_service) {
-  return with_target(published_prefix(event), target_service);
+  std::string out;
+  append_published_prefix(out, event);
+  append_target(out, target_service);
+  return out;
 }
 
 void published_values(const RecordedEvent& event, const std::vector<std::string>& targets,
                       std::vector<std::string>& published) {
   published.clear();
   if (targets.empty()) return;
-  std::string prefix = published_prefix(event);
-  for (const auto& t : targets) published.push_back(with_target(prefix, t));
+  std::string prefix;
+  append_published_prefix(prefix, event);
+  for (const auto& t : targets) {
+    published.push_back(prefix);
+    append_target(published.back(), t);
+  }
 }
 
 }  // namespace cs

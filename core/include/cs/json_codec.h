@@ -10,6 +10,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,7 @@
 
 #include "cs/error.h"
 #include "cs/event.h"
+#include "cs/json_writer.h"
 
 namespace cs {
 
@@ -49,8 +51,17 @@ Status validate_payload(const Payload& payload, std::uint32_t schema_version);
 // The payload as a JSON object, fields in table order.
 nlohmann::ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_version);
 
+// The payload as JSON text appended through `writer`: the same bytes as
+// payload_to_json(...).dump(), minus the fields named in `omit`.
+void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_t schema_version,
+                        std::span<const std::string_view> omit = {});
+
 // The full line that `csctl read` prints and `parse_event_line` accepts.
 std::string format_event_line(const RecordedEvent& event);
+// The same line appended to `out` (no newline), for callers that reuse a buffer.
+void append_event_line(std::string& out, const RecordedEvent& event);
+// The event's meta object ({"sourceService":…,"correlationId":…}).
+void write_meta(JsonWriter& writer, const EventMeta& meta);
 
 // An event not yet in the log, as a line `csctl append` takes (id, type,
 // stream, timestamp, data, meta; plus expectedVersion when it is not "any").

@@ -30,6 +30,8 @@ class Uuid {
   static Uuid from_words(std::uint64_t high, std::uint64_t low);
 
   std::string to_string() const;
+  // The same 36 characters written to `out` (NUL-terminated), without allocating.
+  void to_chars(char (&out)[37]) const;
   const Bytes& bytes() const { return bytes_; }
   bool is_nil() const { return bytes_ == Bytes{}; }
 

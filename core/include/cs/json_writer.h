@@ -1,0 +1,92 @@
+// JSON text appended straight to a string, for the hot paths: the records the
+// distributor publishes and the lines `csctl read` and `export` print. Building
+// a nlohmann document for each of those costs several times the bytes it
+// produces; this writes the same bytes (nlohmann's dump(): no spaces, strings
+// escaped the same way, which tests check) without a tree in between.
+//
+// The caller keeps the structure valid (a key before each member value);
+// commas are placed from the text already written. Strings must be UTF-8, as
+// everything that enters the log is. Not thread-safe; the string is borrowed.
+#pragma once
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "cs/assert.h"
+
+namespace cs {
+
+class JsonWriter {
+ public:
+  // Appends to `out` after whatever it holds already.
+  explicit JsonWriter(std::string& out) : out_(out) {}
+
+  void begin_object() { open('{'); }
+  void end_object() { close('}'); }
+  void begin_array() { open('['); }
+  void end_array() { close(']'); }
+  void key(std::string_view name) {
+    member_separator();
+    append_quoted(out_, name);
+    out_ += ':';
+    after_key_ = true;
+  }
+  void string(std::string_view value) {
+    value_separator();
+    append_quoted(out_, value);
+  }
+  template <class Int>
+  void integer(Int value) {
+    value_separator();
+    char buf[24];
+    auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
+    out_.append(buf, end);
+  }
+  // A value that is JSON text already (in nlohmann's compact form).
+  void raw(std::string_view json) {
+    value_separator();
+    out_ += json;
+  }
+
+  // `value` as a JSON string literal, quotes included, escaped as nlohmann's dump() does.
+  static void append_quoted(std::string& out, std::string_view value);
+
+ private:
+  static constexpr int depth_max = 64;  // nesting levels; events nest three deep
+
+  void open(char bracket) {
+    value_separator();
+    CS_ASSERT(depth_ < depth_max, "JSON nesting deeper than JsonWriter::depth_max");
+    has_members_ &= ~(std::uint64_t{1} << depth_);
+    ++depth_;
+    out_ += bracket;
+  }
+  void close(char bracket) {
+    CS_ASSERT(depth_ > 0 && !after_key_, "JsonWriter: close without a matching open, or after a key");
+    --depth_;
+    out_ += bracket;
+  }
+  void member_separator() {
+    CS_ASSERT(depth_ > 0 && !after_key_, "JsonWriter: a key outside an object, or two keys in a row");
+    std::uint64_t bit = std::uint64_t{1} << (depth_ - 1);
+    if (has_members_ & bit) out_ += ',';
+    has_members_ |= bit;
+  }
+  // After a key the value follows its colon; in an array, elements are separated.
+  void value_separator() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (depth_ > 0) {
+      member_separator();
+    }
+  }
+
+  std::string& out_;
+  int depth_ = 0;
+  std::uint64_t has_members_ = 0;  // bit d: the container at depth d+1 has an entry
+  bool after_key_ = false;
+};
+
+}  // namespace cs
