@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Medians and ratios from a Google Benchmark JSON run.
 
-Pairs each BM_Log<X> (or another prefix given with --pair) with its raw
-baseline BM_Raw<X> of the same run and prints a Markdown table of the median
-items/s of both and their ratio.
+Pairs each BM_Log<X> with its raw baseline BM_Raw<X> of the same run (or,
+when there is none, with the baseline of the same name without X's first
+argument: BM_LogPublish/1000 with BM_RawPublish) and prints a Markdown table
+of the median items/s of both and their ratio.
 
   build/bin/event_log_bench --benchmark_repetitions=5 \
       --benchmark_enable_random_interleaving=true --benchmark_format=json > run.json
   python3 benchmarks/compare.py run.json
 """
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -34,6 +36,8 @@ def main(path):
             if not name.startswith(ours_prefix):
                 continue
             raw_name = raw_prefix + name[len(ours_prefix):]
+            if raw_name not in medians:
+                raw_name = re.sub(r"/\d+", "", raw_name, count=1)
             if raw_name not in medians:
                 continue
             ours, raw = medians[name], medians[raw_name]

@@ -357,6 +357,31 @@ TEST_F(DistributorTest, ASecondDistributorWithTheSameIdFencesTheFirst) {
   expect_exactly_once(*log, o);
 }
 
+// One checkpoint record per transaction until the topic is compacted: a
+// restart must read them all, however many (it once gave up after 300).
+TEST_F(DistributorTest, TransactionsHoldAtMostTheirLimitAndAReopenReadsEveryCheckpoint) {
+  auto log = generated_log(14);
+  ASSERT_GT(log->head().value, 320u);
+  auto o = options(/*transaction_events=*/1);
+  {
+    auto d = Distributor::open(*log, o);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    auto n = (*d)->publish_to_head();
+    ASSERT_TRUE(n.ok()) << n.error().to_string();
+    EXPECT_EQ(*n, log->head().value);
+  }
+  auto checkpoints = consume_all({o.checkpoint_topic}, 1);
+  ASSERT_EQ(checkpoints.size(), log->head().value) << "one transaction, hence one checkpoint, per event";
+  for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+    EXPECT_EQ(checkpoints[i].key, o.transactional_id);
+    EXPECT_EQ(checkpoints[i].value, std::to_string(i + 1));
+  }
+  auto reopened = Distributor::open(*log, o);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().to_string();
+  EXPECT_EQ((*reopened)->checkpoint(), log->head());
+  expect_exactly_once(*log, o);
+}
+
 TEST_F(DistributorTest, RepublishSendsARangeAgainToOneServiceWithoutMovingTheCheckpoint) {
   auto log = generated_log(8);
   auto o = options();

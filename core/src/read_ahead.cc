@@ -2,7 +2,7 @@
 
 #include <thread>
 
-#include "bounded_queue.h"
+#include "cs/bounded_queue.h"
 #include "cs/storage_codec.h"
 
 namespace cs {

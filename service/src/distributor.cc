@@ -2,7 +2,11 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <unordered_map>
+#include <chrono>
+#include <cstdint>
+
+#include "record_chunk.h"
+#include "record_pipeline.h"
 
 #include "cs/json_codec.h"
 #include "kafka_errors.h"
@@ -11,6 +15,9 @@ namespace cs {
 namespace {
 
 constexpr int produce_queue_full_retries_max = 1'000;  // each waits up to 100 ms for deliveries
+// Events per prepared chunk: small enough that the producer starts soon after
+// a commit, big enough that handing chunks over costs nothing.
+constexpr std::size_t pipeline_chunk_events = 512;
 
 std::string replace_all(std::string text, std::string_view what, std::string_view with) {
   for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + with.size())) {
@@ -32,13 +39,21 @@ bool set(rd_kafka_conf_t* conf, const char* key, const std::string& value, std::
 
 struct Distributor::Kafka {
   rd_kafka_t* producer = nullptr;
+  std::vector<rd_kafka_topic_t*> topics;  // by RecordPreparer topic index
+  rd_kafka_topic_t* checkpoint_topic = nullptr;
   ~Kafka() {
+    for (auto* t : topics) rd_kafka_topic_destroy(t);
+    if (checkpoint_topic) rd_kafka_topic_destroy(checkpoint_topic);
     if (producer) rd_kafka_destroy(producer);
   }
 };
 
 Distributor::Distributor(const EventLog& log, DistributorOptions options)
-    : log_(log), options_(std::move(options)), kafka_(std::make_unique<Kafka>()) {}
+    : log_(log), options_(std::move(options)), kafka_(std::make_unique<Kafka>()) {
+  preparer_ = std::make_unique<RecordPreparer>(
+      log_, options_.routing, [&](const std::string& service, EventType t) { return topic_for(service, t); },
+      options_.full_log_topic, options_.customer_type_cache_max);
+}
 
 Distributor::~Distributor() = default;
 
@@ -51,6 +66,10 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
   if (options.message_timeout_ms >= options.transaction_timeout_ms) {
     return invalid_argument("distributor: message timeout must be below the transaction timeout");
   }
+  if (options.transaction_events_max == 0) return invalid_argument("distributor: transaction_events_max must be >= 1");
+  if (options.transaction_time_max_ms <= 0 || options.transaction_time_max_ms >= options.transaction_timeout_ms) {
+    return invalid_argument("distributor: transaction_time_max_ms must be > 0 and below the transaction timeout");
+  }
   std::unique_ptr<Distributor> d(new Distributor(log, std::move(options)));
   const auto& o = d->options_;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
@@ -58,7 +77,9 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
   bool ok = set(conf, "bootstrap.servers", o.brokers, error) && set(conf, "transactional.id", o.transactional_id, error) &&
             set(conf, "transaction.timeout.ms", std::to_string(o.transaction_timeout_ms), error) &&
             set(conf, "message.timeout.ms", std::to_string(o.message_timeout_ms), error) &&
-            set(conf, "linger.ms", "5", error) && set(conf, "batch.num.messages", "10000", error);
+            set(conf, "linger.ms", std::to_string(o.linger_ms), error) &&
+            set(conf, "retry.backoff.ms", std::to_string(o.retry_backoff_ms), error) &&
+            set(conf, "batch.num.messages", "10000", error);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
     return invalid_argument("distributor: " + error);
@@ -70,6 +91,10 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
     return fatal_error(std::string("distributor: cannot create producer: ") + buf);
   }
   if (auto s = d->create_topics(); !s.ok()) return s.error();
+  for (const auto& name : d->preparer_->topics()) {
+    d->kafka_->topics.push_back(rd_kafka_topic_new(d->kafka_->producer, name.c_str(), nullptr));
+  }
+  d->kafka_->checkpoint_topic = rd_kafka_topic_new(d->kafka_->producer, o.checkpoint_topic.c_str(), nullptr);
   // Fences older producers with this transactional.id and aborts their open transaction.
   if (rd_kafka_error_t* e = rd_kafka_init_transactions(d->kafka_->producer, o.operation_timeout_ms)) {
     return to_error(classify(d->kafka_->producer, e, "distributor: init_transactions"));
@@ -80,10 +105,7 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
 
 Status Distributor::create_topics() {
   std::vector<std::pair<std::string, bool>> topics;  // name, compacted
-  for (const auto& rule : options_.routing.rules()) {
-    for (EventType t : rule.events) topics.emplace_back(topic_for(rule.service, t), false);
-  }
-  topics.emplace_back(options_.full_log_topic, false);
+  for (const auto& name : preparer_->topics()) topics.emplace_back(name, false);  // the full-log topic included
   topics.emplace_back(options_.checkpoint_topic, true);
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
@@ -146,9 +168,13 @@ Status Distributor::read_checkpoint() {
   rd_kafka_topic_partition_list_add(parts, options_.checkpoint_topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(consumer, parts);
   rd_kafka_topic_partition_list_destroy(parts);
-  Status result = retriable_error("distributor: reading the checkpoint timed out");
-  const int polls_max = options_.operation_timeout_ms / 100;
-  for (int i = 0; i < polls_max; ++i) {
+  Status result = retriable_error("distributor: reading the checkpoint topic " + options_.checkpoint_topic +
+                                  " to its end timed out after " + std::to_string(options_.operation_timeout_ms) +
+                                  " ms");
+  // A time limit, not a poll count: every poll that returns a record counts
+  // too, and the topic holds one record per transaction until compacted.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -179,40 +205,17 @@ Status Distributor::read_checkpoint() {
   return result;
 }
 
-Result<std::optional<CustomerType>> Distributor::customer_type(const Uuid& customer) {
-  if (auto it = customer_types_.find(customer); it != customer_types_.end()) return std::optional(it->second);
-  auto first = log_.read_all({.stream = "customer-" + customer.to_string(), .limit = 1});
-  if (!first.ok()) return first.error();
-  if (first->empty()) return std::optional<CustomerType>();
-  const auto* created = std::get_if<CustomerCreated>(&first->front().payload);
-  if (!created) return std::optional<CustomerType>();
-  if (customer_types_.size() >= options_.customer_type_cache_max) customer_types_.clear();
-  customer_types_[customer] = created->customer_type;
-  return std::optional(created->customer_type);
-}
-
 Result<std::uint64_t> Distributor::publish_to_head() {
   std::uint64_t published = 0;
-  while (checkpoint_ < log_.head()) {
-    Sequence to(std::min(log_.head().value, checkpoint_.value + options_.transaction_events_max));
-    auto n = publish_range(checkpoint_.next(), to, std::nullopt, /*move_checkpoint=*/true);
-    if (!n.ok()) return n.error();
-    published += *n;
-  }
-  return published;
+  Sequence head = log_.head();
+  if (checkpoint_ >= head) return published;
+  return publish_range(checkpoint_.next(), head, std::nullopt, /*move_checkpoint=*/true);
 }
 
 Result<std::uint64_t> Distributor::republish(Sequence from, Sequence to, const std::optional<std::string>& service) {
-  std::uint64_t published = 0;
   to = std::min(to, log_.head());
-  for (Sequence start = from; start <= to;) {
-    Sequence end(std::min(to.value, start.value + options_.transaction_events_max - 1));
-    auto n = publish_range(start, end, service, /*move_checkpoint=*/false);
-    if (!n.ok()) return n.error();
-    published += *n;
-    start = end.next();
-  }
-  return published;
+  if (from > to) return std::uint64_t{0};
+  return publish_range(from, to, service, /*move_checkpoint=*/false);
 }
 
 namespace {
@@ -228,98 +231,124 @@ Status abort_with_retries(rd_kafka_t* p, int timeout_ms, std::size_t retries_max
 }
 }  // namespace
 
-// One transaction: the events of [from, to], and the checkpoint when asked.
+namespace {
+
+// Produces one record, waiting (within a limit) while librdkafka's queue is
+// full. Takes ownership of `headers` (may be null).
+Status produce(rd_kafka_t* p, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
+               rd_kafka_headers_t* headers) {
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(key.data(), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max) {
+      if (headers) rd_kafka_headers_destroy(headers);
+      return retriable_error(std::string("produce to ") + rd_kafka_topic_name(topic) + ": " + rd_kafka_err2str(err));
+    }
+    rd_kafka_poll(p, 100);
+  }
+}
+
+rd_kafka_headers_t* event_headers(const RecordChunk& chunk, const RecordChunk::Event& e) {
+  rd_kafka_headers_t* h = rd_kafka_headers_new(5);
+  auto add = [&](const char* name, std::string_view value) {
+    rd_kafka_header_add(h, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+  };
+  add("eventId", chunk.event_id(e));
+  add("seq", chunk.seq(e));
+  add("type", chunk.type(e));
+  add("schemaVersion", chunk.schema_version(e));
+  if (auto c = chunk.correlation_id(e)) add("correlationId", *c);
+  return h;
+}
+
+}  // namespace
+
+// The records of [from, to], prepared on the pipeline's thread, produced here
+// in transactions of at most transaction_events_max events (chunks never
+// straddle two) and transaction_time_max_ms. A failure aborts the open
+// transaction; the ones committed before it stay, and so does the checkpoint
+// they moved.
 Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
                                                  const std::optional<std::string>& only_service,
                                                  bool move_checkpoint) {
+  using clock = std::chrono::steady_clock;
   rd_kafka_t* p = kafka_->producer;
-  auto events = log_.read_all({.from_seq = from, .to_seq = to});
-  if (!events.ok()) return events.error();
-  if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
+  RecordPipeline pipeline(log_, *preparer_, from, to, only_service, pipeline_chunk_events,
+                          options_.transaction_events_max);
 
-  auto produce = [&](const std::string& topic, const std::string& key, const std::string& value,
-                     const RecordedEvent* event) -> Status {
-    for (int attempt = 0;; ++attempt) {
-      rd_kafka_headers_t* headers = nullptr;
-      if (event) {
-        headers = rd_kafka_headers_new(5);
-        std::string id = event->id.to_string(), seq = std::to_string(event->seq.value);
-        std::string type(event_type_name(event->type())), schema = std::to_string(event->stored_schema_version);
-        rd_kafka_header_add(headers, "eventId", -1, id.data(), static_cast<ssize_t>(id.size()));
-        rd_kafka_header_add(headers, "seq", -1, seq.data(), static_cast<ssize_t>(seq.size()));
-        rd_kafka_header_add(headers, "type", -1, type.data(), static_cast<ssize_t>(type.size()));
-        rd_kafka_header_add(headers, "schemaVersion", -1, schema.data(), static_cast<ssize_t>(schema.size()));
-        if (event->meta.correlation_id) {
-          std::string c = event->meta.correlation_id->to_string();
-          rd_kafka_header_add(headers, "correlationId", -1, c.data(), static_cast<ssize_t>(c.size()));
-        }
-      }
-      rd_kafka_resp_err_t err = rd_kafka_producev(
-          p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
-      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-      if (headers) rd_kafka_headers_destroy(headers);
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max) {
-        return retriable_error("produce to " + topic + ": " + rd_kafka_err2str(err));
-      }
-      rd_kafka_poll(p, 100);
-    }
-  };
+  bool open = false;
+  std::size_t events_in_transaction = 0;
+  Sequence last_in_transaction;
+  clock::time_point started;
+  std::uint64_t published = 0;
 
-  Status failed;
-  std::uint64_t records = 0;
-  std::vector<std::string> targets, values;
-  for (const auto& e : *events) {
-    const Uuid& customer = payload_customer_id(e.payload);
-    std::string key = customer.to_string();
-    std::optional<CustomerType> type;
-    if (options_.routing.needs_customer_type(e.type())) {
-      auto t = customer_type(customer);
-      if (!t.ok()) {
-        failed = t.error();
-        break;
-      }
-      type = *t;
-    }
-    targets = options_.routing.targets(e.type(), type);
-    if (only_service) std::erase_if(targets, [&](const std::string& s) { return s != *only_service; });
-    published_values(e, targets, values);
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-      if (failed = produce(topic_for(targets[i], e.type()), key, values[i], &e); !failed.ok()) break;
-      ++records;
-    }
-    if (!failed.ok()) break;
-    if (!only_service) {
-      if (failed = produce(options_.full_log_topic, key, format_event_line(e), &e); !failed.ok()) break;
-    }
-  }
-  if (failed.ok() && move_checkpoint) {
-    failed = produce(options_.checkpoint_topic, options_.transactional_id, std::to_string(to.value), nullptr);
-  }
-  if (!failed.ok()) {
-    if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
-      return s.error();
-    }
-    return failed.error();
-  }
-  for (std::size_t attempt = 0;; ++attempt) {
-    rd_kafka_error_t* e = rd_kafka_commit_transaction(p, options_.operation_timeout_ms);
-    if (!e) break;
-    TxnError error = classify(p, e, "commit_transaction");
-    if (error.kind == TxnErrorKind::retriable && attempt < options_.commit_retries_max) continue;
-    if (error.kind == TxnErrorKind::retriable || error.kind == TxnErrorKind::abortable) {
-      // Rewind: nothing of this transaction is visible, the checkpoint stays.
+  auto abort_and_fail = [&](Error error) -> Error {
+    if (open) {
       if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
         return s.error();
       }
-      return retriable_error(error.message + " (transaction aborted; the checkpoint stays at seq " +
-                             std::to_string(checkpoint_.value) + ")");
     }
-    return to_error(error);
+    return error;
+  };
+  auto commit = [&]() -> Status {
+    if (move_checkpoint) {
+      std::string seq = std::to_string(last_in_transaction.value);
+      if (auto s = produce(p, kafka_->checkpoint_topic, options_.transactional_id, seq, nullptr); !s.ok()) {
+        return abort_and_fail(s.error());
+      }
+    }
+    for (std::size_t attempt = 0;; ++attempt) {
+      rd_kafka_error_t* e = rd_kafka_commit_transaction(p, options_.operation_timeout_ms);
+      if (!e) break;
+      TxnError error = classify(p, e, "commit_transaction");
+      if (error.kind == TxnErrorKind::retriable && attempt < options_.commit_retries_max) continue;
+      if (error.kind == TxnErrorKind::retriable || error.kind == TxnErrorKind::abortable) {
+        // Rewind: nothing of this transaction is visible, the checkpoint stays.
+        return abort_and_fail(retriable_error(error.message + " (transaction aborted; the checkpoint stays at seq " +
+                                              std::to_string(checkpoint_.value) + ")"));
+      }
+      return to_error(error);
+    }
+    open = false;
+    if (move_checkpoint) checkpoint_ = last_in_transaction;
+    published += events_in_transaction;
+    return {};
+  };
+
+  RecordChunk chunk;
+  while (pipeline.next(chunk)) {
+    if (open && events_in_transaction + chunk.event_count > options_.transaction_events_max) {
+      if (auto s = commit(); !s.ok()) return s.error();
+    }
+    if (!open) {
+      if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
+      open = true;
+      events_in_transaction = 0;
+      started = clock::now();
+    }
+    Status failed;
+    for (const auto& r : chunk.records) {
+      const auto& event = chunk.events[r.event];
+      // librdkafka owns the headers once the record is accepted: one set per record.
+      failed = produce(p, kafka_->topics[r.topic], chunk.key(event), chunk.value(r), event_headers(chunk, event));
+      if (!failed.ok()) break;
+    }
+    if (!failed.ok()) return abort_and_fail(failed.error());
+    events_in_transaction += chunk.event_count;
+    last_in_transaction = chunk.last;
+    if (events_in_transaction >= options_.transaction_events_max ||
+        clock::now() - started >= std::chrono::milliseconds(options_.transaction_time_max_ms)) {
+      if (auto s = commit(); !s.ok()) return s.error();
+    }
   }
-  if (move_checkpoint) checkpoint_ = to;
-  return static_cast<std::uint64_t>(events->size());
+  if (!pipeline.status().ok()) return abort_and_fail(pipeline.status().error());
+  if (open) {
+    if (auto s = commit(); !s.ok()) return s.error();
+  }
+  return published;
 }
 
 }  // namespace cs

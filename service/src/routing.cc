@@ -100,9 +100,8 @@ bool Routing::needs_customer_type(EventType type) const {
 namespace {
 // Personal data stays home; a service that needs it asks with customer.data.request.
 constexpr std::string_view personal_fields[] = {"name", "email", "changes"};
+}  // namespace
 
-// The event's data without personal data, with its timestamp, as JSON text
-// without the closing brace: each target appends its own `targetService`.
 void append_published_prefix(std::string& out, const RecordedEvent& event) {
   JsonWriter writer(out);
   write_payload_json(writer, event.payload, event.stored_schema_version, personal_fields);
@@ -111,17 +110,16 @@ void append_published_prefix(std::string& out, const RecordedEvent& event) {
   JsonWriter::append_quoted(out, format_timestamp(event.timestamp));
 }
 
-void append_target(std::string& out, std::string_view target) {
+void append_published_target(std::string& out, std::string_view target) {
   out += ",\"targetService\":";
   JsonWriter::append_quoted(out, target);
   out += '}';
 }
-}  // namespace
 
 std::string published_value(const RecordedEvent& event, std::string_view target_service) {
   std::string out;
   append_published_prefix(out, event);
-  append_target(out, target_service);
+  append_published_target(out, target_service);
   return out;
 }
 
@@ -133,7 +131,7 @@ void published_values(const RecordedEvent& event, const std::vector<std::string>
   append_published_prefix(prefix, event);
   for (const auto& t : targets) {
     published.push_back(prefix);
-    append_target(published.back(), t);
+    append_published_target(published.back(), t);
   }
 }
 

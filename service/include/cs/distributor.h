@@ -3,12 +3,15 @@
 // Every event goes to each service the routing gives it (one record per
 // event and service, keyed by customerId so a customer's events keep their
 // order) and to the full-log topic. Events are published in transactions of
-// at most `transaction_events_max` events; each transaction also writes the
-// "published up to seq N" checkpoint to a compacted topic, so the checkpoint
-// moves if and only if the events are visible to read_committed consumers.
-// On open, init_transactions fences any older producer with the same
-// transactional.id and aborts its open transaction; the checkpoint is then
-// read back with read_committed.
+// at most `transaction_events_max` events and `transaction_time_max_ms`; each
+// transaction also writes the "published up to seq N" checkpoint to a
+// compacted topic, so the checkpoint moves if and only if the events are
+// visible to read_committed consumers. On open, init_transactions fences any
+// older producer with the same transactional.id and aborts its open
+// transaction; the checkpoint is then read back with read_committed.
+//
+// Records are prepared (read, decoded, routed, formatted) on a second thread
+// while the calling thread produces and commits: see record_pipeline.h.
 //
 // Not thread-safe: one thread drives a distributor.
 #pragma once
@@ -16,12 +19,13 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
 #include "cs/event_log.h"
 #include "cs/routing.h"
 
 namespace cs {
+
+class RecordPreparer;
 
 struct DistributorOptions {
   std::string brokers;                                     // "127.0.0.1:19092"
@@ -31,12 +35,18 @@ struct DistributorOptions {
   std::string checkpoint_topic = "customer-service.distributor-checkpoints";
   int topic_partitions = 3;
   int replication_factor = 1;
-  std::size_t transaction_events_max = 1'000;
+  std::size_t transaction_events_max = 10'000;
+  // A transaction is committed once this old even if it has fewer events, so
+  // that a long catch-up moves the checkpoint regularly.
+  int transaction_time_max_ms = 1'000;
   int transaction_timeout_ms = 60'000;
   int message_timeout_ms = 30'000;  // below the transaction timeout, as librdkafka requires
   int operation_timeout_ms = 30'000;
   std::size_t commit_retries_max = 5;
   std::size_t customer_type_cache_max = 1 << 18;
+  // librdkafka producer settings (see docs/distributor.md for why these values).
+  int linger_ms = 5;
+  int retry_backoff_ms = 10;
   Routing routing = Routing::defaults();
 };
 
@@ -49,9 +59,10 @@ class Distributor {
   ~Distributor();
 
   Sequence checkpoint() const { return checkpoint_; }
-  // Publishes every event after the checkpoint up to the log's head. Returns
-  // the events published. On a retriable error the open transaction was
-  // aborted and the checkpoint did not move: call again. On a fatal error
+  // Publishes every event after the checkpoint up to the log's head (as it
+  // was when called). Returns the events published. On a retriable error the
+  // open transaction was aborted and the checkpoint stays where the last
+  // committed transaction put it: call again. On a fatal error
   // (fenced included) destroy this distributor; a new one may be opened
   // unless the error says "fenced".
   Result<std::uint64_t> publish_to_head();
@@ -67,15 +78,15 @@ class Distributor {
   Distributor(const EventLog& log, DistributorOptions options);
   Status create_topics();
   Status read_checkpoint();
-  Result<std::optional<CustomerType>> customer_type(const Uuid& customer);
+  // Publishes [from, to] in as many transactions as the limits ask for.
   Result<std::uint64_t> publish_range(Sequence from, Sequence to, const std::optional<std::string>& only_service,
                                       bool move_checkpoint);
 
   const EventLog& log_;
   DistributorOptions options_;
+  std::unique_ptr<RecordPreparer> preparer_;
   std::unique_ptr<Kafka> kafka_;
   Sequence checkpoint_;
-  std::unordered_map<Uuid, CustomerType> customer_types_;
 };
 
 }  // namespace cs

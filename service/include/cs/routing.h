@@ -49,6 +49,12 @@ class Routing {
 // changed). JSON text.
 std::string published_value(const RecordedEvent& event, std::string_view target_service);
 
+// The same in two steps, for callers that reuse a buffer: the part every
+// target shares (all but `targetService` and the closing brace), then one
+// target's ending.
+void append_published_prefix(std::string& out, const RecordedEvent& event);
+void append_published_target(std::string& out, std::string_view target_service);
+
 // The same for several targets, building the shared part once: `published`
 // gets one value per target, in order.
 void published_values(const RecordedEvent& event, const std::vector<std::string>& targets,

@@ -1,0 +1,121 @@
+#include "record_chunk.h"
+
+#include <charconv>
+#include <limits>
+
+#include "cs/json_codec.h"
+
+namespace cs {
+
+void RecordPreparer::init(const Routing& routing, const std::vector<std::vector<std::string>>& topic_names,
+                          const std::string& full_log_topic) {
+  std::unordered_map<std::string, std::uint32_t> topic_index;
+  auto index_of = [&](const std::string& name) {
+    auto [it, added] = topic_index.emplace(name, static_cast<std::uint32_t>(topics_.size()));
+    if (added) topics_.push_back(name);
+    return it->second;
+  };
+  const auto& rules = routing.rules();
+  for (std::size_t r = 0; r < rules.size(); ++r) {
+    services_.push_back(rules[r].service);
+    for (EventType t : rules[r].events) {
+      std::size_t ti = static_cast<std::size_t>(t) - 1;
+      Target target{static_cast<std::uint32_t>(r), index_of(topic_names[r][ti])};
+      if (rules[r].customer_type) {
+        needs_customer_type_[ti] = true;
+        targets_[ti][static_cast<std::size_t>(*rules[r].customer_type)].push_back(target);
+      } else {
+        for (auto& per_customer_type : targets_[ti]) per_customer_type.push_back(target);
+      }
+    }
+  }
+  full_log_topic_ = index_of(full_log_topic);
+}
+
+Result<std::optional<CustomerType>> RecordPreparer::customer_type(const Uuid& customer) {
+  if (auto it = customer_types_.find(customer); it != customer_types_.end()) return std::optional(it->second);
+  auto first = log_.read_all({.stream = "customer-" + customer.to_string(), .limit = 1});
+  if (!first.ok()) return first.error();
+  if (first->empty()) return std::optional<CustomerType>();
+  const auto* created = std::get_if<CustomerCreated>(&first->front().payload);
+  if (!created) return std::optional<CustomerType>();
+  if (customer_types_.size() >= customer_type_cache_max_) customer_types_.clear();
+  customer_types_[customer] = created->customer_type;
+  return std::optional(created->customer_type);
+}
+
+Status RecordPreparer::add(const RecordedEvent& event, const std::optional<std::string>& only_service,
+                           RecordChunk& chunk) {
+  if (chunk.event_count == 0) chunk.first = event.seq;
+  chunk.last = event.seq;
+  ++chunk.event_count;
+
+  const std::size_t ti = static_cast<std::size_t>(event.type()) - 1;
+  const Uuid& customer = payload_customer_id(event.payload);
+  if (const auto* created = std::get_if<CustomerCreated>(&event.payload)) {
+    // Learnt on the way: the customer's later events need no lookup.
+    if (customer_types_.size() >= customer_type_cache_max_) customer_types_.clear();
+    customer_types_[customer] = created->customer_type;
+  }
+  std::size_t customer_type_index = 0;
+  if (needs_customer_type_[ti]) {
+    auto type = customer_type(customer);
+    if (!type.ok()) return type.error();
+    if (*type) customer_type_index = static_cast<std::size_t>(**type);
+  }
+  const auto& targets = targets_[ti][customer_type_index];
+  auto wanted = [&](const Target& t) { return !only_service || services_[t.service] == *only_service; };
+  std::size_t record_count = only_service ? 0 : 1;
+  for (const auto& t : targets) record_count += wanted(t) ? 1 : 0;
+  if (record_count == 0) return {};
+
+  CS_ASSERT(chunk.text.size() < std::numeric_limits<std::uint32_t>::max() / 2, "a record chunk stays far below 2 GiB");
+  RecordChunk::Event headers;
+  headers.text_offset = static_cast<std::uint32_t>(chunk.text.size());
+  char id[37];
+  customer.to_chars(id);
+  chunk.text.append(id, 36);
+  event.id.to_chars(id);
+  chunk.text.append(id, 36);
+  char number[24];
+  auto end = std::to_chars(number, number + sizeof number, event.seq.value).ptr;
+  chunk.text.append(number, end);
+  headers.seq_size = static_cast<std::uint8_t>(end - number);
+  auto type_name = event_type_name(event.type());
+  chunk.text += type_name;
+  headers.type_size = static_cast<std::uint8_t>(type_name.size());
+  end = std::to_chars(number, number + sizeof number, event.stored_schema_version).ptr;
+  chunk.text.append(number, end);
+  headers.schema_size = static_cast<std::uint8_t>(end - number);
+  if (event.meta.correlation_id) {
+    event.meta.correlation_id->to_chars(id);
+    chunk.text.append(id, 36);
+    headers.has_correlation = true;
+  }
+  const auto event_index = static_cast<std::uint32_t>(chunk.events.size());
+  chunk.events.push_back(headers);
+
+  auto add_record = [&](std::uint32_t topic, std::size_t value_offset) {
+    chunk.records.push_back({topic, event_index, static_cast<std::uint32_t>(value_offset),
+                             static_cast<std::uint32_t>(chunk.text.size() - value_offset)});
+  };
+  if (record_count > (only_service ? 0u : 1u)) {
+    prefix_.clear();
+    append_published_prefix(prefix_, event);
+    for (const auto& t : targets) {
+      if (!wanted(t)) continue;
+      std::size_t offset = chunk.text.size();
+      chunk.text += prefix_;
+      append_published_target(chunk.text, services_[t.service]);
+      add_record(t.topic, offset);
+    }
+  }
+  if (!only_service) {
+    std::size_t offset = chunk.text.size();
+    append_event_line(chunk.text, event);
+    add_record(full_log_topic_, offset);
+  }
+  return {};
+}
+
+}  // namespace cs
