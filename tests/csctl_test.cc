@@ -53,6 +53,20 @@ TEST(CsctlTest, EverySubcommandHasHelp) {
   EXPECT_NE(missing.err.find("data-dir"), std::string::npos);
 }
 
+TEST(CsctlTest, PublishRefusesTransactionLimitsItCannotKeep) {
+  test::TempDir dir;
+  std::string d = "--data-dir " + (dir / "log").string() + " --brokers 127.0.0.1:1";
+  auto zero = csctl("publish " + d + " --transaction-events 0");
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("--transaction-events must be at least 1"), std::string::npos) << zero.err;
+  auto forever = csctl("publish " + d + " --transaction-ms 600000");
+  EXPECT_EQ(forever.exit_code, 2);
+  EXPECT_NE(forever.err.find("--transaction-ms must be between 1 and 59999"), std::string::npos) << forever.err;
+  auto help = csctl("publish --help");
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("--transaction-ms"), std::string::npos);
+}
+
 TEST(CsctlTest, GenerateIsDeterministicAndRealistic) {
   auto a = csctl("generate --customers 30 --seed 7");
   auto b = csctl("generate --customers 30 --seed 7");

@@ -24,7 +24,10 @@ void add_kafka_options(po::options_description& options) {
       "stable id: a second distributor with it fences the first")(
       "routing", po::value<std::string>(), "routing file (JSON); default: design.md's table")(
       "topic-template", po::value<std::string>()->default_value("{event}"), "{event} or {service}.{event}")(
-      "transaction-events", po::value<std::size_t>()->default_value(1000), "events per transaction at most")(
+      "transaction-events", po::value<std::size_t>()->default_value(DistributorOptions{}.transaction_events_max),
+      "events per transaction at most")(
+      "transaction-ms", po::value<int>()->default_value(DistributorOptions{}.transaction_time_max_ms),
+      "a transaction is committed once this old (ms), however few its events")(
       "operation-timeout-ms", po::value<int>()->default_value(30'000), "timeout of each Kafka operation");
 }
 
@@ -34,10 +37,16 @@ std::optional<DistributorOptions> distributor_options(const std::string& command
   o.transactional_id = vm["transactional-id"].as<std::string>();
   o.topic_template = vm["topic-template"].as<std::string>();
   o.transaction_events_max = vm["transaction-events"].as<std::size_t>();
+  o.transaction_time_max_ms = vm["transaction-ms"].as<int>();
   o.operation_timeout_ms = vm["operation-timeout-ms"].as<int>();
   o.message_timeout_ms = std::min(o.message_timeout_ms, o.operation_timeout_ms);
   if (o.transaction_events_max == 0) {
     std::cerr << "csctl " << command << ": --transaction-events must be at least 1\n";
+    return std::nullopt;
+  }
+  if (o.transaction_time_max_ms <= 0 || o.transaction_time_max_ms >= o.transaction_timeout_ms) {
+    std::cerr << "csctl " << command << ": --transaction-ms must be between 1 and "
+              << o.transaction_timeout_ms - 1 << " (below the transaction timeout)\n";
     return std::nullopt;
   }
   if (vm.count("routing")) {
