@@ -21,11 +21,15 @@ def main(path):
     with open(path) as f:
         run = json.load(f)
     rates = defaultdict(list)
+    delays = defaultdict(lambda: defaultdict(list))  # run name -> counter -> values
     for b in run["benchmarks"]:
         if b.get("run_type") == "aggregate":
             continue
         if "items_per_second" in b:
             rates[b["run_name"]].append(b["items_per_second"])
+        for counter in ("p50_ms", "p99_ms"):
+            if counter in b:
+                delays[b["run_name"]][counter].append(b[counter])
     medians = {name: statistics.median(v) for name, v in rates.items()}
     print(f"machine: {run['context'].get('num_cpus')} cpus, {run['context'].get('date')}")
     print()
@@ -42,6 +46,10 @@ def main(path):
                 continue
             ours, raw = medians[name], medians[raw_name]
             print(f"| {name} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f}x | {len(rates[name])} |")
+    for name, counters in sorted(delays.items()):
+        shown = ", ".join(f"{c} median {statistics.median(v):.1f} (runs: {', '.join(f'{x:.1f}' for x in v)})"
+                          for c, v in sorted(counters.items()))
+        print(f"\n{name}: {shown}")
 
 
 if __name__ == "__main__":
