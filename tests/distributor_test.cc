@@ -85,6 +85,26 @@ std::vector<Record> consume_all(const std::vector<std::string>& topics, int part
   return out;
 }
 
+// A broker of the test's own, on its own port and data dir, for tests that
+// stop and restart it (restarting the shared one would disturb the tests
+// beside them). Stopped at scope exit.
+class OwnBroker {
+ public:
+  explicit OwnBroker(const std::filesystem::path& dir)
+      : port_(19500 + static_cast<int>(getpid() % 400) * 2),
+        args_(" --port " + std::to_string(port_) + " --data-dir " + (dir / "kafka").string() + " > " +
+              (dir / "broker.out").string() + " 2>&1") {}
+  ~OwnBroker() { stop(); }
+  bool start() { return std::system((script() + " start" + args_).c_str()) == 0; }
+  bool stop() { return std::system((script() + " stop" + args_).c_str()) == 0; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  static std::string script() { return std::string(CS_SOURCE_DIR) + "/tools/kafka/broker.sh"; }
+  int port_;
+  std::string args_;
+};
+
 class DistributorTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -281,21 +301,13 @@ TEST_F(DistributorTest, KilledAndRestartedPublisherStillPublishesExactlyOnce) {
 // checkpoint) and the result is still exactly once. This test runs its own
 // broker: restarting the shared one would disturb the tests beside it.
 TEST_F(DistributorTest, BrokerRestartMidPublishStillExactlyOnce) {
-  const std::string script = std::string(CS_SOURCE_DIR) + "/tools/kafka/broker.sh";
-  const int port = 19500 + static_cast<int>(getpid() % 400) * 2;
-  const std::string kafka_dir = (dir_ / "kafka").string();
-  const std::string broker_args = " --port " + std::to_string(port) + " --data-dir " + kafka_dir + " > " +
-                                  (dir_ / "broker.out").string() + " 2>&1";
-  ASSERT_EQ(std::system((script + " start" + broker_args).c_str()), 0) << "could not start a broker";
-  struct StopBroker {
-    std::string command;
-    ~StopBroker() { (void)std::system(command.c_str()); }
-  } stop_at_end{script + " stop" + broker_args};
+  OwnBroker broker(dir_.path());
+  ASSERT_TRUE(broker.start()) << "could not start a broker";
 
   auto log = generated_log(120);
   log.reset();
   DistributorOptions o;  // the CLI's defaults, on this test's own broker
-  o.brokers = "127.0.0.1:" + std::to_string(port);
+  o.brokers = broker.address();
   o.topic_template = "{service}.{event}";
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -316,9 +328,9 @@ TEST_F(DistributorTest, BrokerRestartMidPublishStillExactlyOnce) {
   }
   ASSERT_NE(output().find("publish: resuming after seq"), std::string::npos) << output();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_EQ(std::system((script + " stop" + broker_args).c_str()), 0);
+  ASSERT_TRUE(broker.stop());
   std::this_thread::sleep_for(std::chrono::seconds(2));
-  ASSERT_EQ(std::system((script + " start" + broker_args).c_str()), 0) << "could not restart the broker";
+  ASSERT_TRUE(broker.start()) << "could not restart the broker";
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   std::string publish_output = output();
@@ -334,6 +346,56 @@ TEST_F(DistributorTest, BrokerRestartMidPublishStillExactlyOnce) {
              publish_output.find("Disconnected", started) != std::string::npos ||
              publish_output.find("Connection refused", started) != std::string::npos;
   EXPECT_TRUE(hit) << "the broker outage did not reach the publisher:\n" << publish_output;
+  expect_exactly_once(*log, o);
+}
+
+// With the broker gone a transaction can neither commit nor abort. A
+// producer left half-way through an abort would fail every later
+// begin_transaction, so the distributor reports that as fatal (it once
+// returned "retriable" forever); a new distributor then resumes from the
+// checkpoint once the broker is back, still exactly once.
+TEST_F(DistributorTest, AnAbortThatCannotCompleteIsFatalAndANewDistributorResumes) {
+  OwnBroker broker(dir_.path());
+  ASSERT_TRUE(broker.start()) << "could not start a broker";
+  auto log = generated_log(20);
+  auto o = options();
+  o.brokers = broker.address();
+  o.message_timeout_ms = 1'500;
+  o.operation_timeout_ms = 2'000;
+  o.commit_retries_max = 2;
+  Sequence published;
+  {
+    auto d = Distributor::open(*log, o);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    ASSERT_TRUE((*d)->publish_to_head().ok());
+    published = (*d)->checkpoint();
+    test::append_generated(*log, 5, 99);
+    ASSERT_TRUE(broker.stop());
+    bool fatal = false;
+    for (int call = 0; call < 4 && !fatal; ++call) {
+      auto n = (*d)->publish_to_head();
+      ASSERT_FALSE(n.ok()) << "published without a broker";
+      fatal = n.error().code() == ErrorCode::fatal;
+      if (fatal) {
+        EXPECT_NE(n.error().message().find("abort did not complete"), std::string::npos) << n.error().message();
+      }
+    }
+    EXPECT_TRUE(fatal) << "a producer stuck in an abort must be reported as fatal";
+    EXPECT_EQ((*d)->checkpoint(), published) << "nothing was committed";
+  }
+  ASSERT_TRUE(broker.start()) << "could not restart the broker";
+  std::unique_ptr<Distributor> d;
+  for (int attempt = 0; attempt < 30 && !d; ++attempt) {  // the coordinator may still be loading
+    auto opened = Distributor::open(*log, o);
+    if (opened.ok()) d = std::move(*opened);
+    else std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  ASSERT_TRUE(d) << "could not reopen after the broker came back";
+  EXPECT_EQ(d->checkpoint(), published);
+  Result<std::uint64_t> n = retriable_error("not yet published");
+  for (int attempt = 0; attempt < 10 && !n.ok(); ++attempt) n = d->publish_to_head();
+  ASSERT_TRUE(n.ok()) << n.error().to_string();
+  EXPECT_EQ(d->checkpoint(), log->head());
   expect_exactly_once(*log, o);
 }
 

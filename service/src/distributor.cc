@@ -219,14 +219,23 @@ Result<std::uint64_t> Distributor::republish(Sequence from, Sequence to, const s
 }
 
 namespace {
-// Aborts the open transaction, retrying while librdkafka says the abort itself
-// may be retried (a broker that is down times it out).
+// Aborts the open transaction. An abort that fails without a fatal error
+// (a broker that is down times it out; an earlier delivery failure may be
+// reported again) is resumed by calling it again. One that still has not
+// completed after `retries_max` calls leaves the producer in the middle of an
+// abort, where begin_transaction would fail forever: that is reported as
+// fatal, so that the caller opens a new producer, whose init_transactions
+// aborts the transaction on the broker's side.
 Status abort_with_retries(rd_kafka_t* p, int timeout_ms, std::size_t retries_max) {
   for (std::size_t attempt = 0;; ++attempt) {
     rd_kafka_error_t* e = rd_kafka_abort_transaction(p, timeout_ms);
     if (!e) return {};
     TxnError error = classify(p, e, "abort_transaction");
-    if (error.kind != TxnErrorKind::retriable || attempt >= retries_max) return to_error(error);
+    if (error.kind == TxnErrorKind::fatal || error.kind == TxnErrorKind::fenced) return to_error(error);
+    if (attempt >= retries_max) {
+      return fatal_error(error.message + " (the abort did not complete after " + std::to_string(attempt + 1) +
+                         " attempts: this producer must be replaced)");
+    }
   }
 }
 }  // namespace
