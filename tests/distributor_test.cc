@@ -444,6 +444,31 @@ TEST_F(DistributorTest, TransactionsHoldAtMostTheirLimitAndAReopenReadsEveryChec
   expect_exactly_once(*log, o);
 }
 
+// The time limit, with a clock that finds 10 ms gone at every look: a
+// transaction begins, then after its third chunk it is 30 ms old, over the
+// 25 ms limit, and is committed, however far below the count limit it is.
+TEST_F(DistributorTest, ATransactionIsCommittedOnceItReachesItsTimeLimit) {
+  auto log = generated_log(140);
+  const std::uint64_t per_transaction = 3 * distributor_chunk_events;
+  ASSERT_GT(log->head().value, 2 * per_transaction);
+  auto o = options(/*transaction_events=*/1'000'000);
+  o.transaction_time_max_ms = 25;
+  auto now = std::make_shared<std::chrono::steady_clock::time_point>();
+  o.clock = [now] { return *now += std::chrono::milliseconds(10); };
+  auto d = Distributor::open(*log, o);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  auto n = (*d)->publish_to_head();
+  ASSERT_TRUE(n.ok()) << n.error().to_string();
+  std::vector<std::string> expected, got;
+  for (std::uint64_t seq = per_transaction; seq < log->head().value; seq += per_transaction) {
+    expected.push_back(std::to_string(seq));
+  }
+  expected.push_back(std::to_string(log->head().value));
+  for (const auto& r : consume_all({o.checkpoint_topic}, 1)) got.push_back(r.value);
+  EXPECT_EQ(got, expected) << "one checkpoint per transaction, each three chunks long";
+  expect_exactly_once(*log, o);
+}
+
 TEST_F(DistributorTest, RepublishSendsARangeAgainToOneServiceWithoutMovingTheCheckpoint) {
   auto log = generated_log(8);
   auto o = options();

@@ -15,9 +15,7 @@ namespace cs {
 namespace {
 
 constexpr int produce_queue_full_retries_max = 1'000;  // each waits up to 100 ms for deliveries
-// Events per prepared chunk: small enough that the producer starts soon after
-// a commit, big enough that handing chunks over costs nothing.
-constexpr std::size_t pipeline_chunk_events = 512;
+
 
 std::string replace_all(std::string text, std::string_view what, std::string_view with) {
   for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + with.size())) {
@@ -285,7 +283,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
                                                  bool move_checkpoint) {
   using clock = std::chrono::steady_clock;
   rd_kafka_t* p = kafka_->producer;
-  RecordPipeline pipeline(log_, *preparer_, from, to, only_service, pipeline_chunk_events,
+  RecordPipeline pipeline(log_, *preparer_, from, to, only_service, distributor_chunk_events,
                           options_.transaction_events_max);
 
   bool open = false;
@@ -336,7 +334,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
       open = true;
       events_in_transaction = 0;
-      started = clock::now();
+      started = options_.clock();
     }
     Status failed;
     for (const auto& r : chunk.records) {
@@ -349,7 +347,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     events_in_transaction += chunk.event_count;
     last_in_transaction = chunk.last;
     if (events_in_transaction >= options_.transaction_events_max ||
-        clock::now() - started >= std::chrono::milliseconds(options_.transaction_time_max_ms)) {
+        options_.clock() - started >= std::chrono::milliseconds(options_.transaction_time_max_ms)) {
       if (auto s = commit(); !s.ok()) return s.error();
     }
   }

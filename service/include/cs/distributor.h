@@ -16,6 +16,8 @@
 // Not thread-safe: one thread drives a distributor.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +28,11 @@
 namespace cs {
 
 class RecordPreparer;
+
+// Events per prepared chunk: small enough that the producer starts soon after
+// a commit, big enough that handing chunks over costs nothing. A
+// transaction's age is checked between chunks.
+inline constexpr std::size_t distributor_chunk_events = 512;
 
 struct DistributorOptions {
   std::string brokers;                                     // "127.0.0.1:19092"
@@ -39,6 +46,8 @@ struct DistributorOptions {
   // A transaction is committed once this old even if it has fewer events, so
   // that a long catch-up moves the checkpoint regularly.
   int transaction_time_max_ms = 1'000;
+  // Measures a transaction's age; tests pin it. Called on the publishing thread.
+  std::function<std::chrono::steady_clock::time_point()> clock = std::chrono::steady_clock::now;
   int transaction_timeout_ms = 60'000;
   int message_timeout_ms = 30'000;  // below the transaction timeout, as librdkafka requires
   int operation_timeout_ms = 30'000;
