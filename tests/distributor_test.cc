@@ -363,17 +363,29 @@ TEST_F(DistributorTest, AnAbortThatCannotCompleteIsFatalAndANewDistributorResume
   o.message_timeout_ms = 1'500;
   o.operation_timeout_ms = 2'000;
   o.commit_retries_max = 2;
+  // A broker just started may still be loading its transaction coordinator,
+  // longer than these short timeouts.
+  auto open = [&]() -> std::unique_ptr<Distributor> {
+    for (int attempt = 0; attempt < 30; ++attempt) {
+      auto opened = Distributor::open(*log, o);
+      if (opened.ok()) return std::move(*opened);
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    return nullptr;
+  };
   Sequence published;
   {
-    auto d = Distributor::open(*log, o);
-    ASSERT_TRUE(d.ok()) << d.error().to_string();
-    ASSERT_TRUE((*d)->publish_to_head().ok());
-    published = (*d)->checkpoint();
+    auto d = open();
+    ASSERT_TRUE(d) << "could not open a distributor";
+    Result<std::uint64_t> first = retriable_error("not yet published");
+    for (int attempt = 0; attempt < 10 && !first.ok(); ++attempt) first = d->publish_to_head();
+    ASSERT_TRUE(first.ok()) << first.error().to_string();
+    published = d->checkpoint();
     test::append_generated(*log, 5, 99);
     ASSERT_TRUE(broker.stop());
     bool fatal = false;
     for (int call = 0; call < 4 && !fatal; ++call) {
-      auto n = (*d)->publish_to_head();
+      auto n = d->publish_to_head();
       ASSERT_FALSE(n.ok()) << "published without a broker";
       fatal = n.error().code() == ErrorCode::fatal;
       if (fatal) {
@@ -381,15 +393,10 @@ TEST_F(DistributorTest, AnAbortThatCannotCompleteIsFatalAndANewDistributorResume
       }
     }
     EXPECT_TRUE(fatal) << "a producer stuck in an abort must be reported as fatal";
-    EXPECT_EQ((*d)->checkpoint(), published) << "nothing was committed";
+    EXPECT_EQ(d->checkpoint(), published) << "nothing was committed";
   }
   ASSERT_TRUE(broker.start()) << "could not restart the broker";
-  std::unique_ptr<Distributor> d;
-  for (int attempt = 0; attempt < 30 && !d; ++attempt) {  // the coordinator may still be loading
-    auto opened = Distributor::open(*log, o);
-    if (opened.ok()) d = std::move(*opened);
-    else std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
+  auto d = open();
   ASSERT_TRUE(d) << "could not reopen after the broker came back";
   EXPECT_EQ(d->checkpoint(), published);
   Result<std::uint64_t> n = retriable_error("not yet published");
