@@ -253,14 +253,10 @@ TEST(RoutingTest, PublishedValuesAreByteIdenticalToNlohmannsDump) {
   add(CustomerSuspended{test::uuid(2), test::uuid(3), "unpaid \"invoices\"\n\x02 caf\xc3\xa9"}, 1);
   HistoryGenerator generator({.customers = 30, .seed = 5});
   while (auto e = generator.next()) add(e->payload, current_schema_version(payload_type(e->payload)));
-  std::vector<std::string> values;
   const std::vector<std::string> targets = {"admin-service", "svc \"quoted\""};
   for (const auto& e : events) {
-    published_values(e, targets, values);
-    ASSERT_EQ(values.size(), 2u);
-    EXPECT_EQ(values[0], reference_published_value(e, targets[0]));
-    EXPECT_EQ(values[1], reference_published_value(e, targets[1]));
-    EXPECT_EQ(published_value(e, targets[0]), values[0]);
+    EXPECT_EQ(published_value(e, targets[0]), reference_published_value(e, targets[0]));
+    EXPECT_EQ(published_value(e, targets[1]), reference_published_value(e, targets[1]));
   }
 }
 

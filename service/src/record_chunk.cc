@@ -15,17 +15,22 @@ void RecordPreparer::init(const Routing& routing, const std::vector<std::vector<
     if (added) topics_.push_back(name);
     return it->second;
   };
-  const auto& rules = routing.rules();
-  for (std::size_t r = 0; r < rules.size(); ++r) {
-    services_.push_back(rules[r].service);
-    for (EventType t : rules[r].events) {
-      std::size_t ti = static_cast<std::size_t>(t) - 1;
-      Target target{static_cast<std::uint32_t>(r), index_of(topic_names[r][ti])};
-      if (rules[r].customer_type) {
-        needs_customer_type_[ti] = true;
-        targets_[ti][static_cast<std::size_t>(*rules[r].customer_type)].push_back(target);
-      } else {
-        for (auto& per_customer_type : targets_[ti]) per_customer_type.push_back(target);
+  // The table is Routing::targets() asked once per (event type, customer
+  // type), so the routing rules keep a single reading.
+  std::unordered_map<std::string, std::uint32_t> service_index;
+  for (const auto& rule : routing.rules()) {
+    service_index.emplace(rule.service, static_cast<std::uint32_t>(services_.size()));
+    services_.push_back(rule.service);
+  }
+  const std::optional<CustomerType> customer_types[] = {std::nullopt, CustomerType::sme, CustomerType::institution};
+  for (EventType t : all_event_types) {
+    std::size_t ti = static_cast<std::size_t>(t) - 1;
+    needs_customer_type_[ti] = routing.needs_customer_type(t);
+    for (const auto& customer_type : customer_types) {
+      auto& targets = targets_[ti][customer_type ? static_cast<std::size_t>(*customer_type) : 0];
+      for (const auto& service : routing.targets(t, customer_type)) {
+        std::uint32_t s = service_index.at(service);
+        targets.push_back({s, index_of(topic_names[s][ti])});
       }
     }
   }
@@ -39,9 +44,13 @@ Result<std::optional<CustomerType>> RecordPreparer::customer_type(const Uuid& cu
   if (first->empty()) return std::optional<CustomerType>();
   const auto* created = std::get_if<CustomerCreated>(&first->front().payload);
   if (!created) return std::optional<CustomerType>();
-  if (customer_types_.size() >= customer_type_cache_max_) customer_types_.clear();
-  customer_types_[customer] = created->customer_type;
+  remember(customer, created->customer_type);
   return std::optional(created->customer_type);
+}
+
+void RecordPreparer::remember(const Uuid& customer, CustomerType type) {
+  if (customer_types_.size() >= customer_type_cache_max_) customer_types_.clear();
+  customer_types_[customer] = type;
 }
 
 Status RecordPreparer::add(const RecordedEvent& event, const std::optional<std::string>& only_service,
@@ -53,9 +62,7 @@ Status RecordPreparer::add(const RecordedEvent& event, const std::optional<std::
   const std::size_t ti = static_cast<std::size_t>(event.type()) - 1;
   const Uuid& customer = payload_customer_id(event.payload);
   if (const auto* created = std::get_if<CustomerCreated>(&event.payload)) {
-    // Learnt on the way: the customer's later events need no lookup.
-    if (customer_types_.size() >= customer_type_cache_max_) customer_types_.clear();
-    customer_types_[customer] = created->customer_type;
+    remember(customer, created->customer_type);  // learnt on the way: later events need no lookup
   }
   std::size_t customer_type_index = 0;
   if (needs_customer_type_[ti]) {

@@ -90,6 +90,8 @@ class RecordPreparer {
   void init(const Routing& routing, const std::vector<std::vector<std::string>>& topic_names,
             const std::string& full_log_topic);
   Result<std::optional<CustomerType>> customer_type(const Uuid& customer);
+  // Caches a customer's type within customer_type_cache_max (emptied when full).
+  void remember(const Uuid& customer, CustomerType type);
 
   const EventLog& log_;
   std::vector<std::string> services_;
@@ -106,7 +108,7 @@ template <class TopicFor>
 RecordPreparer::RecordPreparer(const EventLog& log, const Routing& routing, TopicFor topic_for,
                                const std::string& full_log_topic, std::size_t customer_type_cache_max)
     : log_(log), customer_type_cache_max_(customer_type_cache_max) {
-  std::vector<std::vector<std::string>> names;  // [rule][type index]
+  std::vector<std::vector<std::string>> names;  // [rule][type index], rules in routing order
   for (const auto& rule : routing.rules()) {
     auto& per_type = names.emplace_back(event_type_count);
     for (EventType t : rule.events) per_type[static_cast<std::size_t>(t) - 1] = topic_for(rule.service, t);

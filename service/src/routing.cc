@@ -123,16 +123,4 @@ std::string published_value(const RecordedEvent& event, std::string_view target_
   return out;
 }
 
-void published_values(const RecordedEvent& event, const std::vector<std::string>& targets,
-                      std::vector<std::string>& published) {
-  published.clear();
-  if (targets.empty()) return;
-  std::string prefix;
-  append_published_prefix(prefix, event);
-  for (const auto& t : targets) {
-    published.push_back(prefix);
-    append_published_target(published.back(), t);
-  }
-}
-
 }  // namespace cs

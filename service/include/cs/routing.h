@@ -55,9 +55,4 @@ std::string published_value(const RecordedEvent& event, std::string_view target_
 void append_published_prefix(std::string& out, const RecordedEvent& event);
 void append_published_target(std::string& out, std::string_view target_service);
 
-// The same for several targets, building the shared part once: `published`
-// gets one value per target, in order.
-void published_values(const RecordedEvent& event, const std::vector<std::string>& targets,
-                      std::vector<std::string>& published);
-
 }  // namespace cs
