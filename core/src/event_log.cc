@@ -17,6 +17,7 @@
 #include "index_cursor.h"
 #include "keys.h"
 #include "rocks_status.h"
+#include "stream_rules.h"
 
 namespace cs {
 
@@ -34,18 +35,22 @@ struct EventLog::Writer {
   std::condition_variable cv;
 };
 
+struct EventLog::LeaderState {
+  std::unordered_map<StreamKey, StreamFacts> streams;  // committed, bounded by stream_head_cache_entries_max
+};
+
 // What one group commit has staged so far, on top of what is in the database.
 struct EventLog::GroupState {
   Sequence last_seq;
   Hash last_hash{};
   Timestamp recorded_at;
-  std::unordered_map<StreamKey, std::uint64_t> stream_versions;  // staged heads
+  std::unordered_map<StreamKey, StreamFacts> streams;  // staged facts
   std::uint64_t new_streams = 0;
   struct StagedId {
     Sequence seq;
     StreamVersion version;
     StreamKey stream;
-    EventType type;
+    const Payload* payload;  // the staging writer's, alive until the group is done
   };
   std::unordered_map<Uuid, StagedId> ids;
   // One index block per stream and per type, written at the end of the group.
@@ -98,6 +103,7 @@ bool is_log_family(const std::string& name) {
 Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& dir,
                                                  EventLogOptions options) {
   std::unique_ptr<EventLog> log(new EventLog());
+  log->leader_ = std::make_unique<LeaderState>();
   log->dir_ = dir;
   log->options_ = std::move(options);
 
@@ -177,6 +183,11 @@ EventLog::~EventLog() {
 
 Sequence EventLog::head() const { return Sequence(head_seq_.load()); }
 
+std::size_t EventLog::queued_appends() const {
+  std::lock_guard lock(mu_);
+  return writers_.size();
+}
+
 Hash EventLog::head_hash() const {
   std::lock_guard lock(mu_);
   return head_hash_;
@@ -236,6 +247,25 @@ Status check_event(const NewEvent& e, std::size_t index) {
 }
 
 }  // namespace
+
+// An id already in the log (or staged) names one event: the same stream,
+// type and data, or a conflict that says which part differs.
+template <class Staged>
+Status check_same_event(const NewEvent& e, const StreamKey& stream, const Staged& found) {
+  EventType type = payload_type(e.payload);
+  EventType found_type = payload_type(*found.payload);
+  if (found.stream != stream || found_type != type) {
+    return conflict_error("event id " + e.id.to_string() + " is already in the log at seq " +
+                          std::to_string(found.seq.value) + " as " + std::string(event_type_name(found_type)) +
+                          " in " + found.stream.name() + ", not as " + std::string(event_type_name(type)) + " in " +
+                          stream.name());
+  }
+  if (*found.payload != e.payload) {
+    return conflict_error("event id " + e.id.to_string() + " is already in the log at seq " +
+                          std::to_string(found.seq.value) + " with other data: an id names one event");
+  }
+  return {};
+}
 
 Result<AppendResult> EventLog::append(std::span<const NewEvent> events) {
   if (events.empty()) return invalid_argument("append: no events");
@@ -310,6 +340,15 @@ Result<AppendResult> EventLog::enqueue(Writer& w) {
 }
 
 void EventLog::commit_group(std::span<Writer*> group) {
+  {
+    // Appends queued behind a failed group must not commit: that group's
+    // WAL record may have reached disk, so its sequences may be taken.
+    std::lock_guard lock(mu_);
+    if (failure_) {
+      for (Writer* w : group) w->result = fatal_error("log refuses appends after a failed write: " + failure_->message());
+      return;
+    }
+  }
   GroupState state;
   state.last_seq = Sequence(head_seq_.load());
   {
@@ -344,20 +383,26 @@ void EventLog::commit_group(std::span<Writer*> group) {
 
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync_each_group;
-  auto s = db_->Write(write_options, &batch);
-  if (!s.ok()) {
-    Error e = from_rocks(s, "append: write batch");
+  Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
+  if (written.ok()) {
+    auto s = db_->Write(write_options, &batch);
+    if (!s.ok()) written = from_rocks(s, "append: write batch");
+  }
+  if (!written.ok()) {
+    // Every writer of the group gets the failure, duplicates too: their ids
+    // may have been staged by another writer of this very group.
     std::lock_guard lock(mu_);
-    failure_ = e;
-    for (Writer* w : staged) w->result = e;
+    failure_ = written.error();
+    for (Writer* w : group) {
+      if (w->result.ok()) w->result = written.error();
+    }
     return;
   }
   CS_ASSERT(state.last_seq.value > head_seq_.load(), "sequences only grow");
   stream_count_ = stream_count;
-  if (stream_head_cache_.size() + state.stream_versions.size() > limits::stream_head_cache_entries_max) {
-    stream_head_cache_.clear();
-  }
-  for (const auto& [stream, version] : state.stream_versions) stream_head_cache_[stream] = version;
+  auto& cache = leader_->streams;
+  if (cache.size() + state.streams.size() > limits::stream_head_cache_entries_max) cache.clear();
+  for (const auto& [stream, facts] : state.streams) cache[stream] = facts;
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
   head_seq_ = state.last_seq.value;
@@ -385,13 +430,15 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     std::optional<GroupState::StagedId> found;
+    std::optional<RecordedEvent> original;
     if (auto it = group.ids.find(e.id); it != group.ids.end()) {
       found = it->second;
     } else if (id_statuses[i].ok()) {
-      auto original = read_event(Sequence(keys::get_u64(id_values[i].ToStringView())));
-      if (!original.ok()) return original.error();
+      auto read = read_event(Sequence(keys::get_u64(id_values[i].ToStringView())));
+      if (!read.ok()) return read.error();
+      original = std::move(read).value();
       found = GroupState::StagedId{original->seq, original->version, payload_stream_key(original->payload),
-                                   original->type()};
+                                   &original->payload};
     } else if (!id_statuses[i].IsNotFound()) {
       return from_rocks(id_statuses[i], "append: look up event id");
     }
@@ -400,13 +447,7 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
       continue;
     }
     ++known;
-    if (found->stream != streams[i] || found->type != payload_type(e.payload)) {
-      return conflict_error("event id " + e.id.to_string() + " is already in the log at seq " +
-                            std::to_string(found->seq.value) + " as " +
-                            std::string(event_type_name(found->type)) + " in " + found->stream.name() +
-                            ", not as " + std::string(event_type_name(payload_type(e.payload))) +
-                            " in " + streams[i].name());
-    }
+    if (auto s = check_same_event(e, streams[i], *found); !s.ok()) return s.error();
     result.positions.push_back({found->seq, found->version});
   }
   if (known == events.size()) {
@@ -421,27 +462,31 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   }
   result.positions.clear();
 
-  // 2. Expected versions: staged heads first, then committed ones, then the index.
-  std::unordered_map<StreamKey, std::uint64_t> versions;  // this writer's view
+  // 2. Expected versions and stream rules: staged facts first, then
+  // committed ones, then the index.
+  std::unordered_map<StreamKey, StreamFacts> facts;  // this writer's view
   for (std::size_t i = 0; i < events.size(); ++i) {
     const StreamKey& stream = streams[i];
-    auto it = versions.find(stream);
-    if (it == versions.end()) {
-      auto current = staged_stream_version(stream, group);
+    auto it = facts.find(stream);
+    if (it == facts.end()) {
+      auto current = staged_stream_facts(stream, group);
       if (!current.ok()) return current.error();
-      it = versions.emplace(stream, *current).first;
+      it = facts.emplace(stream, *current).first;
     }
     const auto& expected = events[i].expected;
+    const std::uint64_t version = it->second.version;
     bool matches = expected.kind == ExpectedVersion::Kind::any ||
-                   (expected.kind == ExpectedVersion::Kind::no_stream && it->second == 0) ||
-                   (expected.kind == ExpectedVersion::Kind::exact && it->second == expected.version.value);
+                   (expected.kind == ExpectedVersion::Kind::no_stream && version == 0) ||
+                   (expected.kind == ExpectedVersion::Kind::exact && version == expected.version.value);
     if (!matches) {
       return conflict_error("stream " + stream.name() + ": expected version " + to_string(expected) +
-                            ", actual version " + std::to_string(it->second) + " (event " +
+                            ", actual version " + std::to_string(version) + " (event " +
                             std::to_string(i) + ", id " + events[i].id.to_string() + ")");
     }
-    ++it->second;
-    result.positions.push_back({Sequence(group.last_seq.value + 1 + i), StreamVersion(it->second)});
+    std::string where = "event " + std::to_string(i) + " (" + events[i].id.to_string() + "): ";
+    if (auto s = check_stream_rules(it->second, stream, events[i].payload, where); !s.ok()) return s.error();
+    if (auto s = advance_stream_facts(it->second, events[i].payload); !s.ok()) return s.error();
+    result.positions.push_back({Sequence(group.last_seq.value + 1 + i), StreamVersion(it->second.version)});
   }
 
   // 3. Encode and chain. Kept in locals until every event passed.
@@ -466,30 +511,64 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
 
   // 4. Stage.
   for (std::size_t i = 0; i < events.size(); ++i) {
-    stage_event(events[i].id, streams[i], payload_type(events[i].payload), result.positions[i], values[i], group,
-                batch);
+    stage_event(events[i].id, streams[i], events[i].payload, result.positions[i], values[i], group, batch);
   }
-  for (const auto& [stream, version] : versions) group.stream_versions[stream] = version;
+  for (auto& [stream, f] : facts) group.streams[stream] = f;
   group.last_seq = Sequence(group.last_seq.value + events.size());
   group.last_hash = hash;
   return result;
 }
 
-// A stream's version as the group sees it: staged, else committed.
-Result<std::uint64_t> EventLog::staged_stream_version(const StreamKey& stream, const GroupState& group) const {
-  if (auto g = group.stream_versions.find(stream); g != group.stream_versions.end()) return g->second;
-  if (auto c = stream_head_cache_.find(stream); c != stream_head_cache_.end()) return c->second;
-  auto v = stream_version(stream.name());
-  if (!v.ok()) return v.error();
-  return v->value;
+// A stream's facts as the group sees them: staged, else committed, else read.
+Result<StreamFacts> EventLog::staged_stream_facts(const StreamKey& stream, const GroupState& group) const {
+  if (auto g = group.streams.find(stream); g != group.streams.end()) return g->second;
+  if (auto c = leader_->streams.find(stream); c != leader_->streams.end()) return c->second;
+  return load_stream_facts(stream);
 }
 
-void EventLog::stage_event(const Uuid& id, const StreamKey& stream, EventType type, const EventPosition& pos,
+// Reads what the rules need: the head always; the owner (first event) of user
+// and subscription streams; the totals of token streams (one pass over the
+// stream, once per cache miss).
+Result<StreamFacts> EventLog::load_stream_facts(const StreamKey& stream) const {
+  StreamFacts facts;
+  auto head = stream_version(stream.name());
+  if (!head.ok()) return head.error();
+  if (head->value == 0) return facts;
+  if (stream.category == Category::customer) {
+    facts.version = head->value;
+    facts.owner = stream.id;
+    return facts;
+  }
+  if (stream.category != Category::token) {
+    IndexCursor cursor(*db_, stream_index_cf_, keys::stream_prefix_key(stream.name()), IndexCursor::Kind::stream);
+    cursor.seek(1, /*backward=*/false);
+    if (!cursor.status().ok()) return cursor.status().error();
+    if (!cursor.valid()) return corruption_error("stream " + stream.name() + " has a head but no first event");
+    auto first = read_event(Sequence(cursor.seq()));
+    if (!first.ok()) return first.error();
+    facts.version = head->value;
+    facts.owner = payload_customer_id(first->payload);
+    return facts;
+  }
+  Status folded;
+  ReadQuery query;
+  query.stream = stream.name();
+  auto s = read(query, [&](const RecordedEvent& e) {
+    folded = advance_stream_facts(facts, e.payload);
+    return folded.ok();
+  });
+  if (!s.ok()) return s.error();
+  if (!folded.ok()) return corruption_error("stream " + stream.name() + ": " + folded.error().message());
+  return facts;
+}
+
+void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payload& payload, const EventPosition& pos,
                            const std::string& value, GroupState& group, rocksdb::WriteBatch& batch) {
+  const EventType type = payload_type(payload);
   std::string seq_key = keys::seq_key(pos.seq);
   batch.Put(events_cf_, seq_key, value);
   batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), seq_key);
-  group.ids[id] = {pos.seq, pos.version, stream, type};
+  group.ids[id] = {pos.seq, pos.version, stream, &payload};
   auto& block = group.stream_blocks[stream];
   if (block.seqs.empty()) block.first_version = pos.version.value;
   block.seqs.push_back(pos.seq.value);
@@ -503,7 +582,7 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   auto where = [](const RecordedEvent& e) { return "import: seq " + std::to_string(e.seq.value) + ": "; };
   AppendResult result;
   std::vector<StreamKey> streams(events.size());
-  std::unordered_map<StreamKey, std::uint64_t> versions;
+  std::unordered_map<StreamKey, StreamFacts> facts;
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -515,17 +594,20 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
     if (e.stream != streams[i].name()) {
       return invalid_argument(where(e) + "stream " + e.stream + " does not match the event's data");
     }
-    auto it = versions.find(streams[i]);
-    if (it == versions.end()) {
-      auto current = staged_stream_version(streams[i], group);
+    auto it = facts.find(streams[i]);
+    if (it == facts.end()) {
+      auto current = staged_stream_facts(streams[i], group);
       if (!current.ok()) return current.error();
-      it = versions.emplace(streams[i], *current).first;
+      it = facts.emplace(streams[i], *current).first;
     }
-    if (e.version.value != it->second + 1) {
-      return invalid_argument(where(e) + "stream " + e.stream + " is at version " + std::to_string(it->second) +
-                              ", the event says " + std::to_string(e.version.value));
+    if (e.version.value != it->second.version + 1) {
+      return invalid_argument(where(e) + "stream " + e.stream + " is at version " +
+                              std::to_string(it->second.version) + ", the event says " +
+                              std::to_string(e.version.value));
     }
-    it->second = e.version.value;
+    if (auto s = advance_stream_facts(it->second, e.payload); !s.ok()) {
+      return invalid_argument(where(e) + s.error().message());
+    }
     std::string existing;
     if (group.ids.contains(e.id) ||
         db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e.id.bytes().data()), 16), &existing)
@@ -545,9 +627,9 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
     result.positions.push_back({e.seq, e.version});
   }
   for (std::size_t i = 0; i < events.size(); ++i) {
-    stage_event(events[i].id, streams[i], events[i].type(), result.positions[i], values[i], group, batch);
+    stage_event(events[i].id, streams[i], events[i].payload, result.positions[i], values[i], group, batch);
   }
-  for (const auto& [stream, version] : versions) group.stream_versions[stream] = version;
+  for (auto& [stream, f] : facts) group.streams[stream] = f;
   group.last_seq = Sequence(group.last_seq.value + events.size());
   group.last_hash = hash;
   return result;

@@ -182,9 +182,48 @@ void write(JsonWriter& w, const Changes& v) {
 
 // --- rules that span fields -------------------------------------------------
 
+// The creation event whose fields an update may change: a change is checked
+// by the creation field's own rule, so "email" must be an e-mail address in
+// customer.updated as in customer.created.
+template <class Update> struct CreationOf;
+template <> struct CreationOf<CustomerUpdated> { using type = CustomerCreated; };
+template <> struct CreationOf<UserUpdated> { using type = UserCreated; };
+template <> struct CreationOf<SubscriptionUpdated> { using type = SubscriptionCreated; };
+
+// One `changes` value: valid JSON text, and when it names a field of the
+// creation event, a valid value of that field. Names the creation table does
+// not know (a deployment's own fields) take any JSON value.
+template <class Update>
+Status check_change_value(const std::string& name, const std::string& text) {
+  std::string path = "data.changes." + name;
+  if (auto s = check_json_depth(text); !s.ok()) return invalid_argument(path + ": " + s.error().message());
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return invalid_argument(path + " is not valid JSON text");
+  using Creation = typename CreationOf<Update>::type;
+  if (name == "customerType") {
+    return invalid_argument(path + ": a customer's type is set by customer.created and never changes");
+  }
+  Status result;
+  std::apply(
+      [&](const auto&... f) {
+        (
+            [&] {
+              if (!result.ok() || f.name != name) return;
+              std::decay_t<decltype(Creation{}.*(f.member))> decoded{};
+              result = decode(path, value, f.check, decoded);
+            }(),
+            ...);
+      },
+      Creation::fields());
+  return result;
+}
+
 template <class T>
 Status check_update_fields(const T& p) {
   if constexpr (requires { p.updated_fields; p.changes; }) {
+    for (const auto& [name, text] : p.changes) {
+      if (auto s = check_change_value<T>(name, text); !s.ok()) return s;
+    }
     for (const auto& name : p.updated_fields) {
       if (name == "customerId" || name == "userId" || name == "subscriptionId") {
         return invalid_argument("data.updatedFields names \"" + name + "\", an id that never changes");
@@ -366,6 +405,33 @@ Status parse_top_level(const json& doc, EventLine& line, std::optional<EventType
 
 }  // namespace
 
+Status check_json_depth(std::string_view text, std::size_t depth_max) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped byte cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > depth_max) {
+        return invalid_argument("JSON nests deeper than " + std::to_string(depth_max) +
+                                " levels (at byte " + std::to_string(i + 1) + ")");
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return {};
+}
+
 Result<Payload> payload_from_json(EventType type, const json& data, std::uint32_t schema_version) {
   return decode_payload_at(static_cast<std::size_t>(type) - 1, data, schema_version);
 }
@@ -418,6 +484,7 @@ Result<EventLine> parse_event_line(std::string_view text) {
     return invalid_argument("line of " + std::to_string(text.size()) + " bytes is over the limit of " +
                             std::to_string(limits::json_line_bytes_max));
   }
+  if (auto s = check_json_depth(text); !s.ok()) return s.error();
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return invalid_argument("not valid JSON");
   if (!doc.is_object()) return invalid_argument("an event line must be a JSON object");

@@ -3,6 +3,7 @@
 // history folds deterministically.
 #include <nlohmann/json.hpp>
 
+#include "cs/json_codec.h"
 #include "cs/projection.h"
 #include "cs/read_models.h"
 
@@ -22,6 +23,7 @@ namespace {
 std::optional<std::string> changed_string(const Changes& changes, const std::string& field) {
   auto it = changes.find(field);
   if (it == changes.end()) return std::nullopt;
+  if (!check_json_depth(it->second).ok()) return std::nullopt;
   auto v = nlohmann::json::parse(it->second, nullptr, false);
   if (!v.is_string()) return std::nullopt;
   return v.get<std::string>();
@@ -92,7 +94,9 @@ class UsersProjection final : public EntityProjection<UserState> {
 
   void fold(UserState& s, const RecordedEvent& e) const override {
     s.user_id = entity_of(e);
-    s.customer_id = payload_customer_id(e.payload);
+    // A user belongs to the customer of its first event for life: the owner
+    // index is a function of the log, whatever a later event claims.
+    if (s.customer_id.is_nil()) s.customer_id = payload_customer_id(e.payload);
     s.updated_at = e.timestamp;
     std::visit(
         [&](const auto& p) {
@@ -130,7 +134,7 @@ class SubscriptionsProjection final : public EntityProjection<SubscriptionState>
 
   void fold(SubscriptionState& s, const RecordedEvent& e) const override {
     s.subscription_id = entity_of(e);
-    s.customer_id = payload_customer_id(e.payload);
+    if (s.customer_id.is_nil()) s.customer_id = payload_customer_id(e.payload);  // owner for life, as users
     s.updated_at = e.timestamp;
     std::visit(
         [&](const auto& p) {

@@ -61,7 +61,11 @@ Result<Routing> Routing::from_json(const nlohmann::json& config) {
 Result<Routing> Routing::from_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) return invalid_argument("routing: cannot read " + path);
-  auto config = nlohmann::json::parse(in, nullptr, false);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  if (auto depth = check_json_depth(text); !depth.ok()) {
+    return invalid_argument("routing: " + path + ": " + depth.error().message());
+  }
+  auto config = nlohmann::json::parse(text, nullptr, false);
   if (config.is_discarded()) return invalid_argument("routing: " + path + " is not valid JSON");
   return from_json(config);
 }

@@ -5,11 +5,18 @@
 // events, across any number of streams, are stored or none is.
 //
 // Idempotency rule: an event's id is its idempotency key. If every event of
-// an append is already in the log (same id, stream and type), the append is a
-// no-op that returns the original positions with `duplicate = true`, whatever
-// the expected versions say: a retry after a lost reply is safe. If only some
-// ids are known, or a known id comes with another stream or type, the append
-// fails and writes nothing.
+// an append is already in the log (same id, stream, type and data), the
+// append is a no-op that returns the original positions with `duplicate =
+// true`, whatever the expected versions say: a retry after a lost reply is
+// safe. If only some ids are known the append fails (invalid_argument); a
+// known id that comes with another stream, type or data is a conflict. Either
+// way nothing is written.
+//
+// Stream rules (every append, not import): a creation event (customer.created,
+// user.created, subscription.created) opens its stream and is refused on a
+// stream that exists; a user or subscription belongs for life to the customer
+// of its stream's first event; a token account's purchased + allocated, and
+// its used, never pass limits::token_total_max.
 //
 // Group commit: appends from concurrent threads are merged by a leader into
 // one RocksDB write batch and one WAL sync. Each append in the group still
@@ -45,6 +52,8 @@ class WriteBatch;
 
 namespace cs {
 
+struct StreamFacts;  // core/src/stream_rules.h
+
 struct EventLogOptions {
   // true: each group commit waits for its WAL fsync (survives power loss).
   // false: the WAL is written but not synced (survives a process crash only).
@@ -56,6 +65,10 @@ struct EventLogOptions {
   std::size_t append_queue_depth_max = limits::append_queue_depth_max;
   // Source of `recordedAt`; tests pin it. Must be thread-safe.
   std::function<Timestamp()> clock = Timestamp::now;
+  // Failure point for tests: when set, called by the group-commit leader
+  // before each group's write; an error it returns is taken as that write's
+  // own failure (the log then refuses appends until reopened).
+  std::function<Status()> write_failure_probe;
 };
 
 struct EventPosition {
@@ -152,6 +165,8 @@ class EventLog {
   // The stream's current version; 0 when it has no event.
   Result<StreamVersion> stream_version(std::string_view stream) const;
   Sequence head() const;
+  // Appends waiting in the group-commit queue, the leader's included.
+  std::size_t queued_appends() const;
   Hash head_hash() const;
 
   Result<LogStats> stats() const;
@@ -177,8 +192,10 @@ class EventLog {
   Result<AppendResult> enqueue(Writer& writer);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
-  Result<std::uint64_t> staged_stream_version(const StreamKey& stream, const GroupState& group) const;
-  void stage_event(const Uuid& id, const StreamKey& stream, EventType type, const EventPosition& pos,
+  struct LeaderState;
+  Result<StreamFacts> staged_stream_facts(const StreamKey& stream, const GroupState& group) const;
+  Result<StreamFacts> load_stream_facts(const StreamKey& stream) const;
+  void stage_event(const Uuid& id, const StreamKey& stream, const Payload& payload, const EventPosition& pos,
                    const std::string& value, GroupState& group, rocksdb::WriteBatch& batch);
   void commit_group(std::span<Writer*> group);
   Status read_index(const ReadQuery& query, const Visitor& visit) const;
@@ -200,8 +217,9 @@ class EventLog {
   std::atomic<std::uint64_t> head_seq_{0};
   Hash head_hash_{};
   std::atomic<std::uint64_t> stream_count_{0};  // written by the group leader only
-  // Committed stream heads; touched by the group leader only.
-  std::unordered_map<StreamKey, std::uint64_t> stream_head_cache_;
+  // Committed stream facts (heads, owners, token totals); touched by the
+  // group leader only.
+  std::unique_ptr<LeaderState> leader_;
   std::optional<Error> failure_;         // set after a failed write
 };
 

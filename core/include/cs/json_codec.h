@@ -19,6 +19,7 @@
 #include "cs/error.h"
 #include "cs/event.h"
 #include "cs/json_writer.h"
+#include "cs/limits.h"
 
 namespace cs {
 
@@ -37,6 +38,12 @@ struct EventLine {
   std::optional<Hash> hash;
   std::uint32_t schema_version = 0;  // the data's schema version (current unless given)
 };
+
+// Ok when `text` nests arrays and objects at most `depth_max` deep (strings
+// are skipped, so brackets inside them do not count); otherwise
+// invalid_argument naming the limit and the byte offset where it was passed.
+// Does not validate the JSON otherwise. Cheap: one pass, no allocation.
+Status check_json_depth(std::string_view text, std::size_t depth_max = limits::json_depth_max);
 
 // Parses and validates one line. Never throws.
 Result<EventLine> parse_event_line(std::string_view line);

@@ -24,8 +24,19 @@ inline constexpr std::size_t stream_head_cache_entries_max = 1 << 18;
 inline constexpr std::size_t stream_name_bytes_max = 128;
 // A token amount or a price; keeps sums of a whole history far from overflow.
 inline constexpr std::int64_t amount_max = 1'000'000'000'000;
+// One token account's purchased + allocated, and its used, over its whole
+// life: a thousand maximal amounts. Sums of any account stay far inside 64
+// bits; appends that would pass it are refused.
+inline constexpr std::int64_t token_total_max = 1'000 * amount_max;
 // Fields named in one `updatedFields`.
 inline constexpr std::size_t updated_fields_max = 64;
+// Nesting of arrays and objects in any JSON text the store reads (event lines,
+// `changes` values, configuration files). Deeper input is refused before it is
+// parsed, so no parser recursion can exhaust the stack.
+inline constexpr std::size_t json_depth_max = 64;
+// Input lines `csctl append` / `import` hold in memory before one atomic append;
+// a batch is appended early when its lines reach this many bytes.
+inline constexpr std::size_t append_pending_bytes_max = 64 << 20;
 // `sourceService`.
 inline constexpr std::size_t service_name_bytes_max = 64;
 

@@ -1,0 +1,285 @@
+// Proves the rules the log enforces on every append, each found in review and
+// each failing before its fix: an id names one event (same data or a
+// conflict), a creation event opens its stream, a user or subscription
+// belongs to one customer for life (and the projections agree whatever the
+// log holds), token totals stay under a named limit, and a failed group write
+// fails every writer of the group and every append queued behind it.
+#include <atomic>
+#include <thread>
+
+#include "cs/json_codec.h"
+#include "cs/storage_codec.h"
+#include "cs/projection_engine.h"
+#include "cs/read_models.h"
+#include "test_support.h"
+
+namespace cs {
+namespace {
+
+using test::make_event;
+using test::uuid;
+
+class LogRulesTest : public ::testing::Test {
+ protected:
+  test::TempDir dir_;
+  std::unique_ptr<EventLog> log_ = test::open_log(dir_.path());
+
+  void append_ok(std::vector<NewEvent> events) {
+    auto r = log_->append(events);
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+  }
+  Error append_error(std::vector<NewEvent> events) {
+    auto r = log_->append(events);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? Error(ErrorCode::fatal, "append succeeded") : r.error();
+  }
+};
+
+UserCreated user_created(std::uint64_t user, std::uint64_t customer) {
+  return {uuid(user), uuid(customer), "u@acme.example", "member"};
+}
+UserUpdated user_updated(std::uint64_t user, std::uint64_t customer) {
+  return {uuid(user), uuid(customer), {"role"}, {{"role", "\"admin\""}}};
+}
+
+TEST_F(LogRulesTest, AKnownIdWithOtherDataIsAConflictNotADuplicate) {
+  append_ok({make_event(test::customer_created(1), 1), make_event(test::token_purchased(1, 5), 2)});
+  auto same = log_->append(std::vector{make_event(test::token_purchased(1, 5), 2)});
+  ASSERT_TRUE(same.ok()) << same.error().to_string();
+  EXPECT_TRUE(same->duplicate);
+
+  auto other = make_event(test::token_purchased(1, 5), 2);
+  std::get<TokenPurchased>(other.payload).amount = 500;
+  Error e = append_error({other});
+  EXPECT_EQ(e.code(), ErrorCode::conflict) << e.to_string();
+  EXPECT_NE(e.message().find(other.id.to_string()), std::string::npos) << e.message();
+  EXPECT_NE(e.message().find("other data"), std::string::npos) << e.message();
+  EXPECT_EQ(log_->head(), Sequence(2));
+}
+
+TEST_F(LogRulesTest, AnIdStagedInTheSameAppendWithOtherDataIsAConflict) {
+  // Two writers of one group: the second reuses the first's id with other data.
+  std::vector<NewEvent> first{make_event(test::customer_created(1), 1)};
+  auto second = make_event(test::customer_created(1), 1);
+  std::get<CustomerCreated>(second.payload).name = "Someone Else";
+  append_ok(first);
+  Error e = append_error({second});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+}
+
+TEST_F(LogRulesTest, ACreationEventOnAnExistingStreamIsRefused) {
+  append_ok({make_event(test::customer_created(1, CustomerType::sme), 1)});
+  Error e = append_error({make_event(test::customer_created(1, CustomerType::institution), 2)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  EXPECT_NE(e.message().find("already exists"), std::string::npos) << e.message();
+  // In one append too, and for users and subscriptions.
+  e = append_error({make_event(user_created(50, 1), 3), make_event(user_created(50, 1), 4)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  append_ok({make_event(SubscriptionCreated{uuid(60), uuid(1), "pro", test::at_seconds(100)}, 5)});
+  e = append_error({make_event(SubscriptionCreated{uuid(60), uuid(1), "pro", test::at_seconds(100)}, 6)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  EXPECT_EQ(log_->head(), Sequence(2));
+}
+
+TEST_F(LogRulesTest, AUserBelongsToItsCustomerForLife) {
+  append_ok({make_event(test::customer_created(1), 1), make_event(test::customer_created(2), 2),
+             make_event(user_created(50, 1), 3)});
+  Error e = append_error({make_event(user_updated(50, 2), 4)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  EXPECT_NE(e.message().find("belongs to customer " + uuid(1).to_string()), std::string::npos) << e.message();
+  // Within one append as well, and after a reopen (the owner is read back).
+  e = append_error({make_event(user_created(51, 1), 5), make_event(user_updated(51, 2), 6)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  log_.reset();
+  log_ = test::open_log(dir_.path());
+  e = append_error({make_event(UserDeleted{uuid(50), uuid(2)}, 7)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+  append_ok({make_event(user_updated(50, 1), 8)});
+  append_ok({make_event(SubscriptionCreated{uuid(60), uuid(1), "pro", test::at_seconds(100)}, 9)});
+  e = append_error({make_event(SubscriptionRenewed{uuid(60), uuid(2), test::at_seconds(9)}, 10)});
+  EXPECT_EQ(e.code(), ErrorCode::conflict);
+}
+
+TEST_F(LogRulesTest, TokenTotalsStayUnderTheirNamedLimit) {
+  append_ok({make_event(test::customer_created(1), 1)});
+  // Up to the limit exactly, in maximal purchases.
+  std::uint64_t id = 100;
+  std::vector<NewEvent> batch;
+  for (std::int64_t total = 0; total < limits::token_total_max; total += limits::amount_max) {
+    batch.push_back(make_event(TokenPurchased{uuid(1), limits::amount_max, 1, "EUR", "pay"}, ++id));
+  }
+  append_ok(batch);
+  Error e = append_error({make_event(test::token_purchased(1, 1), ++id)});
+  EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+  EXPECT_NE(e.message().find("limit of " + std::to_string(limits::token_total_max)), std::string::npos)
+      << e.message();
+  // Read back after a reopen: the totals are folded from the stream.
+  log_.reset();
+  log_ = test::open_log(dir_.path());
+  e = append_error({make_event(TokenAllocated{uuid(1), 1, uuid(4), "gift"}, ++id)});
+  EXPECT_EQ(e.code(), ErrorCode::invalid_argument);
+  append_ok({make_event(test::token_used(1, 5, 1), ++id)});
+}
+
+TEST(OwnerIndexTest, AUserMovedByAnOldLogStaysWithItsFirstCustomer) {
+  // A log written before the owner rule may hold such an event: import it
+  // (import keeps history as it was) and check both read models agree.
+  test::TempDir source_dir, dir;
+  std::vector<RecordedEvent> history;
+  {
+    auto source = test::open_log(source_dir.path());
+    ASSERT_TRUE(source->append(std::vector{make_event(test::customer_created(1), 1), make_event(test::customer_created(2), 2),
+                                           make_event(user_created(50, 1), 3)})
+                    .ok());
+    auto events = source->read_all({});
+    ASSERT_TRUE(events.ok());
+    history = *events;
+  }
+  // The moving event, chained by hand as an old log would hold it.
+  RecordedEvent moved = history.back();
+  moved.seq = Sequence(4);
+  moved.version = StreamVersion(2);
+  moved.id = uuid(999);
+  moved.payload = user_updated(50, 2);
+  std::string stored;
+  encode_canonical(moved, stored);
+  moved.hash = chain_hash(history.back().hash, stored);
+  history.push_back(moved);
+
+  auto log = test::open_log(dir.path());
+  auto imported = log->import(history);
+  ASSERT_TRUE(imported.ok()) << imported.error().to_string();
+  auto engine = ProjectionEngine::open(*log);
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->catch_up().ok());
+  auto user = (*engine)->user(uuid(50));
+  ASSERT_TRUE(user.ok());
+  ASSERT_TRUE(user->has_value());
+  EXPECT_EQ((*user)->customer_id, uuid(1));
+  auto of_first = (*engine)->users_of(uuid(1));
+  auto of_second = (*engine)->users_of(uuid(2));
+  ASSERT_TRUE(of_first.ok() && of_second.ok());
+  EXPECT_EQ(of_first->size(), 1u);
+  EXPECT_EQ(of_second->size(), 0u);
+  auto report = (*engine)->verify();
+  EXPECT_TRUE(report.ok()) << report.error().to_string();
+}
+
+TEST(GroupFailureTest, AWriterWhoseIdWasStagedByAFailedGroupGetsTheFailure) {
+  test::TempDir dir;
+  std::atomic<int> groups{0};
+  EventLog* raw = nullptr;
+  EventLogOptions options;
+  options.write_failure_probe = [&]() -> Status {
+    if (++groups == 1) {
+      // Hold the first group until two more appends queue behind it, so
+      // that they form the second group together.
+      while (raw->queued_appends() < 3) std::this_thread::yield();
+      return {};
+    }
+    return fatal_error("injected I/O error");
+  };
+  auto log = test::open_log(dir.path(), options);
+  raw = log.get();
+  std::vector<NewEvent> a{make_event(test::customer_created(1), 1)};
+  std::vector<NewEvent> b{make_event(test::customer_created(2), 2)};
+  Result<AppendResult> ra = fatal_error("not run"), rb = ra, rc = ra;
+  std::thread ta([&] { ra = log->append(a); });
+  while (log->queued_appends() < 1) std::this_thread::yield();
+  std::thread tb([&] { rb = log->append(b); });
+  while (log->queued_appends() < 2) std::this_thread::yield();
+  std::thread tc([&] { rc = log->append(b); });  // the same id as b: staged by b in the same group
+  ta.join();
+  tb.join();
+  tc.join();
+  ASSERT_TRUE(ra.ok()) << ra.error().to_string();
+  ASSERT_FALSE(rb.ok());
+  ASSERT_FALSE(rc.ok()) << "told 'already in the log' for an id whose write failed";
+  EXPECT_EQ(rc.error().code(), ErrorCode::fatal);
+  EXPECT_EQ(log->head(), Sequence(1));
+}
+
+TEST(GroupFailureTest, AppendsQueuedBehindAFailedGroupAreRefused) {
+  test::TempDir dir;
+  std::atomic<int> groups{0};
+  EventLog* raw = nullptr;
+  EventLogOptions options;
+  options.group_commit_events_max = 1;  // one append per group
+  options.write_failure_probe = [&]() -> Status {
+    int n = ++groups;
+    if (n == 1) {
+      while (raw->queued_appends() < 3) std::this_thread::yield();
+      return {};
+    }
+    if (n == 2) return fatal_error("injected I/O error");
+    return {};
+  };
+  auto log = test::open_log(dir.path(), options);
+  raw = log.get();
+  std::vector<NewEvent> a{make_event(test::customer_created(1), 1)};
+  std::vector<NewEvent> b{make_event(test::customer_created(2), 2)};
+  std::vector<NewEvent> c{make_event(test::customer_created(3), 3)};
+  Result<AppendResult> ra = fatal_error("not run"), rb = ra, rc = ra;
+  std::thread ta([&] { ra = log->append(a); });
+  while (log->queued_appends() < 1) std::this_thread::yield();
+  std::thread tb([&] { rb = log->append(b); });
+  while (log->queued_appends() < 2) std::this_thread::yield();
+  std::thread tc([&] { rc = log->append(c); });
+  ta.join();
+  tb.join();
+  tc.join();
+  ASSERT_TRUE(ra.ok());
+  ASSERT_FALSE(rb.ok());
+  ASSERT_FALSE(rc.ok()) << "committed behind a failed group";
+  EXPECT_EQ(rc.error().code(), ErrorCode::fatal);
+  EXPECT_EQ(log->head(), Sequence(1));
+  auto later = log->append(std::vector{make_event(test::customer_created(4), 4)});
+  EXPECT_FALSE(later.ok());
+}
+
+TEST(ChangesTest, UpdatesAreCheckedByTheCreationFieldsRules) {
+  auto parse = [](const std::string& changes, const std::string& fields) {
+    return parse_event_line(R"({"type":"customer.updated","data":{"customerId":")" + uuid(1).to_string() +
+                            R"(","updatedFields":)" + fields + R"(,"changes":)" + changes + "}}");
+  };
+  EXPECT_TRUE(parse(R"({"email":"new@acme.example"})", R"(["email"])").ok());
+  EXPECT_TRUE(parse(R"({"phone":"+33 1 23"})", R"(["phone"])").ok());  // a deployment's own field
+  auto bad_email = parse(R"({"email":"not-an-email"})", R"(["email"])");
+  ASSERT_FALSE(bad_email.ok());
+  EXPECT_NE(bad_email.error().message().find("data.changes.email must be an e-mail address"), std::string::npos)
+      << bad_email.error().message();
+  auto empty_name = parse(R"({"name":"  "})", R"(["name"])");
+  ASSERT_FALSE(empty_name.ok());
+  EXPECT_NE(empty_name.error().message().find("data.changes.name must not be empty"), std::string::npos)
+      << empty_name.error().message();
+  auto number_name = parse(R"({"name":5})", R"(["name"])");
+  ASSERT_FALSE(number_name.ok());
+  EXPECT_NE(number_name.error().message().find("data.changes.name must be a string"), std::string::npos);
+  auto type = parse(R"({"customerType":"institution"})", R"(["customerType"])");
+  ASSERT_FALSE(type.ok());
+  EXPECT_NE(type.error().message().find("never changes"), std::string::npos);
+  // Built in code, the same rules hold at append.
+  CustomerUpdated p{uuid(1), {"email"}, {{"email", "\"x\""}}};
+  EXPECT_FALSE(validate_payload(p, 1).ok());
+  CustomerUpdated not_json{uuid(1), {"email"}, {{"email", "{oops"}}};
+  EXPECT_FALSE(validate_payload(not_json, 1).ok());
+}
+
+TEST(NestingTest, DeepJsonIsRefusedBeforeParsingEverywhere) {
+  std::string deep = R"({"type":"customer.created","data":)" + std::string(100'000, '[') + "}";
+  auto r = parse_event_line(deep);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("nests deeper than " + std::to_string(limits::json_depth_max)),
+            std::string::npos)
+      << r.error().message();
+  std::string in_changes = R"({"type":"customer.updated","data":{"customerId":")" + uuid(1).to_string() +
+                           R"(","updatedFields":["x"],"changes":{"x":)" + std::string(100'000, '{') + "}}}";
+  EXPECT_FALSE(parse_event_line(in_changes).ok());
+  // Brackets inside strings do not count, escaped quotes do not end strings.
+  EXPECT_TRUE(check_json_depth(R"({"a":"[[[[\"[[[["})", 2).ok());
+  EXPECT_FALSE(check_json_depth("[[[", 2).ok());
+  EXPECT_TRUE(check_json_depth(std::string(64, '[') + std::string(64, ']')).ok());
+}
+
+}  // namespace
+}  // namespace cs
