@@ -117,9 +117,19 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   db_options.allow_concurrent_memtable_write = false;
 
   // Every family on disk must be opened, the projections' ones too.
+  const bool read_only = log->options_.read_only;
   std::vector<std::string> names;
   auto listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names);
-  if (!listed.ok()) names = {rocksdb::kDefaultColumnFamilyName};
+  if (listed.ok()) {
+    // A database without the events family was not made by EventLog::open
+    // (which creates every family on first open): never write into it.
+    if (std::find(names.begin(), names.end(), events_family) == names.end()) {
+      return invalid_argument(dir.string() + " holds a RocksDB database that is not a customer-service log");
+    }
+  } else {
+    if (read_only || !log->options_.create_if_missing) return not_found_error("no log in " + dir.string());
+    names = {rocksdb::kDefaultColumnFamilyName};
+  }
   for (const char* required : {events_family, stream_index_family, type_index_family, event_ids_family}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
   }
@@ -128,7 +138,8 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &raw);
+  auto s = read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir.string(), descriptors, &handles, &raw)
+                     : rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &raw);
   if (!s.ok()) return from_rocks(s, "open " + dir.string());
   log->db_.reset(raw);
   for (std::size_t i = 0; i < names.size(); ++i) log->families_[names[i]] = handles[i];
@@ -140,7 +151,9 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   // Format marker: refuse a directory written by an incompatible layout.
   std::string format;
   s = raw->Get({}, std::string(keys::meta_log_format), &format);
-  if (s.IsNotFound()) {
+  if (s.IsNotFound() && read_only) {
+    return invalid_argument(dir.string() + " has no log format marker: not a customer-service log");
+  } else if (s.IsNotFound()) {
     std::string v;
     keys::put_u64(v, keys::log_format_version);
     s = raw->Put(rocksdb::WriteOptions{}, std::string(keys::meta_log_format), v);
@@ -172,6 +185,11 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
 
 EventLog::~EventLog() {
   if (!db_) return;
+  if (options_.read_only) {
+    for (auto& [name, handle] : families_) db_->DestroyColumnFamilyHandle(handle);
+    db_->Close().PermitUncheckedError();
+    return;
+  }
   // Flush memtables so that the next open (every csctl command opens the
   // store) does not replay a long WAL. Best effort: the WAL has it all anyway.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -196,6 +214,7 @@ Hash EventLog::head_hash() const {
 Result<rocksdb::ColumnFamilyHandle*> EventLog::column_family(const std::string& name) {
   std::lock_guard lock(families_mu_);
   if (auto it = families_.find(name); it != families_.end()) return it->second;
+  if (options_.read_only) return invalid_argument("the log is open read-only: cannot create family " + name);
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   auto s = db_->CreateColumnFamily(family_options(name), name, &handle);
   if (!s.ok()) return from_rocks(s, "create column family " + name);
@@ -305,6 +324,7 @@ Result<AppendResult> EventLog::import(std::span<const RecordedEvent> events) {
 
 // Queues `w`; the writer at the front leads a group commit for the queue.
 Result<AppendResult> EventLog::enqueue(Writer& w) {
+  if (options_.read_only) return invalid_argument("the log is open read-only");
   std::unique_lock lock(mu_);
   if (failure_) return fatal_error("log refuses appends after a failed write: " + failure_->message());
   if (writers_.size() >= options_.append_queue_depth_max) {

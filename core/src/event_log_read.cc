@@ -69,9 +69,13 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
 }
 
 Status EventLog::read_stored(const ReadQuery& q, const StoredVisitor& visit) const {
+  return read_stored_at(q, visit, rocksdb::ReadOptions{});
+}
+
+Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const {
   if (auto s = check_query(q); !s.ok()) return s;
   if (q.stream || q.type || q.category) return invalid_argument("read_stored: whole-log reads only");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(at, events_cf_));
   Sequence expected = std::max(q.from_seq.value_or(Sequence(1)), Sequence(1));
   Hash previous{};
   if (q.verify_chain && expected.value > 1) {
@@ -97,7 +101,7 @@ Status EventLog::read_stored(const ReadQuery& q, const StoredVisitor& visit) con
       if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
       Hash computed = chain_hash(previous, value.substr(0, value.size() - sizeof(Hash)));
       if (std::memcmp(computed.data(), value.data() + value.size() - sizeof(Hash), sizeof(Hash)) != 0) {
-        return corruption_error("seq " + std::to_string(seq.value) + ": hash chain broken");
+        return broken_chain_error("seq " + std::to_string(seq.value) + ": hash chain broken");
       }
       previous = computed;
       expected = expected.next();

@@ -23,12 +23,43 @@ std::uint64_t directory_size_bytes(const std::filesystem::path& dir) {
   return total;
 }
 
+// A snapshot released at scope exit.
+class SnapshotGuard {
+ public:
+  explicit SnapshotGuard(rocksdb::DB& db) : db_(db), snapshot_(db.GetSnapshot()) { options_.snapshot = snapshot_; }
+  ~SnapshotGuard() { db_.ReleaseSnapshot(snapshot_); }
+  SnapshotGuard(const SnapshotGuard&) = delete;
+  SnapshotGuard& operator=(const SnapshotGuard&) = delete;
+  const rocksdb::ReadOptions& read_options() const { return options_; }
+
+ private:
+  rocksdb::DB& db_;
+  const rocksdb::Snapshot* snapshot_;
+  rocksdb::ReadOptions options_;
+};
+
 }  // namespace
 
 Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
-  const Sequence head = this->head();
-  const Sequence to = options.to_seq ? std::min(*options.to_seq, head) : head;
   if (options.from_seq.value == 0) return invalid_argument("verify: sequences start at 1");
+  SnapshotGuard snapshot(*db_);
+  const auto& at_snapshot = snapshot.read_options();
+  // The head as of the snapshot: appends after it are not verified.
+  Sequence head;
+  {
+    std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(at_snapshot, events_cf_));
+    last->SeekToLast();
+    if (!last->status().ok()) return from_rocks(last->status(), "verify: find head");
+    if (last->Valid()) {
+      if (last->key().size() != 8) return corruption_error("verify: the last event key is malformed");
+      head = Sequence(keys::get_u64(last->key().ToStringView()));
+    }
+  }
+  if (options.from_seq > head && options.from_seq.value > 1) {  // an empty log verifies from 1
+    return invalid_argument("verify: --from-seq " + std::to_string(options.from_seq.value) +
+                            " is past the head of the log (seq " + std::to_string(head.value) + ")");
+  }
+  const Sequence to = options.to_seq ? std::min(*options.to_seq, head) : head;
   VerifyReport report;
   report.last_checked = options.from_seq.prev();
 
@@ -36,7 +67,7 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
   // seq each event carries.
   Status failure;
   RecordedEvent e;
-  auto read = read_stored({.from_seq = options.from_seq, .to_seq = to, .verify_chain = true},
+  auto read = read_stored_at({.from_seq = options.from_seq, .to_seq = to, .verify_chain = true},
                           [&](Sequence seq, std::string_view value) {
                             if (auto d = decode_stored_into(value, e); !d.ok()) {
                               failure = corruption_error(at(seq) + ": " + d.error().message());
@@ -50,18 +81,19 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
                             report.last_hash = e.hash;
                             ++report.events_checked;
                             return true;
-                          });
+                          },
+                          at_snapshot);
   if (!read.ok()) return read.error();
   if (!failure.ok()) return failure.error();
   if (report.last_checked < to) {
     return corruption_error(at(report.last_checked.next()) + " is missing: the log ends before its head");
   }
   const Hash previous = report.last_hash;
-  if (to == head && previous != head_hash() && head.value > 0) {
+  if (to == head && head == this->head() && previous != head_hash() && head.value > 0) {
     return corruption_error("the head hash in memory differs from the stored chain at " + at(head));
   }
   if (options.check_indexes && options.from_seq.value == 1 && !options.to_seq) {
-    if (auto s = verify_indexes(head); !s.ok()) return s.error();
+    if (auto s = verify_indexes(head, at_snapshot); !s.ok()) return s.error();
   }
   return report;
 }
@@ -69,7 +101,7 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
 // Each event is in the id index, in its stream's index at its version and in
 // its type's index; stream versions run 1..n with no gap; the stream count
 // matches. Memory: 18 bytes per event.
-Status EventLog::verify_indexes(Sequence head) const {
+Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snapshot_read) const {
   struct Expected {
     std::uint64_t stream_hash;
     std::uint64_t version;
@@ -78,11 +110,15 @@ Status EventLog::verify_indexes(Sequence head) const {
   std::vector<Expected> by_seq(head.value + 1);
   std::unordered_map<std::string, std::uint64_t> versions;
   std::hash<std::string_view> hash;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, events_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(snapshot_read, events_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     auto e = decode_stored(it->value().ToStringView());
     if (!e.ok()) return corruption_error(at(Sequence(keys::get_u64(it->key().ToStringView()))) + ": " +
                                          e.error().message());
+    if (e->seq.value == 0 || e->seq.value > head.value) {
+      return corruption_error(at(Sequence(keys::get_u64(it->key().ToStringView()))) + " holds an event stamped " +
+                              at(e->seq) + ", outside 1.." + std::to_string(head.value));
+    }
     auto& version = versions[e->stream];
     if (e->version.value != version + 1) {
       return corruption_error(at(e->seq) + ": stream " + e->stream + " jumps from version " +
@@ -91,7 +127,7 @@ Status EventLog::verify_indexes(Sequence head) const {
     version = e->version.value;
     by_seq[e->seq.value] = {hash(e->stream), e->version.value, e->type()};
     std::string value;
-    auto s = db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e->id.bytes().data()), 16), &value);
+    auto s = db_->Get(snapshot_read, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e->id.bytes().data()), 16), &value);
     if (!s.ok() || keys::get_u64(value) != e->seq.value) {
       return corruption_error(at(e->seq) + ": event id " + e->id.to_string() + " missing from the id index");
     }
@@ -102,7 +138,7 @@ Status EventLog::verify_indexes(Sequence head) const {
   std::uint64_t entries = 0, streams = 0;
   std::string current;
   std::uint64_t next_version = 0;
-  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator({}, stream_index_cf_));
+  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator(snapshot_read, stream_index_cf_));
   for (sit->SeekToFirst(); sit->Valid(); sit->Next()) {
     auto key = sit->key().ToStringView();
     if (key.size() < 10 || key[key.size() - 9] != '\0') return corruption_error("stream index: malformed key");
@@ -135,14 +171,17 @@ Status EventLog::verify_indexes(Sequence head) const {
                             std::to_string(streams) + " streams; the log has " + std::to_string(head.value) +
                             " events in " + std::to_string(versions.size()) + " streams");
   }
-  if (streams != stream_count_) {
-    return corruption_error("stream count says " + std::to_string(stream_count_) + " but " +
+  std::string count_value;
+  auto count_status = db_->Get(snapshot_read, std::string(keys::meta_stream_count), &count_value);
+  std::uint64_t stream_count = count_status.ok() && count_value.size() == 8 ? keys::get_u64(count_value) : 0;
+  if (streams != stream_count) {
+    return corruption_error("stream count says " + std::to_string(stream_count) + " but " +
                             std::to_string(streams) + " streams exist");
   }
 
   // Type index: every entry names an event of that type, each event once.
   entries = 0;
-  std::unique_ptr<rocksdb::Iterator> tit(db_->NewIterator({}, type_index_cf_));
+  std::unique_ptr<rocksdb::Iterator> tit(db_->NewIterator(snapshot_read, type_index_cf_));
   for (tit->SeekToFirst(); tit->Valid(); tit->Next()) {
     auto key = tit->key().ToStringView();
     auto block = keys::decode_block(tit->value().ToStringView());

@@ -274,11 +274,28 @@ Status ProjectionEngine::swap_in(Slot& live, Slot&& built) {
   return log_.drop_column_family(old_family);
 }
 
+// A live store's projections never pass its log's head. A replay store
+// (`csctl replay --out`) holds projections without their log: rebuilding it
+// would erase them, and verifying it has nothing to compare against.
+Status ProjectionEngine::check_within_head() const {
+  const Sequence head = log_.head();
+  for (const Slot& slot : slots_) {
+    if (slot.checkpoint > head) {
+      return invalid_argument("projection " + std::string(slot.projection->name()) + " is at seq " +
+                              std::to_string(slot.checkpoint.value) + ", past the head of the log here (seq " +
+                              std::to_string(head.value) +
+                              "): this is a replay store, which has no log to rebuild or verify from");
+    }
+  }
+  return {};
+}
+
 Status ProjectionEngine::rebuild(const std::vector<std::string>& names, const Progress& progress) {
   std::lock_guard lock(fold_mu_);
   Status error;
   auto slots = select(names, error);
   if (!error.ok()) return error;
+  if (auto st = check_within_head(); !st.ok()) return st;
   auto built = build(slots, /*scratch=*/false, std::nullopt, progress);
   if (!built.ok()) return built.error();
   // Events appended while it was building.
@@ -296,9 +313,17 @@ Status ProjectionEngine::verify(const std::vector<std::string>& names, const Pro
   Status error;
   auto slots = select(names, error);
   if (!error.ok()) return error;
+  if (auto st = check_within_head(); !st.ok()) return st;
   if (auto st = fold(log_, slots, {}, progress); !st.ok()) return st;
   Sequence upto = slots.empty() ? Sequence() : slots.front()->checkpoint;
-  for (const Slot* live : slots) CS_ASSERT(live->checkpoint == upto, "caught-up projections share a checkpoint");
+  for (const Slot* live : slots) {
+    if (live->checkpoint != upto) {
+      return corruption_error("projection " + std::string(live->projection->name()) + " is at seq " +
+                              std::to_string(live->checkpoint.value) + " after catching up, projection " +
+                              std::string(slots.front()->projection->name()) + " at seq " +
+                              std::to_string(upto.value) + ": they should both be at the head");
+    }
+  }
   auto scratches = build(slots, /*scratch=*/true, upto, progress);
   if (!scratches.ok()) return scratches.error();
   Status result;

@@ -134,7 +134,7 @@ std::string audit_to_table(const AuditReport& r) {
   if (r.customers.size() == 1) {
     const auto& c = r.customers.front();
     out << "\nused by feature:\n";
-    for (const auto& [feature, n] : c.used_by_feature) out << "  " << feature << ": " << n << "\n";
+    for (const auto& [feature, n] : c.used_by_feature) out << "  " << printable(feature) << ": " << n << "\n";
     out << "used by user:\n";
     for (const auto& [user, n] : c.used_by_user) out << "  " << user.to_string() << ": " << n << "\n";
     out << "per day (purchased / allocated / used / balance at the end of the day):\n";
@@ -146,7 +146,7 @@ std::string audit_to_table(const AuditReport& r) {
   out << "\n" << (r.findings.empty() ? "no findings" : std::to_string(r.findings.size()) + " findings:") << "\n";
   for (const auto& f : r.findings) {
     out << "  seq " << f.seq.value << "  " << f.rule << "  " << (f.customer ? f.customer->to_string() : "-") << "  "
-        << f.message << "\n";
+        << printable(f.message) << "\n";
   }
   return out.str();
 }

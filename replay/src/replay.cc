@@ -8,13 +8,16 @@
 
 namespace cs {
 
-Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
-                                    std::ostream& out, const Progress& progress) {
+Result<ExportReport> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
+                                   std::ostream& out, const Progress& progress) {
   Sequence last = to ? std::min(*to, log.head()) : log.head();
   std::uint64_t total = last >= from ? last.value - from.value + 1 : 0, written = 0;
+  ExportReport report;
   auto s = log.read({.from_seq = from, .to_seq = last}, [&](const RecordedEvent& e) {
     out << format_event_line(e) << '\n';
     ++written;
+    report.last_seq = e.seq;
+    report.last_hash = e.hash;
     if (progress && written % 4096 == 0) progress(written, total);
     return static_cast<bool>(out);
   });
@@ -22,7 +25,8 @@ Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::opt
   out.flush();
   if (!out) return fatal_error("export: the output could not be written");
   if (progress) progress(written, total);
-  return written;
+  report.events = written;
+  return report;
 }
 
 namespace {
@@ -30,6 +34,10 @@ namespace {
 Result<RecordedEvent> to_recorded(const EventLine& line) {
   if (!line.seq || !line.version || !line.recorded_at || !line.hash || !line.id || !line.timestamp) {
     return invalid_argument("an imported line needs id, seq, version, timestamp, recordedAt and hash (as `csctl export` writes)");
+  }
+  if (line.recorded_at->micros % 1000 != 0) {
+    return invalid_argument("recordedAt " + format_timestamp(*line.recorded_at) +
+                            " has more than millisecond precision; the log records whole milliseconds");
   }
   RecordedEvent e;
   e.seq = *line.seq;
@@ -51,6 +59,7 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
   ImportReport report;
   std::vector<RecordedEvent> batch;
   std::vector<std::uint64_t> line_numbers;
+  std::size_t pending_bytes = 0;  // input bytes behind `batch`
   auto flush = [&]() -> Status {
     if (batch.empty()) return {};
     auto r = log.import(batch);
@@ -66,6 +75,7 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
     }
     batch.clear();
     line_numbers.clear();
+    pending_bytes = 0;
     if (progress) progress(report.imported, 0);
     return {};
   };
@@ -85,7 +95,8 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
     if (!event.ok()) return fail(event.error().message());
     batch.push_back(std::move(*event));
     line_numbers.push_back(reader.number());
-    if (batch.size() >= import_batch_events_max) {
+    pending_bytes += text.size();
+    if (batch.size() >= import_batch_events_max || pending_bytes >= limits::append_pending_bytes_max) {
       if (auto s = flush(); !s.ok()) return s.error();
     }
   }

@@ -32,7 +32,7 @@ Error to_error(const TxnError& e) {
     case TxnErrorKind::retriable:
     case TxnErrorKind::abortable: return retriable_error(e.message);
     case TxnErrorKind::fatal: return fatal_error(e.message);
-    case TxnErrorKind::fenced: return fatal_error("fenced: " + e.message);
+    case TxnErrorKind::fenced: return fenced_error("fenced: " + e.message);
   }
   CS_UNREACHABLE("transaction error kind");
 }

@@ -26,6 +26,7 @@ class Appender {
   // Returns false when the command must stop (a bad line in strict mode, or
   // an operating error).
   bool flush() {
+    pending_bytes_ = 0;
     if (pending_.empty()) return true;
     std::vector<NewEvent> events;
     events.reserve(pending_.size());
@@ -55,8 +56,14 @@ class Appender {
     return true;
   }
 
-  void add(std::uint64_t line_number, NewEvent event) { pending_.push_back({line_number, std::move(event)}); }
+  void add(std::uint64_t line_number, NewEvent event, std::size_t line_bytes) {
+    pending_.push_back({line_number, std::move(event)});
+    pending_bytes_ += line_bytes;
+  }
   std::size_t pending() const { return pending_.size(); }
+  // Input bytes behind the pending events: a batch of big lines is appended
+  // early, so memory stays bounded whatever --batch-size says.
+  std::size_t pending_bytes() const { return pending_bytes_; }
 
   void reject(std::uint64_t line_number, const std::string& why) {
     std::cerr << "line " << line_number << ": " << why << "\n";
@@ -95,6 +102,7 @@ class Appender {
   EventLog& log_;
   bool skip_invalid_;
   std::vector<Pending> pending_;
+  std::size_t pending_bytes_ = 0;
   std::uint64_t appended_ = 0, duplicates_ = 0, rejected_ = 0, first_seq_ = 0, last_seq_ = 0;
   bool failed_ = false;
 };
@@ -132,7 +140,7 @@ int run_append(const Args& args) {
     } else if (auto parsed = parse_event_line(line); !parsed.ok()) {
       error = parsed.error().message();
     } else {
-      appender.add(reader.number(), to_new_event(*parsed, now));
+      appender.add(reader.number(), to_new_event(*parsed, now), line.size());
     }
     if (!error.empty()) {
       // Lines before the bad one go in first, so "everything before it" holds.
@@ -140,7 +148,8 @@ int run_append(const Args& args) {
       appender.reject(reader.number(), error);
       if (!vm.count("skip-invalid")) return appender.finish();
     }
-    if (appender.pending() >= batch_size && !appender.flush()) return appender.finish();
+    bool full = appender.pending() >= batch_size || appender.pending_bytes() >= limits::append_pending_bytes_max;
+    if (full && !appender.flush()) return appender.finish();
   }
   appender.flush();
   return appender.finish();

@@ -102,7 +102,7 @@ int run_publish(const Args& args) {
       continue;
     }
     std::cerr << "csctl publish: " << n.error().to_string() << "\n";
-    if (n.error().message().find("fenced") != std::string::npos) {
+    if (n.error().cause() == ErrorCause::fenced) {
       std::cerr << "csctl publish: another distributor with this transactional.id took over; stopping\n";
       return exit_error;
     }

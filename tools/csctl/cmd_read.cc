@@ -43,7 +43,7 @@ int run_read(const Args& args) {
   if (vm.count("limit")) q.limit = vm["limit"].as<std::size_t>();
   q.backward = vm.count("backward") > 0;
 
-  auto log = open_log_or_report("read", vm, /*create_if_missing=*/false);
+  auto log = open_log_read_only("read", vm);
   if (!log) return exit_error;
   auto s = log->read(q, [](const RecordedEvent& e) {
     std::cout << format_event_line(e) << '\n';

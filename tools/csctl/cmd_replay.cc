@@ -1,4 +1,7 @@
 // csctl replay, export and import.
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "command.h"
@@ -6,6 +9,104 @@
 #include "progress.h"
 
 namespace cs::csctl {
+namespace {
+
+// A private scratch directory (mkdtemp: a fresh name, mode 0700), removed
+// with everything in it when the guard goes, on every return and exception.
+// It holds personal data for the time of one command.
+class ScratchDir {
+ public:
+  static Result<ScratchDir> create(const std::string& name_prefix) {
+    std::error_code ec;
+    auto base = std::filesystem::temp_directory_path(ec);
+    if (ec) return fatal_error("cannot create a scratch directory: no temporary directory: " + ec.message());
+    std::string pattern = (base / (name_prefix + "XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return fatal_error("cannot create a scratch directory in " + base.string() + ": " + std::strerror(errno));
+    }
+    return ScratchDir(pattern);
+  }
+  ScratchDir(ScratchDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  ScratchDir& operator=(ScratchDir&&) = delete;
+  ~ScratchDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::filesystem::path path) : path_(std::move(path)) {}
+  std::filesystem::path path_;
+};
+
+}  // namespace
+
+namespace {
+
+int import_failed(const Error& e) {
+  std::cerr << "csctl import: " << e.to_string() << "\n";
+  return e.code() == ErrorCode::fatal || e.code() == ErrorCode::retriable ? exit_error : exit_findings;
+}
+
+// Imports stdin into `log`; prints the outcome.
+int import_into(EventLog& log, ImportReport* out = nullptr) {
+  ProgressReporter progress("importing");
+  auto report = import_events(log, std::cin, progress.callback());
+  if (!report.ok()) return import_failed(report.error());
+  std::cerr << "imported " << report->imported << " events; head seq " << report->head.value << ", head hash "
+            << hash_to_hex(report->head_hash) << "\n";
+  if (out) *out = *report;
+  return exit_ok;
+}
+
+// Imports into a staging directory beside the target, which takes the
+// target's name only when the head hash is the expected one: an export whose
+// events were edited and re-hashed leaves nothing behind.
+int import_expecting(const po::variables_map& vm, const Hash& expected) {
+  std::filesystem::path target = vm["data-dir"].as<std::string>();
+  std::error_code ec;
+  if (std::filesystem::exists(target, ec) && !std::filesystem::is_empty(target, ec)) {
+    std::cerr << "csctl import: with --expect-head-hash the data dir must be new or empty; " << target.string()
+              << " is not\n";
+    return exit_error;
+  }
+  std::filesystem::path parent = target.has_parent_path() ? target.parent_path() : std::filesystem::path(".");
+  std::string pattern = (parent / ("." + target.filename().string() + ".importing-XXXXXX")).string();
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    std::cerr << "csctl import: cannot create a staging directory beside " << target.string() << ": "
+              << std::strerror(errno) << "\n";
+    return exit_error;
+  }
+  std::filesystem::path staging = pattern;
+  int code = exit_ok;
+  {
+    auto log = EventLog::open(staging, {});
+    if (!log.ok()) {
+      code = import_failed(log.error());
+    } else {
+      ImportReport report;
+      code = import_into(**log, &report);
+      if (code == exit_ok && report.head_hash != expected) {
+        std::cerr << "csctl import: the imported log ends with hash " << hash_to_hex(report.head_hash)
+                  << ", not the expected " << hash_to_hex(expected) << ": nothing imported\n";
+        code = exit_findings;
+      }
+    }
+  }
+  if (code == exit_ok) {
+    std::filesystem::remove(target, ec);  // an empty directory, if any
+    std::filesystem::rename(staging, target, ec);
+    if (ec) {
+      std::cerr << "csctl import: cannot move the imported log into " << target.string() << ": " << ec.message()
+                << "\n";
+      code = exit_error;
+    }
+  }
+  if (code != exit_ok) std::filesystem::remove_all(staging, ec);
+  return code;
+}
+
+}  // namespace
 
 int run_replay(const Args& args) {
   po::options_description options("replay options");
@@ -49,16 +150,22 @@ int run_replay(const Args& args) {
     // Printing one customer needs only its events; a store written to --out gets everything.
     if (!vm.count("out")) range.customer = customer;
   }
-  auto source = open_log_or_report("replay", vm, /*create_if_missing=*/false);
+  auto source = open_log_read_only("replay", vm);
   if (!source) return exit_error;
 
   std::filesystem::path target;
-  std::optional<std::filesystem::path> scratch;
+  std::optional<ScratchDir> scratch;
   if (vm.count("out")) {
     target = vm["out"].as<std::string>();
   } else {
-    scratch = std::filesystem::temp_directory_path() / ("csctl-replay-" + std::to_string(::getpid()));
-    target = *scratch;
+    auto made = ScratchDir::create("csctl-replay-");
+    if (!made.ok()) {
+      std::cerr << "csctl replay: " << made.error().to_string() << "\n";
+      return exit_error;
+    }
+    scratch.emplace(std::move(made).value());
+    // The store goes in a subdirectory: the scratch dir itself exists already.
+    target = scratch->path() / "store";
   }
   int code = exit_ok;
   {
@@ -80,7 +187,6 @@ int run_replay(const Args& args) {
       std::cerr << "replay: projection store written to " << target.string() << "\n";
     }
   }
-  if (scratch) std::filesystem::remove_all(*scratch);
   return code;
 }
 
@@ -93,7 +199,7 @@ int run_export(const Args& args) {
   if (auto code = parse_options("export", "--data-dir D [--from-seq A] [--to-seq B] > log.jsonl", options, args, vm)) {
     return *code;
   }
-  auto log = open_log_or_report("export", vm, /*create_if_missing=*/false);
+  auto log = open_log_read_only("export", vm);
   if (!log) return exit_error;
   std::optional<Sequence> to;
   if (vm.count("to-seq")) to = Sequence(vm["to-seq"].as<std::uint64_t>());
@@ -104,28 +210,36 @@ int run_export(const Args& args) {
     std::cerr << "csctl export: " << n.error().to_string() << "\n";
     return exit_error;
   }
-  std::cerr << "exported " << *n << " events\n";
+  // The last hash commits to every event before it: keep it, and give it to
+  // `import --expect-head-hash` so that an edited export cannot pass.
+  std::cerr << "exported " << n->events << " events";
+  if (n->events > 0) std::cerr << "; head seq " << n->last_seq.value << ", head hash " << hash_to_hex(n->last_hash);
+  std::cerr << "\n";
   return exit_ok;
 }
 
 int run_import(const Args& args) {
   po::options_description options("import options");
   add_data_dir_option(options);
+  options.add_options()("expect-head-hash", po::value<std::string>(),
+                        "the head hash `csctl export` printed: the import is kept only if it ends there (the data "
+                        "dir must then be new)");
   po::variables_map vm;
-  if (auto code = parse_options("import", "--data-dir D < log.jsonl", options, args, vm)) return *code;
+  if (auto code = parse_options("import", "--data-dir D [--expect-head-hash HEX] < log.jsonl", options, args, vm)) {
+    return *code;
+  }
+  std::optional<Hash> expected;
+  if (vm.count("expect-head-hash")) {
+    expected = hash_from_hex(vm["expect-head-hash"].as<std::string>());
+    if (!expected) {
+      std::cerr << "csctl import: --expect-head-hash must be 64 hex digits\n";
+      return exit_error;
+    }
+    return import_expecting(vm, *expected);
+  }
   auto log = open_log_or_report("import", vm, /*create_if_missing=*/true);
   if (!log) return exit_error;
-  ProgressReporter progress("importing");
-  auto report = import_events(*log, std::cin, progress.callback());
-  if (!report.ok()) {
-    std::cerr << "csctl import: " << report.error().to_string() << "\n";
-    return report.error().code() == ErrorCode::fatal || report.error().code() == ErrorCode::retriable
-               ? exit_error
-               : exit_findings;
-  }
-  std::cerr << "imported " << report->imported << " events; head seq " << report->head.value << ", head hash "
-            << hash_to_hex(report->head_hash) << "\n";
-  return exit_ok;
+  return import_into(*log);
 }
 
 }  // namespace cs::csctl

@@ -14,7 +14,7 @@ int run_stats(const Args& args) {
   add_data_dir_option(options);
   po::variables_map vm;
   if (auto code = parse_options("stats", "--data-dir DIR", options, args, vm)) return *code;
-  auto log = open_log_or_report("stats", vm, /*create_if_missing=*/false);
+  auto log = open_log_read_only("stats", vm);
   if (!log) return exit_error;
   auto stats = log->stats();
   if (!stats.ok()) {
@@ -47,7 +47,8 @@ int run_verify(const Args& args) {
   if (auto code = parse_options("verify", "--data-dir DIR [--from-seq A] [--to-seq B]", options, args, vm)) {
     return *code;
   }
-  auto log = open_log_or_report("verify", vm, /*create_if_missing=*/false);
+  auto log = open_log_or_report("verify", vm, /*create_if_missing=*/false, /*sync=*/true,
+                                /*read_only=*/vm.count("projections") == 0);
   if (!log) return exit_error;
   VerifyOptions verify;
   verify.from_seq = Sequence(vm["from-seq"].as<std::uint64_t>());

@@ -28,14 +28,11 @@ void add_data_dir_option(po::options_description& options) {
 }
 
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
-                                             bool create_if_missing, bool sync) {
+                                             bool create_if_missing, bool sync, bool read_only) {
   std::string dir = vm["data-dir"].as<std::string>();
-  if (!create_if_missing && !std::filesystem::exists(std::filesystem::path(dir) / "CURRENT")) {
-    std::cerr << "csctl " << command << ": no log in " << dir << "\n";
-    return nullptr;
-  }
   EventLogOptions options;
-  options.create_if_missing = create_if_missing;
+  options.create_if_missing = create_if_missing && !read_only;
+  options.read_only = read_only;
   options.sync_each_group = sync;
   auto log = EventLog::open(dir, options);
   if (!log.ok()) {

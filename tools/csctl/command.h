@@ -38,8 +38,12 @@ std::optional<int> parse_options(const std::string& name, const std::string& usa
 void add_data_dir_option(po::options_description& options);
 
 // Opens the log in --data-dir; prints the error and returns null on failure.
+// `read_only`: commands that only read never create or change anything there.
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
-                                             bool create_if_missing, bool sync = true);
+                                             bool create_if_missing, bool sync = true, bool read_only = false);
+inline std::unique_ptr<EventLog> open_log_read_only(const std::string& command, const po::variables_map& vm) {
+  return open_log_or_report(command, vm, /*create_if_missing=*/false, /*sync=*/true, /*read_only=*/true);
+}
 
 // Opens the projections over `log`; prints the error and returns null on failure.
 std::unique_ptr<ProjectionEngine> open_engine_or_report(const std::string& command, EventLog& log);

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "cs/error.h"
 
 namespace {
 
@@ -47,7 +48,17 @@ int main(int argc, char** argv) {
     return cs::csctl::exit_ok;
   }
   for (const auto& c : subcommands) {
-    if (name == c.name) return c.run(cs::csctl::Args(argv + 2, argv + argc));
+    if (name != c.name) continue;
+    // Commands report their errors as values; an exception that still gets
+    // here (a library's, the file system's) ends the command cleanly too.
+    try {
+      return c.run(cs::csctl::Args(argv + 2, argv + argc));
+    } catch (const std::exception& e) {
+      std::cerr << "csctl " << name << ": " << cs::printable(e.what()) << "\n";
+    } catch (...) {
+      std::cerr << "csctl " << name << ": unexpected error\n";
+    }
+    return cs::csctl::exit_error;
   }
   std::cerr << "csctl: unknown command \"" << name << "\"\n";
   print_usage(std::cerr);

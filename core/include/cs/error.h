@@ -6,7 +6,9 @@
 // what went wrong and names the thing at fault (stream, sequence, field, line).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -26,17 +28,32 @@ enum class ErrorCode {
 
 const char* error_code_name(ErrorCode code);
 
+// A finer cause under a code, for callers that act on it (RocksDB's
+// sub-codes): the code still says what to do in general.
+enum class ErrorCause : std::uint8_t {
+  none,
+  broken_chain,  // corruption: an event's hash does not follow from the one before
+  fenced,        // fatal: another producer took this transactional id over
+};
+
+// `text` with control bytes (below 0x20, and 0x7f) written as \xNN, so that
+// a value from the data cannot drive a terminal or forge a log line.
+std::string printable(std::string_view text);
+
 class Error {
  public:
-  Error(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+  // The message is made printable (see printable()).
+  Error(ErrorCode code, std::string message, ErrorCause cause = ErrorCause::none);
 
   ErrorCode code() const { return code_; }
+  ErrorCause cause() const { return cause_; }
   const std::string& message() const { return message_; }
   // "<code name>: <message>", for logs and stderr.
   std::string to_string() const;
 
  private:
   ErrorCode code_;
+  ErrorCause cause_;
   std::string message_;
 };
 
@@ -47,6 +64,8 @@ inline Error invalid_argument(std::string m) { return {ErrorCode::invalid_argume
 inline Error unauthorized_error(std::string m) { return {ErrorCode::unauthorized, std::move(m)}; }
 inline Error retriable_error(std::string m) { return {ErrorCode::retriable, std::move(m)}; }
 inline Error fatal_error(std::string m) { return {ErrorCode::fatal, std::move(m)}; }
+inline Error broken_chain_error(std::string m) { return {ErrorCode::corruption, std::move(m), ErrorCause::broken_chain}; }
+inline Error fenced_error(std::string m) { return {ErrorCode::fatal, std::move(m), ErrorCause::fenced}; }
 
 // A value or an error. Accessing the wrong side is a programming error.
 template <class T>

@@ -48,6 +48,7 @@ namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
 class WriteBatch;
+struct ReadOptions;
 }  // namespace rocksdb
 
 namespace cs {
@@ -59,6 +60,10 @@ struct EventLogOptions {
   // false: the WAL is written but not synced (survives a process crash only).
   bool sync_each_group = true;
   bool create_if_missing = true;
+  // Opens without writing anything: no recovery flush, no format marker, no
+  // family created; append, import and column_family fail. Runs beside a
+  // writer (it sees what was committed when it opened).
+  bool read_only = false;
   std::size_t event_size_bytes_max = limits::event_size_bytes_max;
   std::size_t append_events_max = limits::append_events_max;
   std::size_t group_commit_events_max = limits::group_commit_events_max;
@@ -123,8 +128,10 @@ struct VerifyReport {
 
 class EventLog {
  public:
-  // Opens (creating when allowed) the log in `dir`. Fails with invalid_argument
-  // when `dir` holds something else, fatal on I/O errors. The caller owns the
+  // Opens (creating when allowed) the log in `dir`. Fails with not_found when
+  // there is no log and none may be created, invalid_argument when `dir`
+  // holds something else (another RocksDB database, another log format),
+  // fatal on I/O errors. The caller owns the
   // returned log; destroying it closes the database.
   static Result<std::unique_ptr<EventLog>> open(const std::filesystem::path& dir,
                                                 EventLogOptions options = {});
@@ -170,8 +177,10 @@ class EventLog {
   Hash head_hash() const;
 
   Result<LogStats> stats() const;
-  // Recomputes the hash chain over the range (and the indexes when asked).
-  // Returns corruption naming the first sequence that does not match.
+  // Recomputes the hash chain over the range (and the indexes when asked),
+  // all of it on one snapshot, so appends running beside it are not seen.
+  // Returns corruption naming the first sequence that does not match,
+  // invalid_argument when the range starts past the head.
   Result<VerifyReport> verify(const VerifyOptions& options = {}) const;
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -200,7 +209,8 @@ class EventLog {
   void commit_group(std::span<Writer*> group);
   Status read_index(const ReadQuery& query, const Visitor& visit) const;
   Status read_category(const ReadQuery& query, const Visitor& visit) const;
-  Status verify_indexes(Sequence head) const;
+  Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
+  Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
 
   std::filesystem::path dir_;
   EventLogOptions options_;

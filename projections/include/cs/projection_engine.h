@@ -118,6 +118,7 @@ class ProjectionEngine {
   Result<std::vector<Slot>> build(const std::vector<Slot*>& live, bool scratch, std::optional<Sequence> to_seq,
                                   const Progress& progress);
   Status swap_in(Slot& live, Slot&& built);
+  Status check_within_head() const;
   std::vector<Slot*> select(const std::vector<std::string>& names, Status& error);
   const Slot* slot(std::string_view name) const;
   template <class State>

@@ -15,9 +15,15 @@ namespace cs {
 // Events imported per atomic import call.
 inline constexpr std::size_t import_batch_events_max = 1'000;
 
+struct ExportReport {
+  std::uint64_t events = 0;
+  Sequence last_seq;  // of the last event written (0: none)
+  Hash last_hash{};   // its chain hash, which commits to every event before it
+};
+
 // Writes every event of [from, to] (to: the head) as one JSON line each, in
-// the form `csctl read` prints. Returns how many were written.
-Result<std::uint64_t> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
+// the form `csctl read` prints.
+Result<ExportReport> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
                                     std::ostream& out, const Progress& progress = {});
 
 struct ImportReport {
