@@ -503,5 +503,237 @@ TEST_F(DistributorTest, RepublishSendsARangeAgainToOneServiceWithoutMovingTheChe
   EXPECT_EQ((*d)->checkpoint(), log->head());
 }
 
+// --- hardening (issue 13): every case below failed on the code before it ---
+
+namespace {
+
+// Creates `name` with `partitions` and topic configs, through the admin API.
+void create_topic(const std::string& name, int partitions, const std::vector<std::pair<std::string, std::string>>& configs) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", brokers().c_str(), err, sizeof err);
+  rd_kafka_t* admin = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof err);
+  for (const auto& [k, v] : configs) rd_kafka_NewTopic_set_config(topic, k.c_str(), v.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(admin);
+  rd_kafka_CreateTopics(admin, &topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30'000);
+  ASSERT_NE(event, nullptr);
+  std::size_t n = 0;
+  const auto** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
+  ASSERT_EQ(n, 1u);
+  EXPECT_EQ(rd_kafka_topic_result_error(results[0]), RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_topic_result_error_string(results[0]);
+  rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(topic);
+  rd_kafka_destroy(admin);
+}
+
+// A transactional producer of the test's own (another "distributor" on the cluster).
+struct OtherProducer {
+  rd_kafka_t* p = nullptr;
+  explicit OtherProducer(const std::string& transactional_id) {
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers().c_str(), err, sizeof err);
+    rd_kafka_conf_set(conf, "transactional.id", transactional_id.c_str(), err, sizeof err);
+    p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    rd_kafka_error_t* e = nullptr;
+    for (int attempt = 0; attempt < 10 && (e = rd_kafka_init_transactions(p, 10'000)); ++attempt) rd_kafka_error_destroy(e);
+    EXPECT_EQ(e, nullptr);
+  }
+  ~OtherProducer() { rd_kafka_destroy(p); }
+  void begin() { EXPECT_EQ(rd_kafka_begin_transaction(p), nullptr); }
+  void produce(const std::string& topic, const std::string& key, const std::optional<std::string>& value) {
+    void* bytes = value ? const_cast<char*>(value->data()) : nullptr;
+    std::size_t size = value ? value->size() : 0;
+    EXPECT_EQ(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+                                RD_KAFKA_V_VALUE(bytes, size),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+              RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_flush(p, 10'000);
+  }
+  void commit() { EXPECT_EQ(rd_kafka_commit_transaction(p, 30'000), nullptr); }
+  void abort() { EXPECT_EQ(rd_kafka_abort_transaction(p, 30'000), nullptr); }
+};
+
+Result<std::unique_ptr<Distributor>> open_retrying(const EventLog& log, const DistributorOptions& o) {
+  for (int attempt = 0;; ++attempt) {
+    auto d = Distributor::open(log, o);
+    if (d.ok() || d.error().code() != ErrorCode::retriable || attempt >= 10) return d;
+  }
+}
+
+}  // namespace
+
+TEST_F(DistributorTest, TheLargestEventsTheLogAcceptsArePublished) {
+  auto log = test::open_log(dir_ / "log");
+  // A 1,000,000-byte name, and one of control bytes that JSON writes 6x larger.
+  std::vector<NewEvent> events{test::make_event(CustomerCreated{test::uuid(1), CustomerType::sme, std::string(1'000'000, 'n'), "a@b.c"}, 1),
+                               test::make_event(CustomerCreated{test::uuid(2), CustomerType::sme, std::string(170'000, '\x01'), "a@b.c"}, 2)};
+  ASSERT_TRUE(log->append(events).ok());
+  auto o = options();
+  auto d = open_retrying(*log, o);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  auto n = (*d)->publish_to_head();
+  ASSERT_TRUE(n.ok()) << n.error().to_string();
+  EXPECT_EQ(*n, 2u);
+  auto records = consume_all({o.full_log_topic}, o.topic_partitions, o.brokers);
+  ASSERT_EQ(records.size(), 2u);
+  for (const auto& r : records) EXPECT_GT(r.value.size(), 1'000'000u) << "seq " << r.seq;
+}
+
+TEST_F(DistributorTest, ARecordKafkaRefusesForGoodEndsPublishWithAClearError) {
+  auto log = test::open_log(dir_ / "log");
+  ASSERT_TRUE(log->append(std::vector{test::make_event(CustomerCreated{test::uuid(1), CustomerType::sme, std::string(50'000, 'n'), "a@b.c"}, 1)}).ok());
+  auto o = options();
+  create_topic(o.full_log_topic, o.topic_partitions, {{"max.message.bytes", "10000"}});  // an operator's old topic
+  auto d = open_retrying(*log, o);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  auto n = (*d)->publish_to_head();
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code(), ErrorCode::invalid_argument) << n.error().to_string();
+  EXPECT_NE(n.error().message().find("seq 1"), std::string::npos) << n.error().message();
+  EXPECT_NE(n.error().message().find(o.full_log_topic), std::string::npos) << n.error().message();
+  d->reset();
+
+  // csctl publish --once ends too, exit 2, instead of retrying for ever.
+  log.reset();
+  std::string command = std::string(CS_BIN_DIR) + "/csctl publish --once --data-dir " + (dir_ / "log").string() +
+                        " --brokers " + o.brokers + " --transactional-id " + o.transactional_id + " --topic-template '" +
+                        o.topic_template + "' --full-log-topic " + o.full_log_topic + " --checkpoint-topic " +
+                        o.checkpoint_topic + " > " + (dir_ / "out").string() + " 2>&1";
+  int status = std::system(("timeout 120 " + command).c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  std::ifstream in(dir_ / "out");
+  std::string out((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(out.find("refused the record of seq 1"), std::string::npos) << out;
+}
+
+TEST_F(DistributorTest, SigtermAndSigintStopALongCatchUpWithTheTransactionAborted) {
+  {
+    auto log = test::open_log(dir_ / "log");
+    test::append_generated(*log, 600, 5);
+  }
+  auto o = options();
+  for (int signal_number : {SIGTERM, SIGINT}) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      std::string out = (dir_ / ("publish-" + std::to_string(signal_number))).string();
+      freopen(out.c_str(), "w", stderr);
+      execl((std::string(CS_BIN_DIR) + "/csctl").c_str(), "csctl", "publish", "--once", "--data-dir",
+            (dir_ / "log").string().c_str(), "--brokers", o.brokers.c_str(), "--transactional-id",
+            o.transactional_id.c_str(), "--topic-template", o.topic_template.c_str(), "--full-log-topic",
+            o.full_log_topic.c_str(), "--checkpoint-topic", o.checkpoint_topic.c_str(), "--transaction-events", "20",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // into the catch-up (not an assertion on time)
+    kill(child, signal_number);
+    int status = 0;
+    pid_t done = 0;
+    for (int waited_ms = 0; waited_ms < 60'000 && (done = waitpid(child, &status, WNOHANG)) == 0; waited_ms += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (done == 0) {
+      kill(child, SIGKILL);
+      waitpid(child, &status, 0);
+      FAIL() << "csctl publish ignored signal " << signal_number;
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << "ended by a signal";
+    EXPECT_EQ(WEXITSTATUS(status), 2) << "signal " << signal_number;
+  }
+  // What was committed is exactly the prefix up to the checkpoint.
+  auto log = test::open_log(dir_ / "log", {.read_only = true});
+  auto d = open_retrying(*log, o);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  Sequence checkpoint = (*d)->checkpoint();
+  EXPECT_LT(checkpoint, log->head()) << "the catch-up was not interrupted: make the log longer";
+  auto records = consume_all({o.full_log_topic}, o.topic_partitions, o.brokers);
+  std::set<std::uint64_t> seqs;
+  for (const auto& r : records) EXPECT_TRUE(seqs.insert(r.seq).second) << "seq " << r.seq << " twice";
+  EXPECT_EQ(seqs.size(), checkpoint.value);
+  if (!seqs.empty()) {
+    EXPECT_EQ(*seqs.rbegin(), checkpoint.value);
+  }
+}
+
+TEST_F(DistributorTest, ACheckpointTopicThatCannotKeepTheCheckpointIsRefused) {
+  auto log = generated_log(2);
+  auto o = options();
+  o.checkpoint_topic = run_ + ".checkpoints-3";
+  create_topic(o.checkpoint_topic, 3, {{"cleanup.policy", "compact"}});
+  auto three = open_retrying(*log, o);
+  ASSERT_FALSE(three.ok());
+  EXPECT_NE(three.error().message().find("has 3 partitions"), std::string::npos) << three.error().message();
+
+  o.checkpoint_topic = run_ + ".checkpoints-delete";
+  create_topic(o.checkpoint_topic, 1, {{"cleanup.policy", "delete"}});
+  auto deleting = open_retrying(*log, o);
+  ASSERT_FALSE(deleting.ok());
+  EXPECT_NE(deleting.error().message().find("cleanup.policy=delete"), std::string::npos) << deleting.error().message();
+}
+
+TEST_F(DistributorTest, AMalformedOrDeletedCheckpointIsAClearErrorNotACrash) {
+  auto log = generated_log(2);
+  for (std::optional<std::string> value : {std::optional<std::string>("not-a-number"), std::optional<std::string>("")}) {
+    auto o = options();
+    o.checkpoint_topic = run_ + ".checkpoints-" + std::to_string(value->size());
+    create_topic(o.checkpoint_topic, 1, {{"cleanup.policy", "compact"}});
+    OtherProducer writer(run_ + "-writer-" + std::to_string(value->size()));
+    writer.begin();
+    writer.produce(o.checkpoint_topic, o.transactional_id, value);
+    writer.commit();
+    auto d = open_retrying(*log, o);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().code(), ErrorCode::corruption) << d.error().to_string();
+    EXPECT_NE(d.error().message().find("is not a sequence number"), std::string::npos) << d.error().message();
+  }
+  auto o = options();
+  o.checkpoint_topic = run_ + ".checkpoints-tombstone";
+  create_topic(o.checkpoint_topic, 1, {{"cleanup.policy", "compact"}});
+  OtherProducer writer(run_ + "-writer-tombstone");
+  writer.begin();
+  writer.produce(o.checkpoint_topic, o.transactional_id, std::nullopt);
+  writer.commit();
+  auto d = open_retrying(*log, o);
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.error().message().find("tombstone"), std::string::npos) << d.error().message();
+}
+
+TEST_F(DistributorTest, AnotherProducersOpenTransactionNeverMakesARestartResumeFromAStaleCheckpoint) {
+  auto log = test::open_log(dir_ / "log");
+  test::append_generated(*log, 3, 21);
+  auto o = options(50);
+  o.operation_timeout_ms = 4'000;
+  o.message_timeout_ms = 4'000;
+  Sequence first_head = log->head();
+  auto d = open_retrying(*log, o);
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  ASSERT_TRUE((*d)->publish_to_head().ok());
+  OtherProducer other(run_ + "-other");
+  other.begin();
+  other.produce(o.checkpoint_topic, "someone-else", std::string("1"));  // left open
+  test::append_generated(*log, 2, 22);
+  // The running distributor commits a newer checkpoint, behind the open transaction.
+  auto n = (*d)->publish_to_head();
+  ASSERT_TRUE(n.ok()) << n.error().to_string();
+  EXPECT_EQ((*d)->checkpoint(), log->head());
+  d->reset();
+  ASSERT_GT(log->head(), first_head);
+  auto stale = Distributor::open(*log, o);
+  ASSERT_FALSE(stale.ok()) << "resumed from seq " << (*stale)->checkpoint().value << " while the newest is "
+                           << log->head().value;
+  EXPECT_EQ(stale.error().code(), ErrorCode::retriable);
+  EXPECT_NE(stale.error().message().find("another producer"), std::string::npos) << stale.error().message();
+  other.abort();
+  auto fresh = open_retrying(*log, o);
+  ASSERT_TRUE(fresh.ok()) << fresh.error().to_string();
+  EXPECT_EQ((*fresh)->checkpoint(), log->head());
+  expect_exactly_once(*log, o);
+}
+
 }  // namespace
 }  // namespace cs

@@ -2,8 +2,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
+#include <thread>
 
 #include "record_chunk.h"
 #include "record_pipeline.h"
@@ -24,6 +27,10 @@ std::string replace_all(std::string text, std::string_view what, std::string_vie
   return text;
 }
 
+// The producer's and the topics' record size limit: the largest record plus
+// the batch framing around it.
+constexpr std::size_t message_max_bytes = limits::published_record_bytes_max + (16 << 10);
+
 bool set(rd_kafka_conf_t* conf, const char* key, const std::string& value, std::string& error) {
   char buf[512];
   if (rd_kafka_conf_set(conf, key, value.c_str(), buf, sizeof buf) != RD_KAFKA_CONF_OK) {
@@ -37,6 +44,24 @@ bool set(rd_kafka_conf_t* conf, const char* key, const std::string& value, std::
 
 struct Distributor::Kafka {
   rd_kafka_t* producer = nullptr;
+  // The first record Kafka refused for good since the last transaction began
+  // (set by the delivery report callback, on the thread that polls).
+  std::optional<std::string> refused;
+
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* kafka = static_cast<Kafka*>(opaque);
+    if (!m->err || !is_permanent_record_error(m->err) || kafka->refused) return;
+    std::string seq = "?";
+    rd_kafka_headers_t* headers = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(headers, "seq", &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && value) {
+      seq = std::string(static_cast<const char*>(value), size);
+    }
+    kafka->refused = "Kafka refused the record of seq " + seq + " (" + std::to_string(m->len) + " bytes) for topic " +
+                     rd_kafka_topic_name(m->rkt) + " for good: " + rd_kafka_err2str(m->err);
+  }
   std::vector<rd_kafka_topic_t*> topics;  // by RecordPreparer topic index
   rd_kafka_topic_t* checkpoint_topic = nullptr;
   ~Kafka() {
@@ -77,18 +102,22 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
             set(conf, "message.timeout.ms", std::to_string(o.message_timeout_ms), error) &&
             set(conf, "linger.ms", std::to_string(o.linger_ms), error) &&
             set(conf, "retry.backoff.ms", std::to_string(o.retry_backoff_ms), error) &&
-            set(conf, "batch.num.messages", "10000", error);
+            set(conf, "batch.num.messages", "10000", error) &&
+            set(conf, "message.max.bytes", std::to_string(message_max_bytes), error);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
     return invalid_argument("distributor: " + error);
   }
   char buf[512];
+  rd_kafka_conf_set_opaque(conf, d->kafka_.get());
+  rd_kafka_conf_set_dr_msg_cb(conf, Kafka::on_delivery);
   d->kafka_->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, buf, sizeof buf);
   if (!d->kafka_->producer) {
     rd_kafka_conf_destroy(conf);
     return fatal_error(std::string("distributor: cannot create producer: ") + buf);
   }
   if (auto s = d->create_topics(); !s.ok()) return s.error();
+  if (auto s = d->check_checkpoint_topic(); !s.ok()) return s.error();
   for (const auto& name : d->preparer_->topics()) {
     d->kafka_->topics.push_back(rd_kafka_topic_new(d->kafka_->producer, name.c_str(), nullptr));
   }
@@ -116,6 +145,7 @@ Status Distributor::create_topics() {
                                     options_.replication_factor, buf, sizeof buf);
     if (!t) return invalid_argument("distributor: topic " + name + ": " + buf);
     if (compacted) rd_kafka_NewTopic_set_config(t, "cleanup.policy", "compact");
+    rd_kafka_NewTopic_set_config(t, "max.message.bytes", std::to_string(message_max_bytes).c_str());
     requests.push_back(t);
   }
   rd_kafka_queue_t* queue = rd_kafka_queue_new(kafka_->producer);
@@ -146,52 +176,179 @@ Status Distributor::create_topics() {
   return result;
 }
 
-// The last committed checkpoint of this transactional.id, read with
-// read_committed from the start of the compacted topic to its end.
-Status Distributor::read_checkpoint() {
+namespace {
+
+// A consumer of the checkpoint topic with the given isolation level.
+rd_kafka_t* checkpoint_consumer(const DistributorOptions& o, const char* isolation, std::string& error) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::string error;
-  bool ok = set(conf, "bootstrap.servers", options_.brokers, error) &&
-            set(conf, "group.id", options_.transactional_id + ".checkpoint-reader", error) &&
-            set(conf, "isolation.level", "read_committed", error) &&
-            set(conf, "enable.partition.eof", "true", error) && set(conf, "enable.auto.commit", "false", error);
+  bool ok = set(conf, "bootstrap.servers", o.brokers, error) &&
+            set(conf, "group.id", o.transactional_id + ".checkpoint-reader", error) &&
+            set(conf, "isolation.level", isolation, error) && set(conf, "enable.partition.eof", "true", error) &&
+            set(conf, "enable.auto.commit", "false", error);
   if (!ok) {
     rd_kafka_conf_destroy(conf);
-    return invalid_argument("distributor: " + error);
+    return nullptr;
   }
   char buf[512];
   rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, buf, sizeof buf);
-  if (!consumer) return fatal_error(std::string("distributor: checkpoint reader: ") + buf);
+  if (!consumer) error = buf;
+  return consumer;
+}
+
+// The checkpoint a record holds: a decimal sequence, nothing else.
+Result<Sequence> parse_checkpoint(const rd_kafka_message_t* m, const std::string& topic) {
+  std::string where = "distributor: checkpoint topic " + topic + " offset " + std::to_string(m->offset) + ": ";
+  if (m->payload == nullptr) {
+    return corruption_error(where + "a tombstone deletes this distributor's checkpoint; without it the whole log "
+                                    "would be published again. Restore it, or publish under a new transactional id");
+  }
+  std::string_view text(static_cast<const char*>(m->payload), m->len);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return corruption_error(where + "\"" + std::string(text.substr(0, 40)) + "\" is not a sequence number");
+  }
+  return Sequence(value);
+}
+
+}  // namespace
+
+// The checkpoint topic must keep this distributor's last record for ever and
+// in order: one partition, compacted. Anything else would lose it (delete
+// policy) or split it (several partitions): refused, naming what to fix.
+Status Distributor::check_checkpoint_topic() {
+  const std::string& name = options_.checkpoint_topic;
+  // A topic just created shows in the metadata only after a moment.
+  int partitions = 0;
+  rd_kafka_resp_err_t topic_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
+  do {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    rd_kafka_topic_t* handle = rd_kafka_topic_new(kafka_->producer, name.c_str(), nullptr);
+    auto err = rd_kafka_metadata(kafka_->producer, 0, handle, &metadata, options_.operation_timeout_ms);
+    rd_kafka_topic_destroy(handle);
+    if (err) return retriable_error("distributor: metadata of " + name + ": " + rd_kafka_err2str(err));
+    topic_error = metadata->topic_cnt == 1 ? metadata->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    partitions = metadata->topic_cnt == 1 ? metadata->topics[0].partition_cnt : 0;
+    rd_kafka_metadata_destroy(metadata);
+    if (!topic_error && partitions > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  } while (std::chrono::steady_clock::now() < deadline);
+  if (topic_error || partitions == 0) {
+    return retriable_error("distributor: checkpoint topic " + name + " is not ready: " + rd_kafka_err2str(topic_error));
+  }
+  if (partitions != 1) {
+    return invalid_argument("distributor: checkpoint topic " + name + " has " + std::to_string(partitions) +
+                            " partitions; it needs exactly 1 (give another --checkpoint-topic or recreate it)");
+  }
+
+  char buf[512];
+  rd_kafka_ConfigResource_t* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(kafka_->producer);
+  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(kafka_->producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+  rd_kafka_AdminOptions_set_request_timeout(admin, options_.operation_timeout_ms, buf, sizeof buf);
+  rd_kafka_DescribeConfigs(kafka_->producer, &resource, 1, admin, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, options_.operation_timeout_ms + 5'000);
+  Status result = retriable_error("distributor: describing " + name + " timed out");
+  if (event && rd_kafka_event_error(event)) {
+    result = retriable_error("distributor: describing " + name + ": " + rd_kafka_event_error_string(event));
+  } else if (event) {
+    std::size_t n = 0;
+    const auto** resources = rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(event), &n);
+    std::string policy;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t entries_n = 0;
+      const auto** entries = rd_kafka_ConfigResource_configs(resources[i], &entries_n);
+      for (std::size_t j = 0; j < entries_n; ++j) {
+        if (std::string_view(rd_kafka_ConfigEntry_name(entries[j])) == "cleanup.policy" &&
+            rd_kafka_ConfigEntry_value(entries[j])) {
+          policy = rd_kafka_ConfigEntry_value(entries[j]);
+        }
+      }
+    }
+    result = policy.find("compact") != std::string::npos && policy.find("delete") == std::string::npos
+                 ? Status{}
+                 : Status(invalid_argument("distributor: checkpoint topic " + name + " has cleanup.policy=" +
+                                           (policy.empty() ? "(unknown)" : policy) +
+                                           "; it needs compact, or the checkpoint is eventually deleted"));
+  }
+  if (event) rd_kafka_event_destroy(event);
+  rd_kafka_AdminOptions_destroy(admin);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_ConfigResource_destroy(resource);
+  return result;
+}
+
+// The last committed checkpoint of this transactional.id, read with
+// read_committed from the start of the compacted topic to its end. A
+// read_committed reader stops at the last stable offset: another producer's
+// open transaction on the topic would hide checkpoints committed after it
+// began, and resuming from the older one would publish events twice. So the
+// read must reach the topic's high watermark (read uncommitted) as it was
+// before reading; while it cannot, the checkpoint is not trusted.
+Status Distributor::read_checkpoint() {
+  std::string error;
+  std::int64_t low = 0, high = 0;
+  {
+    rd_kafka_t* probe = checkpoint_consumer(options_, "read_uncommitted", error);
+    if (!probe) return fatal_error("distributor: checkpoint reader: " + error);
+    // A topic just created has no leader for a moment: ask again until the deadline.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
+    rd_kafka_resp_err_t err;
+    while ((err = rd_kafka_query_watermark_offsets(probe, options_.checkpoint_topic.c_str(), 0, &low, &high,
+                                                   options_.operation_timeout_ms)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    rd_kafka_destroy(probe);
+    if (err) return retriable_error("distributor: end of " + options_.checkpoint_topic + ": " + rd_kafka_err2str(err));
+  }
+  rd_kafka_t* consumer = checkpoint_consumer(options_, "read_committed", error);
+  if (!consumer) return fatal_error("distributor: checkpoint reader: " + error);
   rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(parts, options_.checkpoint_topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
   rd_kafka_assign(consumer, parts);
   rd_kafka_topic_partition_list_destroy(parts);
-  Status result = retriable_error("distributor: reading the checkpoint topic " + options_.checkpoint_topic +
-                                  " to its end timed out after " + std::to_string(options_.operation_timeout_ms) +
-                                  " ms");
+  std::int64_t stable_end = -1;  // where the read_committed reader last found the end
+  Status result;
+  bool done = false;
   // A time limit, not a poll count: every poll that returns a record counts
   // too, and the topic holds one record per transaction until compacted.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
+  while (!done && result.ok()) {
+    if (options_.stop_requested && options_.stop_requested->load()) {
+      result = stopped_error("distributor: stopped while reading the checkpoint");
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      result = retriable_error(
+          "distributor: reading the checkpoint topic " + options_.checkpoint_topic + " timed out after " +
+          std::to_string(options_.operation_timeout_ms) + " ms: committed reads end at offset " +
+          std::to_string(stable_end) + " but the topic ends at " + std::to_string(high) +
+          (stable_end >= 0 && stable_end < high ? " (another producer holds a transaction open on it; a checkpoint "
+                                                  "behind it may be newer, so none is trusted yet)"
+                                                : ""));
+      break;
+    }
     rd_kafka_message_t* m = rd_kafka_consumer_poll(consumer, 100);
     if (!m) continue;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      rd_kafka_message_destroy(m);
-      result = {};
-      break;
+      stable_end = m->offset;
+      done = stable_end >= high;
+    } else if (m->err) {
+      if (m->err != RD_KAFKA_RESP_ERR__TRANSPORT && m->err != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        result = retriable_error(std::string("distributor: reading the checkpoint: ") + rd_kafka_message_errstr(m));
+      }
+    } else if (m->key_len == options_.transactional_id.size() &&
+               std::memcmp(m->key, options_.transactional_id.data(), m->key_len) == 0) {
+      auto seq = parse_checkpoint(m, options_.checkpoint_topic);
+      if (seq.ok()) {
+        checkpoint_ = *seq;
+      } else {
+        result = seq.error();
+      }
     }
-    if (m->err) {
-      rd_kafka_resp_err_t err = m->err;
-      std::string what = rd_kafka_message_errstr(m);
-      rd_kafka_message_destroy(m);
-      if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) continue;
-      result = retriable_error("distributor: reading the checkpoint: " + what);
-      break;
-    }
-    std::string key(static_cast<const char*>(m->key), m->key_len);
-    std::string value(static_cast<const char*>(m->payload), m->len);
     rd_kafka_message_destroy(m);
-    if (key == options_.transactional_id) checkpoint_ = Sequence(std::stoull(value));
   }
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
@@ -243,16 +400,21 @@ namespace {
 // Produces one record, waiting (within a limit) while librdkafka's queue is
 // full. Takes ownership of `headers` (may be null).
 Status produce(rd_kafka_t* p, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
-               rd_kafka_headers_t* headers) {
+               rd_kafka_headers_t* headers, const std::atomic<bool>* stop_requested) {
   for (int attempt = 0;; ++attempt) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         p, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max) {
+    const bool stop = stop_requested && stop_requested->load();
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max || stop) {
       if (headers) rd_kafka_headers_destroy(headers);
-      return retriable_error(std::string("produce to ") + rd_kafka_topic_name(topic) + ": " + rd_kafka_err2str(err));
+      std::string what = std::string("produce to ") + rd_kafka_topic_name(topic) + " (" +
+                         std::to_string(value.size()) + " bytes): " + rd_kafka_err2str(err);
+      if (stop) return stopped_error("distributor: stopped while Kafka's queue was full");
+      if (is_permanent_record_error(err)) return invalid_argument(what);
+      return retriable_error(what);
     }
     rd_kafka_poll(p, 100);
   }
@@ -303,7 +465,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
   auto commit = [&]() -> Status {
     if (move_checkpoint) {
       std::string seq = std::to_string(last_in_transaction.value);
-      if (auto s = produce(p, kafka_->checkpoint_topic, options_.transactional_id, seq, nullptr); !s.ok()) {
+      if (auto s = produce(p, kafka_->checkpoint_topic, options_.transactional_id, seq, nullptr, nullptr); !s.ok()) {
         return abort_and_fail(s.error());
       }
     }
@@ -311,6 +473,12 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       rd_kafka_error_t* e = rd_kafka_commit_transaction(p, options_.operation_timeout_ms);
       if (!e) break;
       TxnError error = classify(p, e, "commit_transaction");
+      if (kafka_->refused) {
+        // A record the broker refuses for good fails every retry the same way.
+        return abort_and_fail(invalid_argument("distributor: " + *kafka_->refused +
+                                               " (transaction aborted; the checkpoint stays at seq " +
+                                               std::to_string(checkpoint_.value) + ")"));
+      }
       if (error.kind == TxnErrorKind::retriable && attempt < options_.commit_retries_max) continue;
       if (error.kind == TxnErrorKind::retriable || error.kind == TxnErrorKind::abortable) {
         // Rewind: nothing of this transaction is visible, the checkpoint stays.
@@ -327,12 +495,17 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
 
   RecordChunk chunk;
   while (pipeline.next(chunk)) {
+    if (options_.stop_requested && options_.stop_requested->load()) {
+      return abort_and_fail(stopped_error("distributor: stopped; the open transaction was aborted, the checkpoint "
+                                          "stays at seq " + std::to_string(checkpoint_.value)));
+    }
     if (open && events_in_transaction + chunk.event_count > options_.transaction_events_max) {
       if (auto s = commit(); !s.ok()) return s.error();
     }
     if (!open) {
       if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
       open = true;
+      kafka_->refused.reset();
       events_in_transaction = 0;
       started = options_.clock();
     }
@@ -340,7 +513,8 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     for (const auto& r : chunk.records) {
       const auto& event = chunk.events[r.event];
       // librdkafka owns the headers once the record is accepted: one set per record.
-      failed = produce(p, kafka_->topics[r.topic], chunk.key(event), chunk.value(r), event_headers(chunk, event));
+      failed = produce(p, kafka_->topics[r.topic], chunk.key(event), chunk.value(r), event_headers(chunk, event),
+                       options_.stop_requested);
       if (!failed.ok()) break;
     }
     if (!failed.ok()) return abort_and_fail(failed.error());

@@ -27,6 +27,20 @@ TxnError classify(rd_kafka_t* producer, rd_kafka_error_t* error, std::string_vie
   return {kind, std::move(message)};
 }
 
+bool is_permanent_record_error(rd_kafka_resp_err_t code) {
+  switch (code) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG: return true;
+    default: return false;
+  }
+}
+
 Error to_error(const TxnError& e) {
   switch (e.kind) {
     case TxnErrorKind::retriable:

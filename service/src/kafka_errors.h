@@ -24,6 +24,11 @@ struct TxnError {
 };
 TxnError classify(rd_kafka_t* producer, rd_kafka_error_t* error, std::string_view context);
 
+// Errors of one record that no retry can mend: the broker refuses it (too
+// large for the topic, invalid, not authorized). The others (timeouts, a
+// leader moving, an unknown topic being created) may pass on a retry.
+bool is_permanent_record_error(rd_kafka_resp_err_t code);
+
 // As a cs::Error: retriable and abortable are `retriable`, fatal and fenced `fatal`.
 Error to_error(const TxnError& e);
 

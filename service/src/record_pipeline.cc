@@ -1,5 +1,6 @@
 #include "record_pipeline.h"
 
+#include "cs/distributor.h"
 #include "cs/storage_codec.h"
 
 namespace cs {
@@ -31,7 +32,9 @@ void RecordPipeline::prepare(const EventLog& log, RecordPreparer& preparer, Sequ
     }
     if (failed = preparer.add(event, only_service, chunk); !failed.ok()) return false;
     const bool at_boundary = (seq.value - from.value + 1) % boundary_events == 0;
-    if (chunk.event_count < chunk_events && !at_boundary) return true;
+    if (chunk.event_count < chunk_events && chunk.text.size() < distributor_chunk_bytes_max && !at_boundary) {
+      return true;
+    }
     if (!ready_.push(std::move(chunk))) return false;  // the caller stopped
     chunk = RecordChunk{};
     recycled_.try_pop(chunk);

@@ -24,6 +24,10 @@ void add_kafka_options(po::options_description& options) {
       "stable id: a second distributor with it fences the first")(
       "routing", po::value<std::string>(), "routing file (JSON); default: design.md's table")(
       "topic-template", po::value<std::string>()->default_value("{event}"), "{event} or {service}.{event}")(
+      "full-log-topic", po::value<std::string>()->default_value(DistributorOptions{}.full_log_topic),
+      "the topic that carries every event line")(
+      "checkpoint-topic", po::value<std::string>()->default_value(DistributorOptions{}.checkpoint_topic),
+      "compacted one-partition topic of the \"published up to\" checkpoints")(
       "transaction-events", po::value<std::size_t>()->default_value(DistributorOptions{}.transaction_events_max),
       "events per transaction at most")(
       "transaction-ms", po::value<int>()->default_value(DistributorOptions{}.transaction_time_max_ms),
@@ -36,6 +40,8 @@ std::optional<DistributorOptions> distributor_options(const std::string& command
   o.brokers = vm["brokers"].as<std::string>();
   o.transactional_id = vm["transactional-id"].as<std::string>();
   o.topic_template = vm["topic-template"].as<std::string>();
+  o.full_log_topic = vm["full-log-topic"].as<std::string>();
+  o.checkpoint_topic = vm["checkpoint-topic"].as<std::string>();
   o.transaction_events_max = vm["transaction-events"].as<std::size_t>();
   o.transaction_time_max_ms = vm["transaction-ms"].as<int>();
   o.operation_timeout_ms = vm["operation-timeout-ms"].as<int>();
@@ -72,6 +78,7 @@ int run_publish(const Args& args) {
   if (auto code = parse_options("publish", "--data-dir D --brokers B [--once]", options, args, vm)) return *code;
   auto config = distributor_options("publish", vm);
   if (!config) return exit_error;
+  config->stop_requested = &stop_requested;
   auto log = open_log_or_report("publish", vm, /*create_if_missing=*/false);
   if (!log) return exit_error;
   signal(SIGINT, request_stop);
@@ -102,6 +109,11 @@ int run_publish(const Args& args) {
       continue;
     }
     std::cerr << "csctl publish: " << n.error().to_string() << "\n";
+    if (n.error().cause() == ErrorCause::stopped) break;
+    if (n.error().code() == ErrorCode::invalid_argument) {
+      std::cerr << "csctl publish: this record cannot be published as the topics are set up; stopping\n";
+      return exit_error;
+    }
     if (n.error().cause() == ErrorCause::fenced) {
       std::cerr << "csctl publish: another distributor with this transactional.id took over; stopping\n";
       return exit_error;
@@ -116,6 +128,11 @@ int run_publish(const Args& args) {
     std::this_thread::sleep_for(std::chrono::milliseconds(retry_pause_ms));
   }
   std::cerr << "published " << total << " events; checkpoint at seq " << distributor->checkpoint().value << "\n";
+  if (stop_requested && distributor->checkpoint() < log->head()) {
+    // Stopped in the middle of a catch-up: the open transaction was aborted.
+    std::cerr << "csctl publish: stopped by a signal before the head (seq " << log->head().value << ")\n";
+    return exit_error;
+  }
   return exit_ok;
 }
 

@@ -34,6 +34,7 @@ enum class ErrorCause : std::uint8_t {
   none,
   broken_chain,  // corruption: an event's hash does not follow from the one before
   fenced,        // fatal: another producer took this transactional id over
+  stopped,       // retriable: the caller asked to stop (a signal); any open transaction was aborted
 };
 
 // `text` with control bytes (below 0x20, and 0x7f) written as \xNN, so that
@@ -66,6 +67,7 @@ inline Error retriable_error(std::string m) { return {ErrorCode::retriable, std:
 inline Error fatal_error(std::string m) { return {ErrorCode::fatal, std::move(m)}; }
 inline Error broken_chain_error(std::string m) { return {ErrorCode::corruption, std::move(m), ErrorCause::broken_chain}; }
 inline Error fenced_error(std::string m) { return {ErrorCode::fatal, std::move(m), ErrorCause::fenced}; }
+inline Error stopped_error(std::string m) { return {ErrorCode::retriable, std::move(m), ErrorCause::stopped}; }
 
 // A value or an error. Accessing the wrong side is a programming error.
 template <class T>

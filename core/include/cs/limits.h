@@ -20,6 +20,12 @@ inline constexpr std::size_t append_queue_depth_max = 1'024;
 // Stream heads the group-commit leader keeps in memory (about 100 bytes
 // each); past it the cache starts over and heads are read from the index.
 inline constexpr std::size_t stream_head_cache_entries_max = 1 << 18;
+// The largest record the distributor produces: an event's full-log line is
+// its stored bytes as JSON, where escaping grows a string at most 6x (a
+// control byte becomes \u00XX), plus the envelope. The producer's
+// message.max.bytes and the topics' max.message.bytes are set from it, so
+// every event the log accepts can be published.
+inline constexpr std::size_t published_record_bytes_max = 6 * event_size_bytes_max + (64 << 10);
 // A stream name ("customer-<uuid>" is 45 bytes).
 inline constexpr std::size_t stream_name_bytes_max = 128;
 // A token amount or a price; keeps sums of a whole history far from overflow.

@@ -16,6 +16,7 @@
 // Not thread-safe: one thread drives a distributor.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -33,6 +34,9 @@ class RecordPreparer;
 // a commit, big enough that handing chunks over costs nothing. A
 // transaction's age is checked between chunks.
 inline constexpr std::size_t distributor_chunk_events = 512;
+// ... and a chunk is closed once its text passes this many bytes, so that a
+// run of large events keeps memory bounded (chunks ahead x this).
+inline constexpr std::size_t distributor_chunk_bytes_max = 16 << 20;
 
 struct DistributorOptions {
   std::string brokers;                                     // "127.0.0.1:19092"
@@ -57,6 +61,11 @@ struct DistributorOptions {
   int linger_ms = 5;
   int retry_backoff_ms = 10;
   Routing routing = Routing::defaults();
+  // When set and true, publishing stops between chunks (and while waiting on
+  // Kafka's queue or the checkpoint): the open transaction is aborted and the
+  // call returns an error with cause `stopped`. Borrowed; may be set from a
+  // signal handler.
+  const std::atomic<bool>* stop_requested = nullptr;
 };
 
 class Distributor {
@@ -71,9 +80,11 @@ class Distributor {
   // Publishes every event after the checkpoint up to the log's head (as it
   // was when called). Returns the events published. On a retriable error the
   // open transaction was aborted and the checkpoint stays where the last
-  // committed transaction put it: call again. On a fatal error
-  // (fenced included) destroy this distributor; a new one may be opened
-  // unless the error says "fenced".
+  // committed transaction put it: call again (cause `stopped`: the caller
+  // asked). On a fatal error destroy this distributor; a new one may be
+  // opened unless the cause is `fenced`. invalid_argument: Kafka refused a
+  // record for good (too large for an existing topic, not authorized): the
+  // message names the seq and topic; retrying cannot help.
   Result<std::uint64_t> publish_to_head();
   // Sends seqs [from, to] again (only to `service` when given), in
   // transactions that do not move the checkpoint: a deliberate replay that
@@ -86,6 +97,7 @@ class Distributor {
   struct Kafka;
   Distributor(const EventLog& log, DistributorOptions options);
   Status create_topics();
+  Status check_checkpoint_topic();
   Status read_checkpoint();
   // Publishes [from, to] in as many transactions as the limits ask for.
   Result<std::uint64_t> publish_range(Sequence from, Sequence to, const std::optional<std::string>& only_service,
