@@ -80,7 +80,7 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
     return {};
   };
   LineReader reader(in, limits::json_line_bytes_max);
-  std::string text;
+  std::string_view text;
   bool too_long = false;
   while (reader.next(text, too_long)) {
     if (!too_long && text.find_first_not_of(" \t") == std::string::npos) continue;

@@ -6,8 +6,10 @@
 // --skip-invalid the command stops there: every line before it is in the log,
 // nothing from it on. With --skip-invalid it goes on and appends the rest.
 #include <iostream>
+#include <thread>
 
 #include "command.h"
+#include "cs/bounded_queue.h"
 #include "cs/json_codec.h"
 #include "cs/line_reader.h"
 
@@ -26,7 +28,6 @@ class Appender {
   // Returns false when the command must stop (a bad line in strict mode, or
   // an operating error).
   bool flush() {
-    pending_bytes_ = 0;
     if (pending_.empty()) return true;
     std::vector<NewEvent> events;
     events.reserve(pending_.size());
@@ -56,14 +57,7 @@ class Appender {
     return true;
   }
 
-  void add(std::uint64_t line_number, NewEvent event, std::size_t line_bytes) {
-    pending_.push_back({line_number, std::move(event)});
-    pending_bytes_ += line_bytes;
-  }
-  std::size_t pending() const { return pending_.size(); }
-  // Input bytes behind the pending events: a batch of big lines is appended
-  // early, so memory stays bounded whatever --batch-size says.
-  std::size_t pending_bytes() const { return pending_bytes_; }
+  void add(std::uint64_t line_number, NewEvent event) { pending_.push_back({line_number, std::move(event)}); }
 
   void reject(std::uint64_t line_number, const std::string& why) {
     std::cerr << "line " << line_number << ": " << why << "\n";
@@ -102,10 +96,53 @@ class Appender {
   EventLog& log_;
   bool skip_invalid_;
   std::vector<Pending> pending_;
-  std::size_t pending_bytes_ = 0;
   std::uint64_t appended_ = 0, duplicates_ = 0, rejected_ = 0, first_seq_ = 0, last_seq_ = 0;
   bool failed_ = false;
 };
+
+
+// Batches of parsed lines the parsing thread may hold ready.
+constexpr std::size_t parsed_batches_ahead_max = 2;
+
+struct BadLine {
+  std::uint64_t line_number;
+  std::string message;
+};
+
+// What the parsing thread hands over: parsed lines up to --batch-size (or
+// limits::append_pending_bytes_max of input), ending early at a bad line.
+struct ParsedBatch {
+  std::vector<Pending> events;
+  std::optional<BadLine> bad;  // the line right after `events`
+};
+
+// Reads and parses stdin into `out` until the input ends or `out` is cancelled.
+void parse_lines(std::istream& in, std::size_t batch_size, BoundedQueue<ParsedBatch>& out) {
+  LineReader reader(in, limits::json_line_bytes_max);
+  std::string_view line;
+  bool too_long = false;
+  const Timestamp now = Timestamp::now();
+  ParsedBatch batch;
+  std::size_t batch_bytes = 0;
+  while (reader.next(line, too_long)) {
+    if (line.find_first_not_of(" \t") == std::string_view::npos && !too_long) continue;  // blank
+    if (too_long) {
+      batch.bad = BadLine{reader.number(), "line is longer than " + std::to_string(limits::json_line_bytes_max) + " bytes"};
+    } else if (auto parsed = parse_event_line(line); !parsed.ok()) {
+      batch.bad = BadLine{reader.number(), parsed.error().message()};
+    } else {
+      batch.events.push_back({reader.number(), to_new_event(*parsed, now)});
+      batch_bytes += line.size();
+    }
+    if (batch.bad || batch.events.size() >= batch_size || batch_bytes >= limits::append_pending_bytes_max) {
+      if (!out.push(std::move(batch))) return;
+      batch = ParsedBatch{};
+      batch_bytes = 0;
+    }
+  }
+  if (!batch.events.empty()) out.push(std::move(batch));
+  out.close();
+}
 
 }  // namespace
 
@@ -127,31 +164,25 @@ int run_append(const Args& args) {
   auto log = open_log_or_report("append", vm, /*create_if_missing=*/true, vm.count("no-sync") == 0);
   if (!log) return exit_error;
 
-  Appender appender(*log, vm.count("skip-invalid") > 0);
-  LineReader reader(std::cin, limits::json_line_bytes_max);
-  std::string line;
-  bool too_long = false;
-  const Timestamp now = Timestamp::now();
-  while (reader.next(line, too_long)) {
-    if (line.find_first_not_of(" \t") == std::string::npos && !too_long) continue;  // blank
-    std::string error;
-    if (too_long) {
-      error = "line is longer than " + std::to_string(limits::json_line_bytes_max) + " bytes";
-    } else if (auto parsed = parse_event_line(line); !parsed.ok()) {
-      error = parsed.error().message();
-    } else {
-      appender.add(reader.number(), to_new_event(*parsed, now), line.size());
+  const bool skip_invalid = vm.count("skip-invalid") > 0;
+  Appender appender(*log, skip_invalid);
+  // Lines are parsed on a second thread while the log commits the batch
+  // before: the two halves of the work overlap on two cores.
+  BoundedQueue<ParsedBatch> batches(parsed_batches_ahead_max);
+  std::thread parser([&] { parse_lines(std::cin, batch_size, batches); });
+  ParsedBatch batch;
+  bool stopped = false;
+  while (!stopped && batches.pop(batch)) {
+    for (auto& p : batch.events) appender.add(p.line_number, std::move(p.event));
+    // Lines before a bad one go in first, so "everything before it" holds.
+    if (!appender.flush()) stopped = true;
+    if (!stopped && batch.bad) {
+      appender.reject(batch.bad->line_number, batch.bad->message);
+      stopped = !skip_invalid;
     }
-    if (!error.empty()) {
-      // Lines before the bad one go in first, so "everything before it" holds.
-      if (!appender.flush()) return appender.finish();
-      appender.reject(reader.number(), error);
-      if (!vm.count("skip-invalid")) return appender.finish();
-    }
-    bool full = appender.pending() >= batch_size || appender.pending_bytes() >= limits::append_pending_bytes_max;
-    if (full && !appender.flush()) return appender.finish();
   }
-  appender.flush();
+  batches.cancel();
+  parser.join();
   return appender.finish();
 }
 

@@ -38,6 +38,7 @@ void print_usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  std::cin.tie(nullptr);  // reading stdin must not flush stdout
   if (argc < 2) {
     print_usage(std::cerr);
     return cs::csctl::exit_error;
