@@ -68,7 +68,7 @@ namespace {
 // million ids, so buckets stay a few entries long (8 MiB of pointers).
 constexpr std::size_t hash_buckets = 1 << 20;
 
-rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
+rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_only = false) {
   rocksdb::ColumnFamilyOptions cf;
   if (name.starts_with("proj.")) {
     // Projection state: point reads by entity, many of them for entities not
@@ -84,11 +84,18 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name) {
     // usually misses): a hashed memtable makes the insert O(1) instead of a
     // skiplist search, and bloom filters answer the misses on disk.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
-    cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
+    // A read-only open never inserts: its 8 MiB of buckets would only cost
+    // page faults (a third of a read command's open time).
+    if (!read_only) cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
     cf.memtable_prefix_bloom_size_ratio = 0.1;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  if (read_only) {
+    // Memtable blooms are zeroed at open (megabytes each) and serve inserts.
+    cf.memtable_prefix_bloom_size_ratio = 0;
+    cf.memtable_whole_key_filtering = false;
   }
   return cf;
 }
@@ -118,6 +125,12 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
 
   // Every family on disk must be opened, the projections' ones too.
   const bool read_only = log->options_.read_only;
+  if (read_only) {
+    // A read command opens, reads and exits: no statistics to refresh, no
+    // file sizes to check against the manifest.
+    db_options.skip_stats_update_on_db_open = true;
+    db_options.skip_checking_sst_file_sizes_on_db_open = true;
+  }
   std::vector<std::string> names;
   auto listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names);
   if (listed.ok()) {
@@ -134,7 +147,7 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& name : names) descriptors.emplace_back(name, family_options(name));
+  for (const auto& name : names) descriptors.emplace_back(name, family_options(name, read_only));
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

@@ -2,6 +2,9 @@
 
 #include <istream>
 #include <ostream>
+#include <thread>
+
+#include "cs/bounded_queue.h"
 
 #include "cs/json_codec.h"
 #include "cs/line_reader.h"
@@ -55,52 +58,84 @@ Result<RecordedEvent> to_recorded(const EventLine& line) {
 
 }  // namespace
 
-Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
-  ImportReport report;
-  std::vector<RecordedEvent> batch;
+namespace {
+
+// Parsed batches the parsing thread may hold ready.
+constexpr std::size_t import_batches_ahead_max = 2;
+
+// Lines parsed ahead of the log: up to import_batch_events_max events (or
+// limits::append_pending_bytes_max of input), ending early at a bad line.
+struct ImportBatch {
+  std::vector<RecordedEvent> events;
   std::vector<std::uint64_t> line_numbers;
-  std::size_t pending_bytes = 0;  // input bytes behind `batch`
-  auto flush = [&]() -> Status {
-    if (batch.empty()) return {};
-    auto r = log.import(batch);
-    if (!r.ok()) {
-      // Name the line: import again one by one up to the failing event.
-      for (std::size_t i = 0; i < batch.size(); ++i) {
-        auto one = log.import(std::span(&batch[i], 1));
-        if (!one.ok()) return Error(one.error().code(), "line " + std::to_string(line_numbers[i]) + ": " + one.error().message());
-        ++report.imported;
-      }
-    } else {
-      report.imported += batch.size();
-    }
-    batch.clear();
-    line_numbers.clear();
-    pending_bytes = 0;
-    if (progress) progress(report.imported, 0);
-    return {};
-  };
+  std::optional<Error> bad;  // the line right after `events`, named
+};
+
+void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
   LineReader reader(in, limits::json_line_bytes_max);
   std::string_view text;
   bool too_long = false;
+  ImportBatch batch;
+  std::size_t batch_bytes = 0;
   while (reader.next(text, too_long)) {
     if (!too_long && text.find_first_not_of(" \t") == std::string::npos) continue;
-    auto fail = [&](const std::string& why) -> Result<ImportReport> {
-      if (auto s = flush(); !s.ok()) return s.error();
-      return invalid_argument("line " + std::to_string(reader.number()) + ": " + why);
-    };
-    if (too_long) return fail("longer than " + std::to_string(limits::json_line_bytes_max) + " bytes");
-    auto line = parse_event_line(text);
-    if (!line.ok()) return fail(line.error().message());
-    auto event = to_recorded(*line);
-    if (!event.ok()) return fail(event.error().message());
-    batch.push_back(std::move(*event));
-    line_numbers.push_back(reader.number());
-    pending_bytes += text.size();
-    if (batch.size() >= import_batch_events_max || pending_bytes >= limits::append_pending_bytes_max) {
-      if (auto s = flush(); !s.ok()) return s.error();
+    auto bad = [&](const std::string& why) { batch.bad = invalid_argument("line " + std::to_string(reader.number()) + ": " + why); };
+    if (too_long) {
+      bad("longer than " + std::to_string(limits::json_line_bytes_max) + " bytes");
+    } else if (auto line = parse_event_line(text); !line.ok()) {
+      bad(line.error().message());
+    } else if (auto event = to_recorded(*line); !event.ok()) {
+      bad(event.error().message());
+    } else {
+      batch.events.push_back(std::move(*event));
+      batch.line_numbers.push_back(reader.number());
+      batch_bytes += text.size();
+    }
+    if (batch.bad || batch.events.size() >= import_batch_events_max || batch_bytes >= limits::append_pending_bytes_max) {
+      const bool stop = batch.bad.has_value();
+      if (!out.push(std::move(batch)) || stop) break;
+      batch = ImportBatch{};
+      batch_bytes = 0;
     }
   }
-  if (auto s = flush(); !s.ok()) return s.error();
+  if (!batch.events.empty()) out.push(std::move(batch));
+  out.close();
+}
+
+}  // namespace
+
+// Lines are parsed on a second thread while the log commits the batch before.
+Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
+  ImportReport report;
+  auto flush = [&](const ImportBatch& batch) -> Status {
+    if (batch.events.empty()) return {};
+    auto r = log.import(batch.events);
+    if (!r.ok()) {
+      // Name the line: import again one by one up to the failing event.
+      for (std::size_t i = 0; i < batch.events.size(); ++i) {
+        auto one = log.import(std::span(&batch.events[i], 1));
+        if (!one.ok()) {
+          return Error(one.error().code(), "line " + std::to_string(batch.line_numbers[i]) + ": " + one.error().message());
+        }
+        ++report.imported;
+      }
+    } else {
+      report.imported += batch.events.size();
+    }
+    if (progress) progress(report.imported, 0);
+    return {};
+  };
+  BoundedQueue<ImportBatch> batches(import_batches_ahead_max);
+  std::thread parser([&] { parse_import_lines(in, batches); });
+  Status result;
+  ImportBatch batch;
+  while (result.ok() && batches.pop(batch)) {
+    result = flush(batch);  // lines before a bad one go in first
+    if (result.ok() && batch.bad) result = *batch.bad;
+  }
+  batches.cancel();
+  parser.join();
+  if (!result.ok()) return result.error();
   report.head = log.head();
   report.head_hash = log.head_hash();
   return report;
