@@ -283,3 +283,35 @@ TEST(NestingTest, DeepJsonIsRefusedBeforeParsingEverywhere) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+TEST(VerifySnapshotTest, VerifyBesideAnAppenderSeesOneConsistentLog) {
+  test::TempDir dir;
+  auto log = test::open_log(dir.path());
+  ASSERT_TRUE(log->append(std::vector{make_event(test::customer_created(1), 1)}).ok());
+  std::atomic<bool> done{false};
+  std::thread appender([&] {
+    for (std::uint64_t i = 0; i < 300; ++i) {
+      std::vector<NewEvent> batch;
+      for (std::uint64_t j = 0; j < 20; ++j) {
+        std::uint64_t n = 10 + i * 20 + j;
+        batch.push_back(make_event(test::customer_created(n), n));
+      }
+      EXPECT_TRUE(log->append(batch).ok());
+    }
+    done = true;
+  });
+  int runs = 0;
+  while (!done || runs == 0) {
+    auto report = log->verify();
+    ASSERT_TRUE(report.ok()) << report.error().to_string();
+    ++runs;
+  }
+  appender.join();
+  EXPECT_TRUE(log->verify().ok());
+}
+
+}  // namespace
+}  // namespace cs
