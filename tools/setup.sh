@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   librocksdb-dev librdkafka-dev libcereal-dev libboost-program-options-dev
-  libgtest-dev libbenchmark-dev nlohmann-json3-dev libssl-dev uuid-dev libabsl-dev
+  libgtest-dev libbenchmark-dev nlohmann-json3-dev libsimdjson-dev libssl-dev uuid-dev libabsl-dev
   default-jre-headless maven
 )
 

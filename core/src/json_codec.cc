@@ -4,6 +4,7 @@
 
 #include "cs/limits.h"
 #include "cs/json_writer.h"
+#include "json_view.h"
 
 namespace cs {
 namespace {
@@ -11,13 +12,15 @@ namespace {
 using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
-std::string shown(const json& v) {
+template <class Value>
+std::string shown(const Value& v) {
   std::string s = v.dump();
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   return s;
 }
 
-Error field_error(std::string_view path, std::string_view what, const json& got) {
+template <class Value>
+Error field_error(std::string_view path, std::string_view what, const Value& got) {
   return invalid_argument(std::string(path) + " " + std::string(what) + ", got " + shown(got));
 }
 
@@ -64,35 +67,35 @@ Status check_integer(std::string_view path, std::int64_t v, Check check) {
 
 // --- one decoder per C++ field type ---------------------------------------
 
-Status decode(std::string_view path, const json& v, Check, Uuid& out) {
+Status decode(std::string_view path, JsonView v, Check, Uuid& out) {
   if (!v.is_string()) return field_error(path, "must be a UUID string", v);
-  auto u = Uuid::parse(v.get_ref<const std::string&>());
+  auto u = Uuid::parse(v.str());
   if (!u) return field_error(path, "must be a UUID (8-4-4-4-12 hex digits)", v);
   out = *u;
   return {};
 }
 
-Status decode(std::string_view path, const json& v, Check check, std::string& out) {
+Status decode(std::string_view path, JsonView v, Check check, std::string& out) {
   if (!v.is_string()) return field_error(path, "must be a string", v);
-  out = v.get<std::string>();
+  out.assign(v.str());
   return check_string(path, out, check);
 }
 
-Status decode(std::string_view path, const json& v, Check check, std::int64_t& out) {
+Status decode(std::string_view path, JsonView v, Check check, std::int64_t& out) {
   if (v.is_number_unsigned()) {
-    if (v.get<std::uint64_t>() > static_cast<std::uint64_t>(limits::amount_max)) {
+    if (v.u64() > static_cast<std::uint64_t>(limits::amount_max)) {
       return field_error(path, "is too large (at most " + std::to_string(limits::amount_max) + ")", v);
     }
-    out = static_cast<std::int64_t>(v.get<std::uint64_t>());
+    out = static_cast<std::int64_t>(v.u64());
   } else if (v.is_number_integer()) {
-    out = v.get<std::int64_t>();
+    out = v.i64();
   } else {
     return field_error(path, "must be an integer", v);
   }
   return check_integer(path, out, check);
 }
 
-Status decode(std::string_view path, const json& v, Check, CustomerType& out) {
+Status decode(std::string_view path, JsonView v, Check, CustomerType& out) {
   if (v == "sme") {
     out = CustomerType::sme;
   } else if (v == "institution") {
@@ -103,39 +106,43 @@ Status decode(std::string_view path, const json& v, Check, CustomerType& out) {
   return {};
 }
 
-Status decode(std::string_view path, const json& v, Check, Timestamp& out) {
+Status decode(std::string_view path, JsonView v, Check, Timestamp& out) {
   if (!v.is_string()) return field_error(path, "must be an ISO-8601 UTC timestamp string", v);
-  auto t = parse_timestamp(v.get_ref<const std::string&>());
+  auto t = parse_timestamp(std::string(v.str()));
   if (!t) return field_error(path, "must be an ISO-8601 UTC timestamp (2026-03-01T10:15:00Z)", v);
   out = *t;
   return {};
 }
 
-Status decode(std::string_view path, const json& v, Check, FieldList& out) {
+Status decode(std::string_view path, JsonView v, Check, FieldList& out) {
   if (!v.is_array()) return field_error(path, "must be an array of field names", v);
-  if (v.empty()) return invalid_argument(std::string(path) + " must name at least one field");
-  if (v.size() > limits::updated_fields_max) {
-    return invalid_argument(std::string(path) + " names " + std::to_string(v.size()) +
+  auto items = v.array();
+  if (items.size() == 0) return invalid_argument(std::string(path) + " must name at least one field");
+  if (items.size() > limits::updated_fields_max) {
+    return invalid_argument(std::string(path) + " names " + std::to_string(items.size()) +
                             " fields, at most " + std::to_string(limits::updated_fields_max));
   }
   out.clear();
-  std::set<std::string> seen;
-  for (const auto& item : v) {
-    if (!item.is_string() || item.get_ref<const std::string&>().empty()) {
-      return field_error(path, "must hold non-empty strings", item);
-    }
-    if (!seen.insert(item.get<std::string>()).second) {
+  for (simdjson::dom::element element : items) {
+    JsonView item(element);
+    if (!item.is_string() || item.str().empty()) return field_error(path, "must hold non-empty strings", item);
+    if (std::find(out.begin(), out.end(), item.str()) != out.end()) {
       return field_error(path, "names a field twice", item);
     }
-    out.push_back(item.get<std::string>());
+    out.emplace_back(item.str());
   }
   return {};
 }
 
-Status decode(std::string_view path, const json& v, Check, Changes& out) {
+Status decode(std::string_view path, JsonView v, Check, Changes& out) {
   if (!v.is_object()) return field_error(path, "must be an object of new values", v);
   out.clear();
-  for (const auto& [key, value] : v.items()) out.emplace(key, value.dump());
+  for (auto field : v.object()) {
+    // Stored as nlohmann's dump of the value (nested keys sorted): the form
+    // every earlier log holds, so re-imports hash the same bytes.
+    auto [at, added] = out.emplace(std::string(field.key), json::parse(JsonView(field.value).dump()).dump());
+    if (!added) return invalid_argument(std::string(path) + "." + at->first + " appears twice");
+  }
   return {};
 }
 
@@ -197,8 +204,10 @@ template <class Update>
 Status check_change_value(const std::string& name, const std::string& text) {
   std::string path = "data.changes." + name;
   if (auto s = check_json_depth(text); !s.ok()) return invalid_argument(path + ": " + s.error().message());
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return invalid_argument(path + " is not valid JSON text");
+  simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  if (parser.parse(text).get(element) != simdjson::SUCCESS) return invalid_argument(path + " is not valid JSON text");
+  JsonView value(element);
   using Creation = typename CreationOf<Update>::type;
   if (name == "customerType") {
     return invalid_argument(path + ": a customer's type is set by customer.created and never changes");
@@ -269,48 +278,55 @@ Status check_values(const T& p, std::uint32_t version) {
 }
 
 template <class T>
-Result<Payload> decode_payload(const json& data, std::uint32_t version) {
+Result<Payload> decode_payload(simdjson::dom::object data, std::uint32_t version) {
   T p;
   Status result;
-  std::set<std::string_view> known;
   std::apply(
       [&](const auto&... f) {
         (
             [&] {
-              known.insert(f.name);
               if (!result.ok()) return;
               std::string path = "data." + std::string(f.name);
-              auto it = data.find(f.name);
+              auto value = find_member(data, f.name);
               if (version < f.since_version) {
-                if (it != data.end()) {
+                if (value) {
                   result = invalid_argument(path + " did not exist in schema version " +
                                             std::to_string(version) + " of " +
                                             std::string(event_type_name(T::type)));
                 }
                 return;
               }
-              if (it == data.end()) {
+              if (!value) {
                 result = invalid_argument(path + " is missing");
                 return;
               }
-              result = decode(path, *it, f.check, p.*(f.member));
+              result = decode(path, *value, f.check, p.*(f.member));
             }(),
             ...);
       },
       T::fields());
   if (!result.ok()) return result.error();
-  for (const auto& [key, value] : data.items()) {
-    if (!known.contains(key)) {
-      return invalid_argument("data." + key + " is not a field of " +
+  // Every key must be a field, and once: the table has all of them, so the
+  // keys seen are at most the table's size.
+  std::size_t fields_present = 0;
+  for (auto field : data) {
+    bool known = false;
+    std::apply([&](const auto&... f) { ((known = known || f.name == field.key), ...); }, T::fields());
+    if (!known) {
+      return invalid_argument("data." + std::string(field.key) + " is not a field of " +
                               std::string(event_type_name(T::type)));
     }
+    ++fields_present;
   }
+  std::size_t fields_expected = 0;
+  std::apply([&](const auto&... f) { ((fields_expected += version >= f.since_version ? 1 : 0), ...); }, T::fields());
+  if (fields_present != fields_expected) return invalid_argument("data names a field twice");
   if (auto s = check_values(p, version); !s.ok()) return s.error();
   return Payload(std::move(p));
 }
 
 template <std::size_t I = 0>
-Result<Payload> decode_payload_at(std::size_t index, const json& data, std::uint32_t version) {
+Result<Payload> decode_payload_at(std::size_t index, simdjson::dom::object data, std::uint32_t version) {
   if constexpr (I < std::variant_size_v<Payload>) {
     if (index == I) return decode_payload<std::variant_alternative_t<I, Payload>>(data, version);
     return decode_payload_at<I + 1>(index, data, version);
@@ -319,24 +335,30 @@ Result<Payload> decode_payload_at(std::size_t index, const json& data, std::uint
   }
 }
 
-Result<ExpectedVersion> parse_expected(const json& v) {
+Result<ExpectedVersion> parse_expected(JsonView v) {
   if (v == "any") return ExpectedVersion::any();
   if (v == "no-stream") return ExpectedVersion::no_stream();
-  if (v.is_number_unsigned()) return ExpectedVersion::exactly(StreamVersion(v.get<std::uint64_t>()));
+  if (v.is_number_unsigned()) return ExpectedVersion::exactly(StreamVersion(v.u64()));
   return field_error("expectedVersion", "must be a stream version number, \"any\" or \"no-stream\"", v);
 }
 
-Status parse_meta(const json& meta, EventMeta& out) {
+Status parse_meta(JsonView meta, EventMeta& out) {
   if (!meta.is_object()) return field_error("meta", "must be an object", meta);
-  for (const auto& [key, value] : meta.items()) {
+  std::uint32_t seen = 0;  // one bit per meta field
+  for (auto field : meta.object()) {
+    const std::string key(field.key);
+    JsonView value(field.value);
+    const std::uint32_t bit = key == "sourceService" ? 1 : key == "correlationId" ? 2 : key == "causationId" ? 4 : 0;
+    if (bit != 0 && (seen & bit)) return invalid_argument("meta." + key + " appears twice");
+    seen |= bit;
     if (key == "sourceService") {
-      if (!value.is_string() || value.get_ref<const std::string&>().size() > limits::service_name_bytes_max) {
+      if (!value.is_string() || value.str().size() > limits::service_name_bytes_max) {
         return field_error("meta.sourceService",
                            "must be a service name of at most " +
                                std::to_string(limits::service_name_bytes_max) + " bytes",
                            value);
       }
-      out.source_service = value.get<std::string>();
+      out.source_service.assign(value.str());
     } else if (key == "correlationId" || key == "causationId") {
       Uuid u;
       if (auto s = decode("meta." + key, value, Check::none, u); !s.ok()) return s;
@@ -350,23 +372,34 @@ Status parse_meta(const json& meta, EventMeta& out) {
 }
 
 // Top-level keys the line may carry, and how each is read.
-Status parse_top_level(const json& doc, EventLine& line, std::optional<EventType>& type,
-                       std::optional<std::string>& stream, const json*& data) {
-  for (const auto& [key, v] : doc.items()) {
+Status parse_top_level(simdjson::dom::object doc, EventLine& line, std::optional<EventType>& type,
+                       std::optional<std::string>& stream, std::optional<simdjson::dom::object>& data) {
+  static constexpr std::string_view top_level_keys[] = {"type",     "data",           "id",  "stream",
+                                                        "timestamp", "recordedAt",    "meta", "expectedVersion",
+                                                        "seq",      "version",        "schemaVersion", "hash"};
+  std::uint32_t seen = 0;  // one bit per key of top_level_keys
+  for (auto field : doc) {
+    const std::string key(field.key);
+    JsonView v(field.value);
+    for (std::size_t i = 0; i < std::size(top_level_keys); ++i) {
+      if (top_level_keys[i] != key) continue;
+      if (seen & (1u << i)) return invalid_argument("\"" + key + "\" appears twice");
+      seen |= 1u << i;
+    }
     if (key == "type") {
       if (!v.is_string()) return field_error("type", "must be a string", v);
-      type = parse_event_type(v.get_ref<const std::string&>());
+      type = parse_event_type(v.str());
       if (!type) return field_error("type", "is not one of the 18 event types", v);
     } else if (key == "data") {
       if (!v.is_object()) return field_error("data", "must be an object", v);
-      data = &v;
+      data = v.object();
     } else if (key == "id") {
       Uuid u;
       if (auto s = decode("id", v, Check::none, u); !s.ok()) return s;
       line.id = u;
     } else if (key == "stream") {
       if (!v.is_string()) return field_error("stream", "must be a string", v);
-      stream = v.get<std::string>();
+      stream = std::string(v.str());
     } else if (key == "timestamp") {
       Timestamp t;
       if (auto s = decode("timestamp", v, Check::none, t); !s.ok()) return s;
@@ -382,18 +415,16 @@ Status parse_top_level(const json& doc, EventLine& line, std::optional<EventType
       if (!e.ok()) return e.error();
       line.expected = *e;
     } else if (key == "seq" || key == "version") {
-      if (!v.is_number_unsigned() || v.get<std::uint64_t>() == 0) {
-        return field_error(key, "must be an integer >= 1", v);
-      }
-      if (key == "seq") line.seq = Sequence(v.get<std::uint64_t>());
-      else line.version = StreamVersion(v.get<std::uint64_t>());
+      if (!v.is_number_unsigned() || v.u64() == 0) return field_error(key, "must be an integer >= 1", v);
+      if (key == "seq") line.seq = Sequence(v.u64());
+      else line.version = StreamVersion(v.u64());
     } else if (key == "schemaVersion") {
-      if (!v.is_number_unsigned() || v.get<std::uint64_t>() == 0 || v.get<std::uint64_t>() > 1000) {
+      if (!v.is_number_unsigned() || v.u64() == 0 || v.u64() > 1000) {
         return field_error(key, "must be an integer >= 1", v);
       }
-      line.schema_version = v.get<std::uint32_t>();
+      line.schema_version = static_cast<std::uint32_t>(v.u64());
     } else if (key == "hash") {
-      auto h = v.is_string() ? hash_from_hex(v.get_ref<const std::string&>()) : std::nullopt;
+      auto h = v.is_string() ? hash_from_hex(v.str()) : std::nullopt;
       if (!h) return field_error("hash", "must be 64 hex digits", v);
       line.hash = *h;
     } else {
@@ -433,7 +464,14 @@ Status check_json_depth(std::string_view text, std::size_t depth_max) {
 }
 
 Result<Payload> payload_from_json(EventType type, const json& data, std::uint32_t schema_version) {
-  return decode_payload_at(static_cast<std::size_t>(type) - 1, data, schema_version);
+  const std::string text = data.dump();
+  if (auto s = check_json_depth(text); !s.ok()) return s.error();
+  simdjson::dom::parser parser;
+  simdjson::dom::element element;
+  if (parser.parse(text).get(element) != simdjson::SUCCESS || !element.is_object()) {
+    return invalid_argument("data must be an object");
+  }
+  return decode_payload_at(static_cast<std::size_t>(type) - 1, element.get_object().value_unsafe(), schema_version);
 }
 
 Status validate_payload(const Payload& payload, std::uint32_t schema_version) {
@@ -485,17 +523,21 @@ Result<EventLine> parse_event_line(std::string_view text) {
                             std::to_string(limits::json_line_bytes_max));
   }
   if (auto s = check_json_depth(text); !s.ok()) return s.error();
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return invalid_argument("not valid JSON");
+  // One parser per thread, reused: its buffers grow to the largest line once.
+  thread_local simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (auto error = parser.parse(text.data(), text.size()).get(doc); error != simdjson::SUCCESS) {
+    return invalid_argument(std::string("not valid JSON (") + simdjson::error_message(error) + ")");
+  }
   if (!doc.is_object()) return invalid_argument("an event line must be a JSON object");
 
   EventLine line;
   std::optional<EventType> type;
   std::optional<std::string> stream;
-  const json* data = nullptr;
-  if (auto s = parse_top_level(doc, line, type, stream, data); !s.ok()) return s.error();
+  std::optional<simdjson::dom::object> data;
+  if (auto s = parse_top_level(doc.get_object().value_unsafe(), line, type, stream, data); !s.ok()) return s.error();
   if (!type) return invalid_argument("type is missing");
-  if (data == nullptr) return invalid_argument("data is missing");
+  if (!data) return invalid_argument("data is missing");
 
   std::uint32_t current = current_schema_version(*type);
   if (line.schema_version == 0) line.schema_version = current;
@@ -504,7 +546,7 @@ Result<EventLine> parse_event_line(std::string_view text) {
                             std::string(event_type_name(*type)) + " is newer than this build reads (" +
                             std::to_string(current) + ")");
   }
-  auto payload = payload_from_json(*type, *data, line.schema_version);
+  auto payload = decode_payload_at(static_cast<std::size_t>(*type) - 1, *data, line.schema_version);
   if (!payload.ok()) return payload.error();
   line.payload = std::move(*payload);
 
