@@ -265,6 +265,23 @@ TEST(ChangesTest, UpdatesAreCheckedByTheCreationFieldsRules) {
   EXPECT_FALSE(validate_payload(not_json, 1).ok());
 }
 
+TEST(DuplicateKeysTest, AKeyGivenTwiceIsRefusedNotSilentlyOverwritten) {
+  const std::string c = uuid(1).to_string();
+  const std::string data = R"({"customerId":")" + c + R"(","customerType":"sme","name":"A","email":"a@b.c"})";
+  auto top = parse_event_line(R"({"type":"customer.created","type":"customer.deleted","data":)" + data + "}");
+  ASSERT_FALSE(top.ok());
+  EXPECT_NE(top.error().message().find("\"type\" appears twice"), std::string::npos) << top.error().message();
+  auto in_data = parse_event_line(R"({"type":"customer.created","data":{"customerId":")" + c +
+                                  R"(","customerType":"sme","name":"A","name":"B","email":"a@b.c"}})");
+  ASSERT_FALSE(in_data.ok());
+  EXPECT_NE(in_data.error().message().find("twice"), std::string::npos) << in_data.error().message();
+  auto in_meta = parse_event_line(R"({"type":"customer.created","meta":{"sourceService":"a","sourceService":"b"},"data":)" +
+                                  data + "}");
+  ASSERT_FALSE(in_meta.ok());
+  EXPECT_NE(in_meta.error().message().find("meta.sourceService appears twice"), std::string::npos);
+  EXPECT_TRUE(parse_event_line(R"({"type":"customer.created","data":)" + data + "}").ok());
+}
+
 TEST(NestingTest, DeepJsonIsRefusedBeforeParsingEverywhere) {
   std::string deep = R"({"type":"customer.created","data":)" + std::string(100'000, '[') + "}";
   auto r = parse_event_line(deep);
