@@ -83,6 +83,16 @@ TEST_F(HostileTest, DeeplyNestedLinesAreRefusedNotACrash) {
   EXPECT_REFUSED(csctl("import --data-dir " + (dir_ / "imp").string(), deep), 1, "line 1: JSON nests deeper than");
 }
 
+TEST_F(HostileTest, ANegativeCountOrAVanishedReaderEndsGenerateCleanly) {
+  EXPECT_REFUSED(csctl("generate --customers -1"), 2, "--customers must be 0 to");
+  // A reader that stops early: a failed write, not SIGPIPE.
+  std::string command = "set -o pipefail; " + std::string(CS_BIN_DIR) +
+                        "/csctl generate --customers 3000 2>/dev/null | head -c 100 > /dev/null";
+  int status = std::system(("bash -c '" + command + "'").c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << "exit 141 would be death by SIGPIPE";
+}
+
 TEST_F(HostileTest, UnusableDataDirsAreErrorsNotTerminate) {
   EXPECT_REFUSED(csctl("append --data-dir /" + std::string(5000, 'x'), "{}\n"), 2, "csctl append");
   EXPECT_REFUSED(csctl("stats --data-dir /" + std::string(5000, 'x')), 2, "csctl stats");

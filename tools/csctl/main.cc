@@ -1,4 +1,5 @@
 // csctl: the operator's tool for the customer-service event store.
+#include <csignal>
 #include <iostream>
 
 #include "command.h"
@@ -37,6 +38,9 @@ void print_usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A reader that goes away (`csctl read | head`) makes writes fail with
+  // EPIPE, which commands report, instead of ending csctl by a signal.
+  signal(SIGPIPE, SIG_IGN);
   std::ios::sync_with_stdio(false);
   std::cin.tie(nullptr);  // reading stdin must not flush stdout
   if (argc < 2) {
