@@ -33,11 +33,12 @@ def main(path):
     for b in run["benchmarks"]:
         if b.get("run_type") == "aggregate":
             continue
+        name = re.sub(r"/(iterations:\d+|real_time|min_time:[\d.]+)", "", b["run_name"])
         if "items_per_second" in b:
-            rates[b["run_name"]].append(b["items_per_second"])
+            rates[name].append(b["items_per_second"])
         for counter in ("p50_ms", "p99_ms"):
             if counter in b:
-                delays[b["run_name"]][counter].append(b[counter])
+                delays[name][counter].append(b[counter])
     medians = {name: statistics.median(v) for name, v in rates.items()}
     print(f"machine: {run['context'].get('num_cpus')} cpus, {run['context'].get('date')}")
     print()
