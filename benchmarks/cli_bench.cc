@@ -60,6 +60,19 @@ History& history() {
   return h;
 }
 
+// `count` values keyed by big-endian seq from 1, in WriteBatches of 256.
+void write_values(rocksdb::DB& db, std::uint64_t count, const std::string& value, const rocksdb::WriteOptions& options) {
+  for (std::uint64_t seq = 1; seq <= count;) {
+    rocksdb::WriteBatch batch;
+    for (int i = 0; i < 256 && seq <= count; ++i, ++seq) {
+      std::string key;
+      for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
+      batch.Put(key, value);
+    }
+    if (!db.Write(options, &batch).ok()) std::abort();
+  }
+}
+
 void timed_csctl(benchmark::State& state, const std::string& args, const std::function<void()>& before = {}) {
   auto& h = history();
   for (auto _ : state) {
@@ -100,15 +113,7 @@ void BM_RawCliFill(benchmark::State& state) {
     if (!rocksdb::DB::Open(options, target.string(), &db).ok()) std::abort();
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    for (std::uint64_t seq = 1; seq <= h.events;) {
-      rocksdb::WriteBatch batch;
-      for (int i = 0; i < 256 && seq <= h.events; ++i, ++seq) {
-        std::string key;
-        for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
-        batch.Put(key, value);
-      }
-      if (!db->Write(sync, &batch).ok()) std::abort();
-    }
+    write_values(*db, h.events, value, sync);
     delete db;
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * h.events));
@@ -134,15 +139,7 @@ void BM_RawCliReadSeq(benchmark::State& state) {
   rocksdb::DB* db = nullptr;
   if (!rocksdb::DB::Open(options, raw.str(), &db).ok()) std::abort();
   if (!filled) {
-    for (std::uint64_t seq = 1; seq <= h.events;) {
-      rocksdb::WriteBatch batch;
-      for (int i = 0; i < 256 && seq <= h.events; ++i, ++seq) {
-        std::string key;
-        for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(seq >> shift));
-        batch.Put(key, value);
-      }
-      if (!db->Write({}, &batch).ok()) std::abort();
-    }
+    write_values(*db, h.events, value, {});
     if (!db->Flush({}).ok()) std::abort();
     filled = true;
   }
