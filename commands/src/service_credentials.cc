@@ -1,0 +1,102 @@
+#include "cs/service_credentials.h"
+
+#include <openssl/crypto.h>
+#include <openssl/hmac.h>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cs/json_codec.h"
+#include "cs/limits.h"
+
+namespace cs {
+namespace {
+
+bool equal_in_constant_time(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+}  // namespace
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  unsigned char* done = HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+                             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size);
+  CS_ASSERT(done != nullptr && size == 32, "HMAC-SHA256 failed");
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(64);
+  for (unsigned int i = 0; i < size; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+Result<ServiceCredentials> ServiceCredentials::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return invalid_argument("services: cannot read " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto credentials = from_json_text(text);
+  if (!credentials.ok()) return invalid_argument(path + ": " + credentials.error().message());
+  return credentials;
+}
+
+Result<ServiceCredentials> ServiceCredentials::from_json_text(std::string_view text) {
+  if (auto s = check_json_depth(text); !s.ok()) return invalid_argument("services: " + s.error().message());
+  auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return invalid_argument("services: not valid JSON");
+  if (!doc.is_object() || !doc.contains("services") || !doc["services"].is_object() || doc.size() != 1) {
+    return invalid_argument("services: expected {\"services\": {\"<service>\": {\"secret\": \"…\", \"token\": \"…\"}}}");
+  }
+  ServiceCredentials out;
+  std::map<std::string, std::string> token_owner;
+  for (const auto& [service, entry] : doc["services"].items()) {
+    const std::string at = "services." + service;
+    if (service.empty() || service.size() > limits::service_name_bytes_max) {
+      return invalid_argument("services: a service name must be 1 to " +
+                              std::to_string(limits::service_name_bytes_max) + " bytes");
+    }
+    if (!entry.is_object()) return invalid_argument(at + " must be an object");
+    Credentials c;
+    for (const auto& [key, value] : entry.items()) {
+      if (key != "secret" && key != "token") return invalid_argument(at + "." + key + " is not secret or token");
+      if (!value.is_string() || value.get_ref<const std::string&>().size() < service_secret_bytes_min) {
+        return invalid_argument(at + "." + key + " must be a string of at least " +
+                                std::to_string(service_secret_bytes_min) + " bytes");
+      }
+      (key == "secret" ? c.secret : c.token.emplace()) = value.get<std::string>();
+    }
+    if (c.secret.empty()) return invalid_argument(at + ".secret is missing");
+    if (c.token) {
+      auto [it, added] = token_owner.emplace(*c.token, service);
+      if (!added) return invalid_argument(at + ".token is also " + it->second + "'s token");
+    }
+    out.services_.emplace(service, std::move(c));
+  }
+  return out;
+}
+
+Status ServiceCredentials::verify_signature(std::string_view service, std::string_view value,
+                                            std::string_view signature_hex) const {
+  auto it = services_.find(service);
+  if (it == services_.end()) return unauthorized_error("x-service names no known service");
+  if (!equal_in_constant_time(hmac_sha256_hex(it->second.secret, value), signature_hex)) {
+    return unauthorized_error("x-signature is not the HMAC-SHA256 of the record with " + std::string(service) +
+                              "'s secret");
+  }
+  return {};
+}
+
+std::optional<std::string> ServiceCredentials::service_for_token(std::string_view token) const {
+  std::optional<std::string> found;
+  // Every token is compared, so the time does not tell which one matched.
+  for (const auto& [service, c] : services_) {
+    if (c.token && equal_in_constant_time(*c.token, token)) found = service;
+  }
+  return found;
+}
+
+}  // namespace cs
