@@ -51,6 +51,17 @@ Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
   return e;
 }
 
+Result<std::optional<RecordedEvent>> EventLog::find_event(const Uuid& id) const {
+  std::string value;
+  auto s = db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), &value);
+  if (s.IsNotFound()) return std::optional<RecordedEvent>();
+  if (!s.ok()) return from_rocks(s, "look up event id " + id.to_string());
+  if (value.size() != 8) return corruption_error("event id " + id.to_string() + ": malformed index entry");
+  auto e = read_event(Sequence(keys::get_u64(value)));
+  if (!e.ok()) return e.error();
+  return std::optional<RecordedEvent>(std::move(*e));
+}
+
 Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   if (auto s = check_query(q); !s.ok()) return s;
   if (q.limit == 0) return {};

@@ -168,6 +168,8 @@ class EventLog {
   Result<std::vector<RecordedEvent>> read_all(const ReadQuery& query) const;
   // The event at `seq`; not_found past the head.
   Result<RecordedEvent> read_event(Sequence seq) const;
+  // The event whose id is `id`, if the log holds it (one point lookup).
+  Result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
 
   // The stream's current version; 0 when it has no event.
   Result<StreamVersion> stream_version(std::string_view stream) const;
