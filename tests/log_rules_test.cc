@@ -332,3 +332,79 @@ TEST(VerifySnapshotTest, VerifyBesideAnAppenderSeesOneConsistentLog) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+std::optional<std::string> side_value(EventLog& log, const std::string& family, const std::string& key) {
+  auto cf = log.column_family(family);
+  EXPECT_TRUE(cf.ok());
+  std::string value;
+  auto s = log.db().Get({}, *cf, key, &value);
+  if (s.IsNotFound()) return std::nullopt;
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return value;
+}
+
+// Side writes are the exactly-once primitive of the daemon (a consumed
+// offset and an answer in the same batch as the events): all or nothing.
+TEST(SideWritesTest, CommitWithTheEventsOrNotAtAll) {
+  test::TempDir dir;
+  std::atomic<bool> fail_writes{false};
+  EventLogOptions options;
+  options.write_failure_probe = [&]() -> Status {
+    return fail_writes ? Status(fatal_error("injected I/O error")) : Status{};
+  };
+  auto log = test::open_log(dir.path(), options);
+  std::vector<NewEvent> create{make_event(test::customer_created(1), 1)};
+  std::vector<SideWrite> offset{{"consumer_offsets", "requests/0", "17"}, {"outbox", "0001", "answer 1"}};
+  auto r = log->append(create, offset);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "17");
+  EXPECT_EQ(side_value(*log, "outbox", "0001"), "answer 1");
+
+  // A redelivery: the events are known, the offset still moves.
+  std::vector<SideWrite> next{{"consumer_offsets", "requests/0", "18"}};
+  auto again = log->append(create, next);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "18");
+
+  // No events: an answer and an offset alone (a rejection); a delete.
+  std::vector<SideWrite> only{{"consumer_offsets", "requests/0", "19"}, {"outbox", "0001", std::nullopt}};
+  auto alone = log->append({}, only);
+  ASSERT_TRUE(alone.ok()) << alone.error().to_string();
+  EXPECT_TRUE(alone->positions.empty());
+  EXPECT_EQ(log->head(), Sequence(1));
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "19");
+  EXPECT_EQ(side_value(*log, "outbox", "0001"), std::nullopt);
+
+  // A refused append writes nothing of its side writes.
+  std::vector<SideWrite> refused{{"consumer_offsets", "requests/0", "20"}};
+  EXPECT_FALSE(log->append(std::vector{make_event(test::customer_created(1, CustomerType::institution), 2)}, refused).ok());
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "19");
+
+  // Not into the log's own families, not empty, not unbounded.
+  EXPECT_FALSE(log->append({}, std::vector<SideWrite>{{"events", "k", "v"}}).ok());
+  EXPECT_FALSE(log->append({}, std::vector<SideWrite>{{"proj.customers.1", "k", "v"}}).ok());
+  EXPECT_FALSE(log->append({}, std::vector<SideWrite>{{"outbox", "", "v"}}).ok());
+  EXPECT_FALSE(log->append({}, std::vector<SideWrite>{{"outbox", "k", std::string(limits::side_write_bytes_max, 'x')}}).ok());
+  EXPECT_FALSE(log->append({}, std::vector<SideWrite>{}).ok());
+
+  // A failed write: neither events nor side writes.
+  fail_writes = true;
+  std::vector<SideWrite> lost{{"consumer_offsets", "requests/0", "21"}};
+  EXPECT_FALSE(log->append(std::vector{make_event(test::customer_created(2), 3)}, lost).ok());
+  fail_writes = false;
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "19");
+  EXPECT_EQ(log->head(), Sequence(1));
+
+  // Durable across a reopen, and verify still holds.
+  log.reset();
+  log = test::open_log(dir.path());
+  EXPECT_EQ(side_value(*log, "consumer_offsets", "requests/0"), "19");
+  EXPECT_TRUE(log->verify().ok());
+}
+
+}  // namespace
+}  // namespace cs

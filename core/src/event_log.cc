@@ -28,6 +28,8 @@ inline constexpr const char* event_ids_family = "event_ids";
 
 struct EventLog::Writer {
   std::span<const NewEvent> events;
+  std::span<const SideWrite> side_writes;
+  std::vector<rocksdb::ColumnFamilyHandle*> side_families;  // one per side write
   std::span<const RecordedEvent> imported;  // set instead of `events` by import()
   std::size_t size() const { return events.size() + imported.size(); }
   Result<AppendResult> result{fatal_error("append was not run")};
@@ -299,8 +301,29 @@ Status check_same_event(const NewEvent& e, const StreamKey& stream, const Staged
   return {};
 }
 
-Result<AppendResult> EventLog::append(std::span<const NewEvent> events) {
-  if (events.empty()) return invalid_argument("append: no events");
+Result<AppendResult> EventLog::append(std::span<const NewEvent> events) { return append(events, {}); }
+
+Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes) {
+  if (events.empty() && side_writes.empty()) return invalid_argument("append: no events");
+  if (side_writes.size() > limits::side_writes_max) {
+    return invalid_argument("append: " + std::to_string(side_writes.size()) + " side writes, at most " +
+                            std::to_string(limits::side_writes_max));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> side_families;
+  std::size_t side_bytes = 0;
+  for (const auto& w : side_writes) {
+    if (is_log_family(w.family) || w.family.empty() || w.family.starts_with("proj.")) {  // the log's, the projections'
+      return invalid_argument("append: a side write cannot go to family \"" + w.family + "\"");
+    }
+    if (w.key.empty()) return invalid_argument("append: a side write to " + w.family + " has an empty key");
+    side_bytes += w.key.size() + (w.value ? w.value->size() : 0);
+    if (side_bytes > limits::side_write_bytes_max) {
+      return invalid_argument("append: side writes over " + std::to_string(limits::side_write_bytes_max) + " bytes");
+    }
+    auto family = column_family(w.family);
+    if (!family.ok()) return family.error();
+    side_families.push_back(*family);
+  }
   if (events.size() > options_.append_events_max) {
     return invalid_argument("append: " + std::to_string(events.size()) + " events, at most " +
                             std::to_string(options_.append_events_max) + " in one append");
@@ -316,6 +339,8 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events) {
 
   Writer w;
   w.events = events;
+  w.side_writes = side_writes;
+  w.side_families = std::move(side_families);
   return enqueue(w);
 }
 
@@ -396,7 +421,16 @@ void EventLog::commit_group(std::span<Writer*> group) {
   std::vector<Writer*> staged;
   for (Writer* w : group) {
     w->result = w->imported.empty() ? stage_writer(*w, state, batch) : stage_import(*w, state, batch);
-    if (w->result.ok() && !w->result->duplicate) staged.push_back(w);
+    if (!w->result.ok()) continue;
+    for (std::size_t i = 0; i < w->side_writes.size(); ++i) {
+      const SideWrite& side = w->side_writes[i];
+      if (side.value) {
+        batch.Put(w->side_families[i], side.key, *side.value);
+      } else {
+        batch.Delete(w->side_families[i], side.key);
+      }
+    }
+    if (!w->result->duplicate || !w->side_writes.empty()) staged.push_back(w);
   }
   if (staged.empty()) return;
 
@@ -431,7 +465,7 @@ void EventLog::commit_group(std::span<Writer*> group) {
     }
     return;
   }
-  CS_ASSERT(state.last_seq.value > head_seq_.load(), "sequences only grow");
+  CS_ASSERT(state.last_seq.value >= head_seq_.load(), "sequences never go back");
   stream_count_ = stream_count;
   auto& cache = leader_->streams;
   if (cache.size() + state.streams.size() > limits::stream_head_cache_entries_max) cache.clear();
@@ -447,6 +481,7 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
                                             rocksdb::WriteBatch& batch) {
   const auto events = w.events;
   AppendResult result;
+  if (events.empty()) return result;  // side writes only
   std::vector<StreamKey> streams(events.size());
   for (std::size_t i = 0; i < events.size(); ++i) streams[i] = payload_stream_key(events[i].payload);
 

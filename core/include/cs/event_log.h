@@ -82,6 +82,16 @@ struct EventPosition {
   bool operator==(const EventPosition&) const = default;
 };
 
+// A write to another column family committed in the same atomic batch as an
+// append's events: a consumed offset, an answer waiting in an outbox. The
+// family is created on first use; the log's own families and the
+// projections' ("proj.*") are refused.
+struct SideWrite {
+  std::string family;
+  std::string key;
+  std::optional<std::string> value;  // nullopt: delete the key
+};
+
 struct AppendResult {
   std::vector<EventPosition> positions;  // one per event, in the order given
   bool duplicate = false;                // true: nothing written, positions are the originals
@@ -144,6 +154,14 @@ class EventLog {
   // duplicate), conflict (expected version, id reused for another event),
   // retriable (queue full), fatal (I/O: the log refuses appends until reopened).
   Result<AppendResult> append(std::span<const NewEvent> events);
+  // The same, with `side_writes` committed in the same batch as the events:
+  // all of them or none. They are written when the events are appended and
+  // also when every event is already in the log (a redelivered request still
+  // moves its offset); not when the append is refused or the write fails.
+  // `events` may be empty when `side_writes` is not (an answer and an offset
+  // without events). invalid_argument for a log family, an empty key, more
+  // than limits::side_writes_max writes or limits::side_write_bytes_max bytes.
+  Result<AppendResult> append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes);
 
   // Appends events exported from a log (`csctl export`) with their original
   // positions, recordedAt and schema version: the first must continue this
