@@ -69,23 +69,23 @@ AuthorizationMatrix AuthorizationMatrix::defaults() {
 }
 
 Result<AuthorizationMatrix> AuthorizationMatrix::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return invalid_argument("authorization: cannot read " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  auto matrix = from_json_text(text);
-  if (!matrix.ok()) return invalid_argument(path + ": " + matrix.error().message());
-  return matrix;
+  auto doc = read_json_file(path);
+  if (!doc.ok()) return invalid_argument("authorization: " + doc.error().message());
+  return from_json(*doc);
 }
 
 Result<AuthorizationMatrix> AuthorizationMatrix::from_json_text(std::string_view text) {
-  if (auto s = check_json_depth(text); !s.ok()) return invalid_argument("authorization: " + s.error().message());
-  auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return invalid_argument("authorization: not valid JSON");
-  if (!doc.is_object() || !doc.contains("services") || !doc["services"].is_object() || doc.size() != 1) {
+  auto doc = parse_json_document(text);
+  if (!doc.ok()) return invalid_argument("authorization: " + doc.error().message());
+  return from_json(*doc);
+}
+
+Result<AuthorizationMatrix> AuthorizationMatrix::from_json(const nlohmann::json& doc) {
+  if (!doc.is_object() || !doc.contains("services") || !doc.at("services").is_object() || doc.size() != 1) {
     return invalid_argument("authorization: expected {\"services\": {\"<service>\": {\"<resource>\": [actions]}}}");
   }
   AuthorizationMatrix matrix;
-  for (const auto& [service, grants] : doc["services"].items()) {
+  for (const auto& [service, grants] : doc.at("services").items()) {
     if (service.empty() || service.size() > limits::service_name_bytes_max) {
       return invalid_argument("authorization: a service name must be 1 to " +
                               std::to_string(limits::service_name_bytes_max) + " bytes");

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cs/event.h"
 #include "cs/json_codec.h"
 #include "cs/limits.h"
 
@@ -20,40 +21,33 @@ bool equal_in_constant_time(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
+  Hash digest{};  // SHA-256 sized, so the log's hex form serves
   unsigned int size = 0;
   unsigned char* done = HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-                             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size);
-  CS_ASSERT(done != nullptr && size == 32, "HMAC-SHA256 failed");
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(64);
-  for (unsigned int i = 0; i < size; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xf];
-  }
-  return out;
+                             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest.data(), &size);
+  CS_ASSERT(done != nullptr && size == digest.size(), "HMAC-SHA256 failed");
+  return hash_to_hex(digest);
 }
 
 Result<ServiceCredentials> ServiceCredentials::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return invalid_argument("services: cannot read " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  auto credentials = from_json_text(text);
-  if (!credentials.ok()) return invalid_argument(path + ": " + credentials.error().message());
-  return credentials;
+  auto doc = read_json_file(path);
+  if (!doc.ok()) return invalid_argument("services: " + doc.error().message());
+  return from_json(*doc);
 }
 
 Result<ServiceCredentials> ServiceCredentials::from_json_text(std::string_view text) {
-  if (auto s = check_json_depth(text); !s.ok()) return invalid_argument("services: " + s.error().message());
-  auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return invalid_argument("services: not valid JSON");
-  if (!doc.is_object() || !doc.contains("services") || !doc["services"].is_object() || doc.size() != 1) {
+  auto doc = parse_json_document(text);
+  if (!doc.ok()) return invalid_argument("services: " + doc.error().message());
+  return from_json(*doc);
+}
+
+Result<ServiceCredentials> ServiceCredentials::from_json(const nlohmann::json& doc) {
+  if (!doc.is_object() || !doc.contains("services") || !doc.at("services").is_object() || doc.size() != 1) {
     return invalid_argument("services: expected {\"services\": {\"<service>\": {\"secret\": \"…\", \"token\": \"…\"}}}");
   }
   ServiceCredentials out;
   std::map<std::string, std::string> token_owner;
-  for (const auto& [service, entry] : doc["services"].items()) {
+  for (const auto& [service, entry] : doc.at("services").items()) {
     const std::string at = "services." + service;
     if (service.empty() || service.size() > limits::service_name_bytes_max) {
       return invalid_argument("services: a service name must be 1 to " +

@@ -551,8 +551,10 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
                             ", actual version " + std::to_string(version) + " (event " +
                             std::to_string(i) + ", id " + events[i].id.to_string() + ")");
     }
-    std::string where = "event " + std::to_string(i) + " (" + events[i].id.to_string() + "): ";
-    if (auto s = check_stream_rules(it->second, stream, events[i].payload, where); !s.ok()) return s.error();
+    if (auto s = check_stream_rules(it->second, stream, events[i].payload); !s.ok()) {
+      return Error(s.error().code(), "event " + std::to_string(i) + " (" + events[i].id.to_string() + "): " +
+                                         s.error().message());
+    }
     if (auto s = advance_stream_facts(it->second, events[i].payload); !s.ok()) return s.error();
     result.positions.push_back({Sequence(group.last_seq.value + 1 + i), StreamVersion(it->second.version)});
   }

@@ -1,5 +1,6 @@
 #include "cs/json_codec.h"
 
+#include <fstream>
 #include <set>
 
 #include "cs/limits.h"
@@ -461,6 +462,22 @@ Status check_json_depth(std::string_view text, std::size_t depth_max) {
     }
   }
   return {};
+}
+
+Result<nlohmann::json> parse_json_document(std::string_view text) {
+  if (auto s = check_json_depth(text); !s.ok()) return s.error();
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return invalid_argument("not valid JSON");
+  return doc;
+}
+
+Result<nlohmann::json> read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return invalid_argument("cannot read " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto doc = parse_json_document(text);
+  if (!doc.ok()) return invalid_argument(path + ": " + doc.error().message());
+  return doc;
 }
 
 Result<Payload> payload_from_json(EventType type, const json& data, std::uint32_t schema_version) {

@@ -19,11 +19,10 @@ void token_amounts(const Payload& payload, std::int64_t& credit, std::int64_t& u
   if (const auto* p = std::get_if<TokenUsed>(&payload)) use = p->amount;
 }
 
-Status check_total(const StreamKey& stream, const char* what, std::int64_t before, std::int64_t amount,
-                   const std::string& where) {
+Status check_total(const StreamKey& stream, const char* what, std::int64_t before, std::int64_t amount) {
   std::int64_t after = 0;
   if (__builtin_add_overflow(before, amount, &after) || after > limits::token_total_max) {
-    return invalid_argument(where + stream.name() + ": tokens " + what + " are " + std::to_string(before) +
+    return invalid_argument(stream.name() + ": tokens " + what + " are " + std::to_string(before) +
                             "; adding " + std::to_string(amount) + " would pass the limit of " +
                             std::to_string(limits::token_total_max) + " per account");
   }
@@ -32,25 +31,24 @@ Status check_total(const StreamKey& stream, const char* what, std::int64_t befor
 
 }  // namespace
 
-Status check_stream_rules(const StreamFacts& facts, const StreamKey& stream, const Payload& payload,
-                          const std::string& where) {
+Status check_stream_rules(const StreamFacts& facts, const StreamKey& stream, const Payload& payload) {
   EventType type = payload_type(payload);
   if (opens_stream(type) && facts.version != 0) {
-    return conflict_error(where + "stream " + stream.name() + " already exists (version " +
+    return conflict_error("stream " + stream.name() + " already exists (version " +
                           std::to_string(facts.version) + "): " + std::string(event_type_name(type)) +
                           " opens a stream");
   }
   if (facts.version != 0 && (stream.category == Category::user || stream.category == Category::subscription) &&
       payload_customer_id(payload) != facts.owner) {
-    return conflict_error(where + stream.name() + " belongs to customer " + facts.owner.to_string() +
+    return conflict_error(stream.name() + " belongs to customer " + facts.owner.to_string() +
                           " for life, the event names customer " + payload_customer_id(payload).to_string());
   }
   std::int64_t credit = 0, use = 0;
   token_amounts(payload, credit, use);
-  if (auto s = check_total(stream, "credited (purchased + allocated)", facts.credited, credit, where); !s.ok()) {
+  if (auto s = check_total(stream, "credited (purchased + allocated)", facts.credited, credit); !s.ok()) {
     return s;
   }
-  return check_total(stream, "used", facts.used, use, where);
+  return check_total(stream, "used", facts.used, use);
 }
 
 Status advance_stream_facts(StreamFacts& facts, const Payload& payload) {

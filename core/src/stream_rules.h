@@ -26,9 +26,8 @@ struct StreamFacts {
 };
 
 // Whether `payload` may be appended to a stream in state `facts`. No side
-// effects. `where` prefixes the message ("event 3 (<id>): ").
-Status check_stream_rules(const StreamFacts& facts, const StreamKey& stream, const Payload& payload,
-                          const std::string& where);
+// effects, no allocation when it may (the caller names the event on error).
+Status check_stream_rules(const StreamFacts& facts, const StreamKey& stream, const Payload& payload);
 
 // `facts` after `payload` was appended. The token totals are checked: an
 // overflow past limits::token_total_max is invalid_argument and leaves

@@ -59,15 +59,9 @@ Result<Routing> Routing::from_json(const nlohmann::json& config) {
 }
 
 Result<Routing> Routing::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return invalid_argument("routing: cannot read " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  if (auto depth = check_json_depth(text); !depth.ok()) {
-    return invalid_argument("routing: " + path + ": " + depth.error().message());
-  }
-  auto config = nlohmann::json::parse(text, nullptr, false);
-  if (config.is_discarded()) return invalid_argument("routing: " + path + " is not valid JSON");
-  return from_json(config);
+  auto config = read_json_file(path);
+  if (!config.ok()) return invalid_argument("routing: " + config.error().message());
+  return from_json(*config);
 }
 
 Routing Routing::defaults() {

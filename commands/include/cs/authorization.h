@@ -24,6 +24,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "cs/error.h"
 #include "cs/limits.h"
 #include "cs/payloads.h"
@@ -45,6 +47,7 @@ class AuthorizationMatrix {
   // resource or action at fault.
   static Result<AuthorizationMatrix> from_file(const std::string& path);
   static Result<AuthorizationMatrix> from_json_text(std::string_view text);
+  static Result<AuthorizationMatrix> from_json(const nlohmann::json& doc);
 
   // Ok when `service` may do `action` on `resource`; for a service bound to
   // its own customer type, `customer_type` (the customer's, when known) must

@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "cs/error.h"
 
 namespace cs {
@@ -31,6 +33,7 @@ class ServiceCredentials {
  public:
   static Result<ServiceCredentials> from_file(const std::string& path);
   static Result<ServiceCredentials> from_json_text(std::string_view text);
+  static Result<ServiceCredentials> from_json(const nlohmann::json& doc);
 
   // Ok when `service` is known and `signature_hex` is the HMAC of `value`
   // under its secret (compared in constant time). unauthorized otherwise,

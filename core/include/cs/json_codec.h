@@ -45,6 +45,13 @@ struct EventLine {
 // Does not validate the JSON otherwise. Cheap: one pass, no allocation.
 Status check_json_depth(std::string_view text, std::size_t depth_max = limits::json_depth_max);
 
+// A configuration document (routing, authorization, services): `text`
+// checked for depth, then parsed. invalid_argument "not valid JSON" or the
+// depth error. Never throws.
+Result<nlohmann::json> parse_json_document(std::string_view text);
+// The same for a file's whole content; invalid_argument when it cannot be read.
+Result<nlohmann::json> read_json_file(const std::string& path);
+
 // Parses and validates one line. Never throws.
 Result<EventLine> parse_event_line(std::string_view line);
 
