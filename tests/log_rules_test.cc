@@ -406,5 +406,68 @@ TEST(SideWritesTest, CommitWithTheEventsOrNotAtAll) {
   EXPECT_TRUE(log->verify().ok());
 }
 
+// An outbox: values made once positions are known, keys taken in commit
+// order from the family's own sequence, concurrent writers included.
+TEST(SideWritesTest, ValuesAfterPositionsAndSequencedKeys) {
+  test::TempDir dir;
+  auto log = test::open_log(dir.path());
+  auto answer = [](const AppendResult& r) {
+    std::string v = r.duplicate ? "dup" : "new";
+    for (const auto& p : r.positions) v += ":" + std::to_string(p.seq.value);
+    return v;
+  };
+  SideWrite outbox{.family = "outbox", .value_after = answer, .sequenced = true};
+  std::vector<NewEvent> create{make_event(test::customer_created(1), 1)};
+  ASSERT_TRUE(log->append(create, std::vector{outbox}).ok());
+  ASSERT_TRUE(log->append(create, std::vector{outbox}).ok());  // a redelivery: the original position
+  ASSERT_TRUE(log->append({}, std::vector{outbox}).ok());       // no events
+  EXPECT_EQ(side_value(*log, "outbox", EventLog::sequenced_key(1)), "new:1");
+  EXPECT_EQ(side_value(*log, "outbox", EventLog::sequenced_key(2)), "dup:1");
+  EXPECT_EQ(side_value(*log, "outbox", EventLog::sequenced_key(3)), "new");
+  auto head = log->side_sequence_head("outbox");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(*head, 3u);
+  EXPECT_EQ(*log->side_sequence_head("never-written"), 0u);
+
+  // A refused append takes no sequence.
+  EXPECT_FALSE(log->append(std::vector{make_event(test::customer_created(1, CustomerType::institution), 2)},
+                           std::vector{outbox}).ok());
+  EXPECT_EQ(*log->side_sequence_head("outbox"), 3u);
+
+  // A made value over the limit refuses a side-only append and takes nothing.
+  SideWrite huge{.family = "outbox", .value_after = [](const AppendResult&) {
+                   return std::string(limits::side_write_bytes_max, 'x');
+                 }, .sequenced = true};
+  auto refused = log->append({}, std::vector{huge});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::invalid_argument);
+  EXPECT_EQ(*log->side_sequence_head("outbox"), 3u);
+
+  // Four threads: sequences dense, each taken once, and the counter
+  // survives a reopen.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) ASSERT_TRUE(log->append({}, std::vector{outbox}).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::uint64_t expected = 1, seen = 0;
+  ASSERT_TRUE(log->scan_side("outbox", "", SIZE_MAX, [&](std::string_view key, std::string_view) {
+    EXPECT_EQ(key, EventLog::sequenced_key(expected));
+    ++expected;
+    ++seen;
+    return true;
+  }).ok());
+  EXPECT_EQ(seen, 203u);
+  log.reset();
+  log = test::open_log(dir.path());
+  ASSERT_TRUE(log->append({}, std::vector{outbox}).ok());
+  EXPECT_EQ(*log->side_sequence_head("outbox"), 204u);
+  auto read = log->read_side("outbox", EventLog::sequenced_key(204));
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(*read, "new");
+}
+
 }  // namespace
 }  // namespace cs

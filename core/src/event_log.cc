@@ -39,6 +39,9 @@ struct EventLog::Writer {
 
 struct EventLog::LeaderState {
   std::unordered_map<StreamKey, StreamFacts> streams;  // committed, bounded by stream_head_cache_entries_max
+  // The last sequence taken in each sequenced side family (loaded on first
+  // use; staged values count, since a failed write stops all appends).
+  std::unordered_map<rocksdb::ColumnFamilyHandle*, std::uint64_t> side_sequences;
 };
 
 // What one group commit has staged so far, on top of what is in the database.
@@ -315,7 +318,9 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
     if (is_log_family(w.family) || w.family.empty() || w.family.starts_with("proj.")) {  // the log's, the projections'
       return invalid_argument("append: a side write cannot go to family \"" + w.family + "\"");
     }
-    if (w.key.empty()) return invalid_argument("append: a side write to " + w.family + " has an empty key");
+    if (w.key.empty() && !w.sequenced) {
+      return invalid_argument("append: a side write to " + w.family + " has an empty key");
+    }
     side_bytes += w.key.size() + (w.value ? w.value->size() : 0);
     if (side_bytes > limits::side_write_bytes_max) {
       return invalid_argument("append: side writes over " + std::to_string(limits::side_write_bytes_max) + " bytes");
@@ -422,13 +427,9 @@ void EventLog::commit_group(std::span<Writer*> group) {
   for (Writer* w : group) {
     w->result = w->imported.empty() ? stage_writer(*w, state, batch) : stage_import(*w, state, batch);
     if (!w->result.ok()) continue;
-    for (std::size_t i = 0; i < w->side_writes.size(); ++i) {
-      const SideWrite& side = w->side_writes[i];
-      if (side.value) {
-        batch.Put(w->side_families[i], side.key, *side.value);
-      } else {
-        batch.Delete(w->side_families[i], side.key);
-      }
+    if (auto s = stage_side_writes(*w, batch); !s.ok()) {
+      w->result = s.error();
+      continue;
     }
     if (!w->result->duplicate || !w->side_writes.empty()) staged.push_back(w);
   }
@@ -473,6 +474,104 @@ void EventLog::commit_group(std::span<Writer*> group) {
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
   head_seq_ = state.last_seq.value;
+}
+
+Status EventLog::stage_side_writes(const Writer& w, rocksdb::WriteBatch& batch) {
+  if (w.side_writes.empty()) return {};
+  std::vector<std::optional<std::string>> made(w.side_writes.size());
+  std::size_t bytes = 0;
+  for (std::size_t i = 0; i < w.side_writes.size(); ++i) {
+    const SideWrite& side = w.side_writes[i];
+    if (side.value_after) made[i] = side.value_after(*w.result);
+    const auto& value = side.value_after ? made[i] : side.value;
+    bytes += (side.sequenced ? 8 : side.key.size()) + (value ? value->size() : 0);
+  }
+  if (bytes > limits::side_write_bytes_max) {
+    // Events staged by this writer cannot be taken back out of the batch.
+    CS_ASSERT(w.events.empty(), "side write values made for an append with events stay within the limit");
+    return invalid_argument("append: side writes over " + std::to_string(limits::side_write_bytes_max) + " bytes");
+  }
+  for (std::size_t i = 0; i < w.side_writes.size(); ++i) {
+    const SideWrite& side = w.side_writes[i];
+    rocksdb::ColumnFamilyHandle* family = w.side_families[i];
+    std::string key = side.key;
+    if (side.sequenced) {
+      auto [it, fresh] = leader_->side_sequences.try_emplace(family, 0);
+      if (fresh) {
+        std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator({}, family));
+        last->SeekToLast();
+        if (!last->status().ok()) {
+          leader_->side_sequences.erase(it);
+          return from_rocks(last->status(), "append: last key of a sequenced side family");
+        }
+        if (last->Valid()) {
+          if (last->key().size() != 8) return corruption_error("append: a sequenced side family holds a key of " +
+                                                               std::to_string(last->key().size()) + " bytes");
+          it->second = keys::get_u64(std::string_view(last->key().data(), 8));
+        }
+      }
+      key = sequenced_key(++it->second);
+    }
+    const auto& value = side.value_after ? made[i] : side.value;
+    if (value) {
+      batch.Put(family, key, *value);
+    } else {
+      batch.Delete(family, key);
+    }
+  }
+  return {};
+}
+
+std::string EventLog::sequenced_key(std::uint64_t seq) {
+  std::string key;
+  keys::put_u64(key, seq);
+  return key;
+}
+
+rocksdb::ColumnFamilyHandle* EventLog::existing_family(const std::string& name) const {
+  std::lock_guard lock(families_mu_);
+  auto it = families_.find(name);
+  return it == families_.end() ? nullptr : it->second;
+}
+
+Result<std::optional<std::string>> EventLog::read_side(const std::string& family, std::string_view key) const {
+  rocksdb::ColumnFamilyHandle* handle = existing_family(family);
+  if (!handle) return std::optional<std::string>{};
+  std::string value;
+  auto s = db_->Get({}, handle, rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>{};
+  if (!s.ok()) return from_rocks(s, "read " + family);
+  return std::optional<std::string>(std::move(value));
+}
+
+Status EventLog::scan_side(const std::string& family, std::string_view from_key, std::size_t limit,
+                           const SideVisitor& visit) const {
+  rocksdb::ColumnFamilyHandle* handle = existing_family(family);
+  if (!handle) return {};
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, handle));
+  std::size_t seen = 0;
+  for (it->Seek(rocksdb::Slice(from_key.data(), from_key.size())); it->Valid() && seen < limit; it->Next(), ++seen) {
+    if (!visit(std::string_view(it->key().data(), it->key().size()),
+               std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "scan " + family);
+  return {};
+}
+
+Result<std::uint64_t> EventLog::side_sequence_head(const std::string& family) const {
+  rocksdb::ColumnFamilyHandle* handle = existing_family(family);
+  if (!handle) return std::uint64_t{0};
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, handle));
+  it->SeekToLast();
+  if (!it->status().ok()) return from_rocks(it->status(), "last key of " + family);
+  if (!it->Valid()) return std::uint64_t{0};
+  if (it->key().size() != 8) {
+    return corruption_error(family + " is not a sequenced family (a key of " + std::to_string(it->key().size()) +
+                            " bytes)");
+  }
+  return keys::get_u64(std::string_view(it->key().data(), 8));
 }
 
 // Validates one writer's events against the log and what the group staged,

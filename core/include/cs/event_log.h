@@ -86,10 +86,20 @@ struct EventPosition {
 // append's events: a consumed offset, an answer waiting in an outbox. The
 // family is created on first use; the log's own families and the
 // projections' ("proj.*") are refused.
+struct AppendResult;
 struct SideWrite {
   std::string family;
   std::string key;
   std::optional<std::string> value;  // nullopt: delete the key
+  // When set, the value is made by the group-commit leader once the append's
+  // positions are known (the original positions for a duplicate) and
+  // replaces `value`: an answer that names the sequences its events got. Runs
+  // on the leader's thread, under the log's commit; must not call the log.
+  std::function<std::string(const AppendResult&)> value_after;
+  // When true, `key` is ignored and the leader assigns the family's next
+  // sequence (8 bytes big-endian, 1, 2, 3, … in commit order): an outbox
+  // that a reader follows in order without missing a write committed late.
+  bool sequenced = false;
 };
 
 struct AppendResult {
@@ -203,6 +213,19 @@ class EventLog {
   // invalid_argument when the range starts past the head.
   Result<VerifyReport> verify(const VerifyOptions& options = {}) const;
 
+  // Side families, read back: the value at `key` (nullopt when absent, also
+  // when the family was never written); each (key, value) from `from_key` on
+  // in key order until `visit` returns false or `limit` entries were seen;
+  // and the last sequence a `sequenced` side write took in `family` (0: none).
+  // Errors: corruption / fatal from RocksDB. Any thread.
+  Result<std::optional<std::string>> read_side(const std::string& family, std::string_view key) const;
+  using SideVisitor = std::function<bool(std::string_view key, std::string_view value)>;
+  Status scan_side(const std::string& family, std::string_view from_key, std::size_t limit,
+                   const SideVisitor& visit) const;
+  Result<std::uint64_t> side_sequence_head(const std::string& family) const;
+  // The key of sequence `seq` in a sequenced family (8 bytes big-endian).
+  static std::string sequenced_key(std::uint64_t seq);
+
   const std::filesystem::path& dir() const { return dir_; }
 
   // For the layers above (projections): the database and its column families,
@@ -233,6 +256,10 @@ class EventLog {
   Status read_category(const ReadQuery& query, const Visitor& visit) const;
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
+  rocksdb::ColumnFamilyHandle* existing_family(const std::string& name) const;
+  // Adds a staged writer's side writes to the batch (values made, sequences
+  // taken); invalid_argument when a made value passes the bytes limit.
+  Status stage_side_writes(const Writer& w, rocksdb::WriteBatch& batch);
 
   std::filesystem::path dir_;
   EventLogOptions options_;
