@@ -1,5 +1,7 @@
 #include "cs/command_handler.h"
 
+#include <memory>
+
 #include "cs/json_codec.h"
 #include "cs/json_writer.h"
 #include "cs/read_models.h"
@@ -111,6 +113,22 @@ std::string Answer::result_record() const {
   return out;
 }
 
+std::string Answer::data_response_record() const {
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  out["requestId"] = request_id ? nlohmann::ordered_json(request_id->to_string()) : nlohmann::ordered_json(nullptr);
+  out["sourceService"] = source_service;
+  out["action"] = action;
+  out["status"] = accepted() ? "accepted" : "rejected";
+  out["code"] = answer_code_name(code);
+  out["message"] = message;
+  out["customerId"] = customer_id ? nlohmann::ordered_json(customer_id->to_string()) : nlohmann::ordered_json(nullptr);
+  if (data.is_object()) {
+    for (const auto& [part, value] : data.items()) out[part] = value;
+  }
+  out["timestamp"] = format_timestamp_millis(timestamp);
+  return out.dump();
+}
+
 Answer refusal(AnswerCode code, std::string message, std::optional<Uuid> request_id, std::string source_service,
                std::string action) {
   Answer a;
@@ -137,7 +155,62 @@ CommandHandler::CommandHandler(EventLog& log, ProjectionEngine& engine, const Au
                                std::function<Timestamp()> clock)
     : log_(log), engine_(engine), matrix_(matrix), clock_(std::move(clock)) {}
 
-Answer CommandHandler::handle(const Request& request) {
+Answer CommandHandler::handle(const Request& request, const AnswerWrites& writes) {
+  std::optional<NewEvent> event;
+  Answer answer = decide(request, event);
+  if (!event) return store(std::move(answer), writes);
+
+  // The answer names the sequences the event gets: its side writes' values
+  // are made by the log once they are known.
+  std::vector<SideWrite> side_writes;
+  struct Made {
+    Answer answer;
+    std::optional<std::vector<SideWrite>> writes;
+  };
+  auto made = std::make_shared<Made>(Made{answer, std::nullopt});
+  if (writes) {
+    side_writes = writes(answer);
+    for (std::size_t i = 0; i < side_writes.size(); ++i) {
+      if (!side_writes[i].value) continue;  // a delete stays one
+      side_writes[i].value_after = [made, &writes, i, type = *request.kind->event](const AppendResult& r) {
+        if (!made->writes) {
+          made->answer.events = {{type, r.positions.front().seq}};
+          if (r.duplicate) made->answer.message = "already applied (a redelivered request)";
+          made->writes = writes(made->answer);
+        }
+        CS_ASSERT(i < made->writes->size() && (*made->writes)[i].value, "answer writes keep their shape");
+        return *(*made->writes)[i].value;
+      };
+    }
+  }
+  auto appended = log_.append(std::span(&*event, 1), side_writes);
+  if (!appended.ok()) {
+    // Refused (a stream rule, an expected version): nothing was written; the
+    // refusal is the answer. An I/O failure stores nothing at all.
+    answer.code = code_for(appended.error());
+    answer.message = request_message(appended.error().message());
+    return store(std::move(answer), writes);
+  }
+  answer.events.emplace_back(*request.kind->event, appended->positions.front().seq);
+  answer.message = appended->duplicate ? "already applied (a redelivered request)" : "applied";
+  if (auto caught_up = engine_.catch_up(); !caught_up.ok()) {
+    // The event and its answer are stored: the read models catch up on the next request.
+    answer.message += " (projections behind: " + caught_up.error().message() + ")";
+  }
+  return answer;
+}
+
+Answer CommandHandler::store(Answer answer, const AnswerWrites& writes) {
+  if (!writes || answer.code == AnswerCode::unavailable) return answer;
+  auto stored = log_.append({}, writes(answer));
+  if (!stored.ok()) {
+    answer.code = AnswerCode::unavailable;
+    answer.message = "the answer could not be stored: " + stored.error().message();
+  }
+  return answer;
+}
+
+Answer CommandHandler::decide(const Request& request, std::optional<NewEvent>& event_out) {
   CS_ASSERT(request.kind != nullptr, "a parsed request has a kind");
   const RequestKind& kind = *request.kind;
   Answer answer = refusal(AnswerCode::accepted, "", request.request_id, request.source_service, std::string(kind.action));
@@ -185,11 +258,7 @@ Answer CommandHandler::handle(const Request& request) {
   }
   auto event = build_event(request, context);
   if (!event.ok()) return fail(event.error());
-  auto appended = log_.append(std::span(&*event, 1));
-  if (!appended.ok()) return fail(appended.error());
-  answer.events.emplace_back(*kind.event, appended->positions.front().seq);
-  answer.message = appended->duplicate ? "already applied (a redelivered request)" : "applied";
-  if (auto caught_up = engine_.catch_up(); !caught_up.ok()) return fail(caught_up.error());
+  event_out = std::move(*event);
   return answer;
 }
 

@@ -64,11 +64,23 @@ struct Answer {
   // The customer.request.result record: {"requestId","sourceService","action",
   // "status","code","message","customerId","events":[{"type","seq"}],"timestamp"}.
   std::string result_record() const;
+  // The customer.data.response record of a read: the same fields but
+  // `events`, and the parts asked for ("customer", "users", "subscriptions",
+  // "tokens") at the top level.
+  std::string data_response_record() const;
 };
 
 // An answer refusing a request that could not be parsed or authenticated.
 Answer refusal(AnswerCode code, std::string message, std::optional<Uuid> request_id = std::nullopt,
                std::string source_service = {}, std::string action = {});
+
+// What a transport commits with a request's outcome, in the same RocksDB
+// batch as the request's events (or alone when it appends nothing): the
+// consumed offset, the answer in an outbox. Called with the final answer (its
+// events' sequences set), possibly twice and on the log's group-commit
+// thread: it must give the same families, keys and `sequenced` flags each
+// time and must not call the log.
+using AnswerWrites = std::function<std::vector<SideWrite>(const Answer&)>;
 
 class CommandHandler {
  public:
@@ -76,7 +88,12 @@ class CommandHandler {
   CommandHandler(EventLog& log, ProjectionEngine& engine, const AuthorizationMatrix& matrix,
                  std::function<Timestamp()> clock = Timestamp::now);
 
-  Answer handle(const Request& request);
+  // Decides and applies one request. With `writes`, the answer is stored
+  // with them: in the batch of the request's events, or in a batch of its
+  // own for a read, a refusal or a request applied before. An answer with
+  // code `unavailable` was not stored, nor anything else: the store could not
+  // be read or written, and the transport tries the request again later.
+  Answer handle(const Request& request, const AnswerWrites& writes = {});
 
  private:
   struct Context;
@@ -90,6 +107,10 @@ class CommandHandler {
   Status check_entity_rules(const Request& request, Context& context) const;
   Result<NewEvent> build_event(const Request& request, const Context& context) const;
   Answer read(const Request& request, const Context& context) const;
+  // The answer before anything is stored, and the event to append if any.
+  Answer decide(const Request& request, std::optional<NewEvent>& event);
+  // Stores an answer that appends nothing (unavailable ones excepted).
+  Answer store(Answer answer, const AnswerWrites& writes);
 
   EventLog& log_;
   ProjectionEngine& engine_;

@@ -1,0 +1,103 @@
+// One request record → its outcome, stored exactly once (design.md,
+// "Exactly-once", boundary 1). The Kafka consumer hands each record here; no
+// Kafka of its own, so tests drive it with a real log and no broker.
+//
+// For every record, one RocksDB batch holds what it caused: the events, the
+// consumed offset (`consumer_offsets`: "<topic>/<partition>" → next offset),
+// the answer in the outbox (customer.request.result for commands,
+// customer.data.response for reads), the first answer under its requestId
+// (`request_answers`), and for what cannot be served a dead letter
+// (customer-service.dlq: the original bytes, headers reason, topic,
+// partition, offset). A record below its partition's stored offset was
+// applied before and is skipped.
+//
+// Dead-lettered: a record without a value or over request_bytes_max, not a
+// request (not JSON, fields missing or ill-typed: `invalid`), unsigned or
+// wrongly signed (`unauthenticated`), outside the matrix (`forbidden`). A
+// rule refusing a well-formed request (conflict, not_found,
+// insufficient_tokens) is an answer, not a dead letter.
+//
+// A requestId answered before (a client's retry) gets its first answer again
+// and applies nothing; used by another service, a conflict. Only
+// authenticated requests are remembered, so a forged record cannot take a
+// requestId from its rightful sender.
+//
+// NestJS request-response: a request carrying `kafka_replyTopic` and
+// `kafka_correlationId` headers (ClientKafka.send) also gets its answer on
+// the reply topic with the correlation id, as a NestJS microservice replies.
+//
+// Not thread-safe: one thread processes records.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cs/command_handler.h"
+#include "cs/event_log.h"
+#include "cs/service_credentials.h"
+
+namespace cs {
+
+inline constexpr const char* consumer_offsets_family = "consumer_offsets";
+inline constexpr const char* request_answers_family = "request_answers";
+
+// One record as Kafka delivered it; views valid during process().
+struct ConsumedRecord {
+  std::string_view topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+  std::optional<std::string_view> key;
+  std::optional<std::string_view> value;  // nullopt: a tombstone
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
+};
+
+enum class RecordOutcome : std::uint8_t {
+  answered,       // applied or refused by a rule; answer stored
+  dead_lettered,  // refused as bad input; dead letter (and an answer when a requestId was read) stored
+  replayed,       // a requestId answered before: its first answer stored again
+  skipped,        // below the stored offset: applied before
+};
+std::string_view record_outcome_name(RecordOutcome outcome);
+
+struct ProcessedRecord {
+  RecordOutcome outcome = RecordOutcome::answered;
+  std::string topic;
+  std::string action;           // empty when it could not be read
+  AnswerCode code = AnswerCode::accepted;
+  std::string reason;           // the dead letter's reason, or the answer's message
+  std::size_t events_appended = 0;
+};
+
+class RequestProcessor {
+ public:
+  // `log` and `handler` are borrowed and must outlive the processor.
+  // `credentials` null: insecure mode, sourceService is trusted.
+  RequestProcessor(EventLog& log, CommandHandler& handler, const ServiceCredentials* credentials);
+
+  // The next offset to consume on (topic, partition), nullopt when none was
+  // stored. Errors: corruption (a stored offset that is not a number), I/O.
+  Result<std::optional<std::int64_t>> stored_offset(std::string_view topic, std::int32_t partition) const;
+
+  // Applies one record and stores its outcome with its offset. Errors:
+  // retriable / fatal when the store could not be read or written (nothing
+  // was stored: give the same record again, or stop). Never fails on the
+  // record's content.
+  Result<ProcessedRecord> process(const ConsumedRecord& record);
+
+ private:
+  Result<ProcessedRecord> dead_letter(const ConsumedRecord& record, std::string reason,
+                                      const std::optional<Answer>& answer);
+  std::vector<SideWrite> answer_writes(const ConsumedRecord& record, const Answer& answer, bool read,
+                                       bool remember, std::optional<std::string> dead_letter_reason) const;
+
+  EventLog& log_;
+  CommandHandler& handler_;
+  const ServiceCredentials* credentials_;
+};
+
+}  // namespace cs
