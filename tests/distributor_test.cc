@@ -18,6 +18,7 @@
 
 #include "cs/distributor.h"
 #include "cs/json_codec.h"
+#include "cs/outbox.h"
 #include "generated_history.h"
 #include "test_support.h"
 
@@ -581,6 +582,72 @@ TEST_F(DistributorTest, TheLargestEventsTheLogAcceptsArePublished) {
   auto records = consume_all({o.full_log_topic}, o.topic_partitions, o.brokers);
   ASSERT_EQ(records.size(), 2u);
   for (const auto& r : records) EXPECT_GT(r.value.size(), 1'000'000u) << "seq " << r.seq;
+}
+
+// The outbox travels with the log: each record published once, in order,
+// with its key, headers and partition; the checkpoint holds both positions,
+// and a distributor without an outbox (csctl publish) keeps the outbox part.
+TEST_F(DistributorTest, OutboxRecordsArePublishedOnceInOrderBesideTheEvents) {
+  auto log = test::open_log(dir_ / "log");
+  const std::string answers = run_ + ".answers", dlq = run_ + ".dlq";
+  auto outbox_record = [&](int i) {
+    OutboxRecord r{.topic = i % 5 == 0 ? dlq : answers, .key = "k" + std::to_string(i % 7),
+                   .value = "answer " + std::to_string(i)};
+    if (i % 5 == 0) r.headers = {{"reason", "invalid: " + std::to_string(i)}, {"offset", std::to_string(i)}};
+    if (i % 11 == 0) r.partition = 2;
+    return r;
+  };
+  int next = 1;
+  auto store_outbox = [&](int n) {
+    for (int i = 0; i < n; ++i, ++next) ASSERT_TRUE(log->append({}, std::vector{outbox_write(outbox_record(next))}).ok());
+  };
+  test::append_generated(*log, 10, 3, 100);
+  store_outbox(120);
+  auto o = options(/*transaction_events=*/50);
+  o.outbox_family = outbox_family;
+  o.outbox_topics = {answers, dlq};
+  {
+    auto d = open_retrying(*log, o);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    ASSERT_TRUE((*d)->publish_to_head().ok());
+    EXPECT_EQ((*d)->checkpoint(), log->head());
+    EXPECT_EQ((*d)->outbox_checkpoint(), 120u);
+    EXPECT_EQ(*(*d)->publish_to_head(), 0u) << "nothing new";
+  }
+  // Events published without the outbox (csctl publish) keep its position.
+  test::append_generated(*log, 3, 4, 100);
+  store_outbox(30);
+  {
+    auto plain = options(50);
+    auto d = open_retrying(*log, plain);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    EXPECT_EQ((*d)->outbox_checkpoint(), 120u);
+    ASSERT_TRUE((*d)->publish_to_head().ok());
+  }
+  {
+    auto d = open_retrying(*log, o);
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    EXPECT_EQ((*d)->outbox_checkpoint(), 120u);
+    ASSERT_TRUE((*d)->publish_to_head().ok());
+    EXPECT_EQ((*d)->outbox_checkpoint(), 150u);
+  }
+  expect_exactly_once(*log, o);
+  auto records = consume_all({answers, dlq}, o.topic_partitions, o.brokers);
+  ASSERT_EQ(records.size(), 150u);
+  std::map<std::pair<std::string, int>, int> last;  // per partition, values in outbox order
+  std::set<std::string> values;
+  for (const auto& r : records) {
+    const int i = std::stoi(r.value.substr(7));
+    EXPECT_TRUE(values.insert(r.value).second) << r.value << " twice";
+    EXPECT_EQ(r.topic, i % 5 == 0 ? dlq : answers);
+    EXPECT_EQ(r.key, "k" + std::to_string(i % 7));
+    if (i % 11 == 0) {
+      EXPECT_EQ(r.partition, 2);
+    }
+    int& previous = last[{r.topic, r.partition}];
+    EXPECT_GT(i, previous) << "outbox order within a partition";
+    previous = i;
+  }
 }
 
 TEST_F(DistributorTest, ARecordKafkaRefusesForGoodEndsPublishWithAClearError) {

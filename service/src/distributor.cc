@@ -6,12 +6,14 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "record_chunk.h"
 #include "record_pipeline.h"
 
 #include "cs/json_codec.h"
+#include "cs/outbox.h"
 #include "kafka_errors.h"
 
 namespace cs {
@@ -64,8 +66,12 @@ struct Distributor::Kafka {
   }
   std::vector<rd_kafka_topic_t*> topics;  // by RecordPreparer topic index
   rd_kafka_topic_t* checkpoint_topic = nullptr;
+  std::map<std::string, rd_kafka_topic_t*> outbox_topics;  // by name, made on first use
   ~Kafka() {
     for (auto* t : topics) rd_kafka_topic_destroy(t);
+    for (auto& [name, t] : outbox_topics) {
+      if (t) rd_kafka_topic_destroy(t);
+    }
     if (checkpoint_topic) rd_kafka_topic_destroy(checkpoint_topic);
     if (producer) rd_kafka_destroy(producer);
   }
@@ -133,6 +139,7 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
 Status Distributor::create_topics() {
   std::vector<std::pair<std::string, bool>> topics;  // name, compacted
   for (const auto& name : preparer_->topics()) topics.emplace_back(name, false);  // the full-log topic included
+  for (const auto& name : options_.outbox_topics) topics.emplace_back(name, false);
   topics.emplace_back(options_.checkpoint_topic, true);
   std::sort(topics.begin(), topics.end());
   topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
@@ -196,19 +203,33 @@ rd_kafka_t* checkpoint_consumer(const DistributorOptions& o, const char* isolati
 }
 
 // The checkpoint a record holds: a decimal sequence, nothing else.
-Result<Sequence> parse_checkpoint(const rd_kafka_message_t* m, const std::string& topic) {
+struct Checkpoint {
+  Sequence seq;
+  std::uint64_t outbox = 0;
+};
+
+// "<seq>" or "<seq>/<outbox seq>": decimal numbers, nothing else.
+Result<Checkpoint> parse_checkpoint(const rd_kafka_message_t* m, const std::string& topic) {
   std::string where = "distributor: checkpoint topic " + topic + " offset " + std::to_string(m->offset) + ": ";
   if (m->payload == nullptr) {
     return corruption_error(where + "a tombstone deletes this distributor's checkpoint; without it the whole log "
                                     "would be published again. Restore it, or publish under a new transactional id");
   }
   std::string_view text(static_cast<const char*>(m->payload), m->len);
-  std::uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
-    return corruption_error(where + "\"" + std::string(text.substr(0, 40)) + "\" is not a sequence number");
+  auto number = [](std::string_view digits, std::uint64_t& out) {
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out);
+    return ec == std::errc() && end == digits.data() + digits.size() && !digits.empty();
+  };
+  Checkpoint c;
+  const auto slash = text.find('/');
+  std::uint64_t seq = 0;
+  if (!number(text.substr(0, slash), seq) ||
+      (slash != std::string_view::npos && !number(text.substr(slash + 1), c.outbox))) {
+    return corruption_error(where + "\"" + printable(text.substr(0, 40)) + "\" is not a sequence number" +
+                            " (nor \"<seq>/<outbox seq>\")");
   }
-  return Sequence(value);
+  c.seq = Sequence(seq);
+  return c;
 }
 
 }  // namespace
@@ -341,17 +362,27 @@ Status Distributor::read_checkpoint() {
       }
     } else if (m->key_len == options_.transactional_id.size() &&
                std::memcmp(m->key, options_.transactional_id.data(), m->key_len) == 0) {
-      auto seq = parse_checkpoint(m, options_.checkpoint_topic);
-      if (seq.ok()) {
-        checkpoint_ = *seq;
+      auto read = parse_checkpoint(m, options_.checkpoint_topic);
+      if (read.ok()) {
+        checkpoint_ = read->seq;
+        outbox_checkpoint_ = read->outbox;
       } else {
-        result = seq.error();
+        result = read.error();
       }
     }
     rd_kafka_message_destroy(m);
   }
   rd_kafka_consumer_close(consumer);
   rd_kafka_destroy(consumer);
+  if (result.ok() && !options_.outbox_family.empty()) {
+    auto outbox_head = log_.side_sequence_head(options_.outbox_family);
+    if (!outbox_head.ok()) return outbox_head.error();
+    if (outbox_checkpoint_ > *outbox_head) {
+      return fatal_error("distributor: Kafka says outbox record " + std::to_string(outbox_checkpoint_) +
+                         " was published but this outbox ends at " + std::to_string(*outbox_head) +
+                         ": another store published under this transactional.id");
+    }
+  }
   if (result.ok() && checkpoint_ > log_.head()) {
     return fatal_error("distributor: Kafka says seq " + std::to_string(checkpoint_.value) +
                        " was published but this log ends at " + std::to_string(log_.head().value) +
@@ -361,10 +392,19 @@ Status Distributor::read_checkpoint() {
 }
 
 Result<std::uint64_t> Distributor::publish_to_head() {
-  std::uint64_t published = 0;
+  // The outbox's end first: an answer stored by then was stored with its
+  // events, so the log's head read after it covers them, and no answer is
+  // sent before the events it names.
+  std::uint64_t outbox_head = 0;
+  if (!options_.outbox_family.empty()) {
+    auto h = log_.side_sequence_head(options_.outbox_family);
+    if (!h.ok()) return h.error();
+    outbox_head = *h;
+  }
   Sequence head = log_.head();
-  if (checkpoint_ >= head) return published;
-  return publish_range(checkpoint_.next(), head, std::nullopt, /*move_checkpoint=*/true);
+  if (checkpoint_ >= head && outbox_checkpoint_ >= outbox_head) return std::uint64_t{0};
+  return publish_range(checkpoint_.next(), head, std::nullopt, /*move_checkpoint=*/true,
+                       std::max(outbox_head, outbox_checkpoint_));
 }
 
 Result<std::uint64_t> Distributor::republish(Sequence from, Sequence to, const std::optional<std::string>& service) {
@@ -442,15 +482,19 @@ rd_kafka_headers_t* event_headers(const RecordChunk& chunk, const RecordChunk::E
 // they moved.
 Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
                                                  const std::optional<std::string>& only_service,
-                                                 bool move_checkpoint) {
+                                                 bool move_checkpoint, std::uint64_t outbox_to) {
   using clock = std::chrono::steady_clock;
   rd_kafka_t* p = kafka_->producer;
-  RecordPipeline pipeline(log_, *preparer_, from, to, only_service, distributor_chunk_events,
-                          options_.transaction_events_max);
+  std::optional<RecordPipeline> pipeline;
+  if (from <= to) {
+    pipeline.emplace(log_, *preparer_, from, to, only_service, distributor_chunk_events,
+                     options_.transaction_events_max);
+  }
 
   bool open = false;
   std::size_t events_in_transaction = 0;
-  Sequence last_in_transaction;
+  Sequence last_in_transaction = checkpoint_;
+  std::uint64_t outbox_last_in_transaction = outbox_checkpoint_;
   clock::time_point started;
   std::uint64_t published = 0;
 
@@ -465,6 +509,10 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
   auto commit = [&]() -> Status {
     if (move_checkpoint) {
       std::string seq = std::to_string(last_in_transaction.value);
+      // A distributor without an outbox keeps the outbox part it found.
+      if (!options_.outbox_family.empty() || outbox_checkpoint_ > 0) {
+        seq += "/" + std::to_string(outbox_last_in_transaction);
+      }
       if (auto s = produce(p, kafka_->checkpoint_topic, options_.transactional_id, seq, nullptr, nullptr); !s.ok()) {
         return abort_and_fail(s.error());
       }
@@ -488,13 +536,54 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       return to_error(error);
     }
     open = false;
-    if (move_checkpoint) checkpoint_ = last_in_transaction;
+    if (move_checkpoint) {
+      checkpoint_ = last_in_transaction;
+      outbox_checkpoint_ = outbox_last_in_transaction;
+    }
     published += events_in_transaction;
     return {};
   };
 
+  auto produce_outbox = [&](std::uint64_t seq, const OutboxRecord& record) -> Status {
+    auto [it, fresh] = kafka_->outbox_topics.try_emplace(record.topic, nullptr);
+    if (fresh) it->second = rd_kafka_topic_new(p, record.topic.c_str(), nullptr);
+    if (!it->second) return invalid_argument("distributor: outbox record " + std::to_string(seq) + ": topic " +
+                                             printable(record.topic) + ": " + rd_kafka_err2str(rd_kafka_last_error()));
+    rd_kafka_headers_t* headers = rd_kafka_headers_new(record.headers.size() + 1);
+    for (const auto& [name, value] : record.headers) {
+      rd_kafka_header_add(headers, name.data(), static_cast<ssize_t>(name.size()), value.data(),
+                          static_cast<ssize_t>(value.size()));
+    }
+    const std::string outbox_seq = std::to_string(seq);
+    rd_kafka_header_add(headers, "outboxSeq", -1, outbox_seq.data(), static_cast<ssize_t>(outbox_seq.size()));
+    const std::int32_t partition = record.partition ? *record.partition : RD_KAFKA_PARTITION_UA;
+    for (int attempt = 0;; ++attempt) {
+      rd_kafka_resp_err_t err = rd_kafka_producev(
+          p, RD_KAFKA_V_RKT(it->second), RD_KAFKA_V_PARTITION(partition),
+          RD_KAFKA_V_KEY(record.key.empty() ? nullptr : record.key.data(), record.key.size()),
+          RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
+          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max) {
+        rd_kafka_headers_destroy(headers);
+        std::string what = "distributor: outbox record " + outbox_seq + " to " + printable(record.topic) + ": " +
+                           rd_kafka_err2str(err);
+        return is_permanent_record_error(err) ? Status(invalid_argument(what)) : Status(retriable_error(what));
+      }
+      rd_kafka_poll(p, 100);
+    }
+  };
+  auto begin = [&]() -> Status {
+    if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
+    open = true;
+    kafka_->refused.reset();
+    events_in_transaction = 0;
+    started = options_.clock();
+    return {};
+  };
+
   RecordChunk chunk;
-  while (pipeline.next(chunk)) {
+  while (pipeline && pipeline->next(chunk)) {
     if (options_.stop_requested && options_.stop_requested->load()) {
       return abort_and_fail(stopped_error("distributor: stopped; the open transaction was aborted, the checkpoint "
                                           "stays at seq " + std::to_string(checkpoint_.value)));
@@ -503,11 +592,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       if (auto s = commit(); !s.ok()) return s.error();
     }
     if (!open) {
-      if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
-      open = true;
-      kafka_->refused.reset();
-      events_in_transaction = 0;
-      started = options_.clock();
+      if (auto s = begin(); !s.ok()) return s.error();
     }
     Status failed;
     for (const auto& r : chunk.records) {
@@ -525,7 +610,46 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       if (auto s = commit(); !s.ok()) return s.error();
     }
   }
-  if (!pipeline.status().ok()) return abort_and_fail(pipeline.status().error());
+  if (pipeline && !pipeline->status().ok()) return abort_and_fail(pipeline->status().error());
+  // The outbox, in the transaction that reached the head (and more when it
+  // holds more than a transaction's worth).
+  if (move_checkpoint && outbox_to > outbox_checkpoint_) {
+    std::vector<std::pair<std::uint64_t, OutboxRecord>> batch;
+    std::uint64_t next = outbox_checkpoint_ + 1;
+    while (next <= outbox_to) {
+      if (options_.stop_requested && options_.stop_requested->load()) {
+        return abort_and_fail(stopped_error("distributor: stopped while publishing the outbox"));
+      }
+      batch.clear();
+      Status read = log_.scan_side(options_.outbox_family, EventLog::sequenced_key(next),
+                                   std::min<std::uint64_t>(outbox_to - next + 1, options_.transaction_events_max),
+                                   [&](std::string_view key, std::string_view value) {
+                                     const std::uint64_t seq = next + batch.size();
+                                     if (key != EventLog::sequenced_key(seq)) return false;
+                                     auto record = decode_outbox_record(value);
+                                     if (!record.ok()) return false;
+                                     batch.emplace_back(seq, std::move(*record));
+                                     return true;
+                                   });
+      if (!read.ok()) return abort_and_fail(read.error());
+      if (batch.empty()) {
+        return abort_and_fail(corruption_error("distributor: outbox record " + std::to_string(next) +
+                                               " is missing or does not decode"));
+      }
+      if (open && events_in_transaction + batch.size() > options_.transaction_events_max) {
+        if (auto s = commit(); !s.ok()) return s.error();
+      }
+      if (!open) {
+        if (auto s = begin(); !s.ok()) return s.error();
+      }
+      for (const auto& [seq, record] : batch) {
+        if (auto s = produce_outbox(seq, record); !s.ok()) return abort_and_fail(s.error());
+      }
+      events_in_transaction += batch.size();
+      outbox_last_in_transaction = batch.back().first;
+      next = outbox_last_in_transaction + 1;
+    }
+  }
   if (open) {
     if (auto s = commit(); !s.ok()) return s.error();
   }

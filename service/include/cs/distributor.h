@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "cs/event_log.h"
 #include "cs/routing.h"
@@ -61,6 +62,14 @@ struct DistributorOptions {
   int linger_ms = 5;
   int retry_backoff_ms = 10;
   Routing routing = Routing::defaults();
+  // The outbox (outbox.h) to publish with the log, empty for none: each
+  // transaction that reaches the log's head also sends the outbox records
+  // after the outbox checkpoint (at most transaction_events_max per
+  // transaction), and the checkpoint record becomes "<seq>/<outbox seq>".
+  std::string outbox_family;
+  // Topics the outbox writes to, created at open like the event topics
+  // (others, such as NestJS reply topics, are left to the broker).
+  std::vector<std::string> outbox_topics;
   // When set and true, publishing stops between chunks (and while waiting on
   // Kafka's queue or the checkpoint): the open transaction is aborted and the
   // call returns an error with cause `stopped`. Borrowed; may be set from a
@@ -77,8 +86,11 @@ class Distributor {
   ~Distributor();
 
   Sequence checkpoint() const { return checkpoint_; }
+  // The last outbox record published (0: none).
+  std::uint64_t outbox_checkpoint() const { return outbox_checkpoint_; }
   // Publishes every event after the checkpoint up to the log's head (as it
-  // was when called). Returns the events published. On a retriable error the
+  // was when called), then the outbox records stored by then. Returns the
+  // events and outbox records published. On a retriable error the
   // open transaction was aborted and the checkpoint stays where the last
   // committed transaction put it: call again (cause `stopped`: the caller
   // asked). On a fatal error destroy this distributor; a new one may be
@@ -100,14 +112,17 @@ class Distributor {
   Status check_checkpoint_topic();
   Status read_checkpoint();
   // Publishes [from, to] in as many transactions as the limits ask for.
+  // With `outbox_to`, the outbox records after the outbox checkpoint up to
+  // it follow the events (move_checkpoint only).
   Result<std::uint64_t> publish_range(Sequence from, Sequence to, const std::optional<std::string>& only_service,
-                                      bool move_checkpoint);
+                                      bool move_checkpoint, std::uint64_t outbox_to = 0);
 
   const EventLog& log_;
   DistributorOptions options_;
   std::unique_ptr<RecordPreparer> preparer_;
   std::unique_ptr<Kafka> kafka_;
   Sequence checkpoint_;
+  std::uint64_t outbox_checkpoint_ = 0;
 };
 
 }  // namespace cs
