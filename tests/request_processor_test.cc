@@ -233,6 +233,16 @@ TEST_F(RequestProcessorTest, ReadsAreAnsweredOnTheDataResponseTopicAndNestReplie
   EXPECT_EQ(records[2].value, records[1].value);
   EXPECT_EQ(header_of(records[2], "kafka_correlationId"), "corr-42");
   EXPECT_EQ(header_of(records[2], "kafka_nest-is-disposed"), std::string(1, '\0'));
+
+  // A record cannot steer its answer into another topic (an event topic).
+  auto steering = signed_record("customer.data.request",
+                                {{"customerId", customer}, {"include", {"customer"}}}, "app-mobile-service");
+  steering.headers.emplace_back("kafka_correlationId", "corr-43");
+  steering.headers.emplace_back("kafka_replyTopic", "customer.validated");
+  must_deliver(steering);
+  records = outbox();
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[3].topic, data_response_topic);
 }
 
 TEST_F(RequestProcessorTest, AStoreThatCannotBeWrittenStoresNothingAndSaysSo) {

@@ -14,6 +14,7 @@
 
 #include "cs/json_codec.h"
 #include "cs/outbox.h"
+#include "kafka_admin.h"
 #include "kafka_errors.h"
 
 namespace cs {
@@ -137,50 +138,24 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
 }
 
 Status Distributor::create_topics() {
-  std::vector<std::pair<std::string, bool>> topics;  // name, compacted
-  for (const auto& name : preparer_->topics()) topics.emplace_back(name, false);  // the full-log topic included
-  for (const auto& name : options_.outbox_topics) topics.emplace_back(name, false);
-  topics.emplace_back(options_.checkpoint_topic, true);
-  std::sort(topics.begin(), topics.end());
-  topics.erase(std::unique(topics.begin(), topics.end()), topics.end());
-
-  std::vector<rd_kafka_NewTopic_t*> requests;
-  char buf[512];
-  for (const auto& [name, compacted] : topics) {
+  std::vector<std::pair<std::string, bool>> names;  // name, compacted
+  for (const auto& name : preparer_->topics()) names.emplace_back(name, false);  // the full-log topic included
+  for (const auto& name : options_.outbox_topics) names.emplace_back(name, false);
+  names.emplace_back(options_.checkpoint_topic, true);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<TopicSpec> topics;
+  for (const auto& [name, compacted] : names) {
     // One partition for checkpoints: they are read back in full on start.
-    auto* t = rd_kafka_NewTopic_new(name.c_str(), compacted ? 1 : options_.topic_partitions,
-                                    options_.replication_factor, buf, sizeof buf);
-    if (!t) return invalid_argument("distributor: topic " + name + ": " + buf);
-    if (compacted) rd_kafka_NewTopic_set_config(t, "cleanup.policy", "compact");
-    rd_kafka_NewTopic_set_config(t, "max.message.bytes", std::to_string(message_max_bytes).c_str());
-    requests.push_back(t);
+    TopicSpec t{.name = name, .partitions = compacted ? 1 : options_.topic_partitions,
+                .replication_factor = options_.replication_factor,
+                .configs = {{"max.message.bytes", std::to_string(message_max_bytes)}}};
+    if (compacted) t.configs.emplace_back("cleanup.policy", "compact");
+    topics.push_back(std::move(t));
   }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(kafka_->producer);
-  rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(kafka_->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_AdminOptions_set_operation_timeout(admin, options_.operation_timeout_ms, buf, sizeof buf);
-  rd_kafka_CreateTopics(kafka_->producer, requests.data(), requests.size(), admin, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, options_.operation_timeout_ms + 5'000);
-  Status result;
-  if (!event) {
-    result = retriable_error("distributor: creating topics timed out (is the broker at " + options_.brokers + " up?)");
-  } else if (rd_kafka_event_error(event)) {
-    result = retriable_error(std::string("distributor: creating topics: ") + rd_kafka_event_error_string(event));
-  } else {
-    std::size_t n = 0;
-    const auto** results = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &n);
-    for (std::size_t i = 0; i < n && result.ok(); ++i) {
-      auto code = rd_kafka_topic_result_error(results[i]);
-      if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        result = fatal_error(std::string("distributor: topic ") + rd_kafka_topic_result_name(results[i]) + ": " +
-                             rd_kafka_err2str(code));
-      }
-    }
-  }
-  if (event) rd_kafka_event_destroy(event);
-  rd_kafka_AdminOptions_destroy(admin);
-  rd_kafka_queue_destroy(queue);
-  for (auto* t : requests) rd_kafka_NewTopic_destroy(t);
-  return result;
+  auto s = cs::create_topics(kafka_->producer, topics, options_.operation_timeout_ms, options_.brokers);
+  if (!s.ok()) return Error(s.error().code(), "distributor: " + s.error().message(), s.error().cause());
+  return {};
 }
 
 namespace {

@@ -13,8 +13,8 @@ constexpr std::string_view nest_reply_topic = "kafka_replyTopic";
 constexpr std::string_view nest_reply_partition = "kafka_replyPartition";
 constexpr std::string_view nest_correlation_id = "kafka_correlationId";
 constexpr std::string_view nest_is_disposed = "kafka_nest-is-disposed";
-// A reply topic name longer than this is not a topic (Kafka's own limit).
-constexpr std::size_t topic_name_bytes_max = 249;
+// A NestJS correlation id is a short random string; a longer one is not echoed.
+constexpr std::size_t correlation_id_bytes_max = 256;
 
 std::optional<std::string_view> header(const ConsumedRecord& r, std::string_view name) {
   std::optional<std::string_view> last;  // Kafka allows repeats; the last one counts, as librdkafka's get_last
@@ -73,8 +73,9 @@ std::string_view record_outcome_name(RecordOutcome outcome) {
   CS_UNREACHABLE("record outcome");
 }
 
-RequestProcessor::RequestProcessor(EventLog& log, CommandHandler& handler, const ServiceCredentials* credentials)
-    : log_(log), handler_(handler), credentials_(credentials) {}
+RequestProcessor::RequestProcessor(EventLog& log, CommandHandler& handler, const ServiceCredentials* credentials,
+                                   std::string topic_prefix)
+    : log_(log), handler_(handler), credentials_(credentials), topic_prefix_(std::move(topic_prefix)) {}
 
 Result<std::optional<std::int64_t>> RequestProcessor::stored_offset(std::string_view topic,
                                                                     std::int32_t partition) const {
@@ -92,10 +93,11 @@ Result<std::optional<std::int64_t>> RequestProcessor::stored_offset(std::string_
 }
 
 // The answer's records: on its topic, and on a NestJS reply topic when asked.
-static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, const Answer& answer, bool read) {
+static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, const Answer& answer, bool read,
+                                                const std::string& prefix) {
   std::vector<OutboxRecord> out;
   OutboxRecord main;
-  main.topic = read ? data_response_topic : request_result_topic;
+  main.topic = prefix + (read ? data_response_topic : request_result_topic);
   if (answer.customer_id) {
     main.key = answer.customer_id->to_string();
   } else if (answer.request_id) {
@@ -105,8 +107,8 @@ static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, co
   out.push_back(main);
   auto reply_topic = header(record, nest_reply_topic);
   auto correlation = header(record, nest_correlation_id);
-  if (reply_topic && correlation && !reply_topic->empty() && reply_topic->size() <= topic_name_bytes_max &&
-      correlation->size() <= 256) {
+  if (reply_topic && correlation && *reply_topic == std::string(record.topic) + ".reply" &&
+      correlation->size() <= correlation_id_bytes_max) {
     OutboxRecord reply = main;
     reply.topic = std::string(*reply_topic);
     reply.headers = {{std::string(nest_correlation_id), std::string(*correlation)},
@@ -125,7 +127,7 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
                                                        bool remember,
                                                        std::optional<std::string> dead_letter_reason) const {
   std::vector<SideWrite> writes;
-  auto records = answer_records(record, answer, read);
+  auto records = answer_records(record, answer, read, topic_prefix_);
   for (const auto& r : records) writes.push_back(outbox_write(r));
   if (remember && answer.request_id) {
     const auto& id = answer.request_id->bytes();
@@ -135,7 +137,7 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
   }
   if (dead_letter_reason) {
     OutboxRecord dlq;
-    dlq.topic = dead_letter_topic;
+    dlq.topic = topic_prefix_ + dead_letter_topic;
     dlq.key = record.key ? std::string(*record.key) : std::string();
     dlq.value = record.value ? std::string(*record.value) : std::string();
     dlq.headers = {{"reason", *dead_letter_reason},
@@ -183,8 +185,14 @@ Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) 
     return dead_letter(record, "oversized: " + std::to_string(value.size()) + " bytes, at most " +
                                    std::to_string(request_bytes_max), std::nullopt);
   }
+  std::string_view topic = record.topic;
+  if (!topic.starts_with(topic_prefix_)) {
+    return dead_letter(record, "invalid: topic " + shown(topic) + " is not under the prefix " + shown(topic_prefix_),
+                       std::nullopt);
+  }
+  topic.remove_prefix(topic_prefix_.size());
   std::optional<Uuid> request_id;
-  auto request = parse_request(record.topic, value, &request_id);
+  auto request = parse_request(topic, value, &request_id);
   if (!request.ok()) {
     std::optional<Answer> answer;
     if (request_id) answer = refusal(AnswerCode::invalid, request.error().message(), request_id);
@@ -228,7 +236,7 @@ Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) 
       out.reason = answer.message;
     } else {
       writes.push_back(outbox_write(first->answer));
-      auto reply = answer_records(record, Answer{}, false);
+      auto reply = answer_records(record, Answer{}, false, topic_prefix_);
       if (reply.size() > 1) {
         reply[1].key = first->answer.key;
         reply[1].value = first->answer.value;

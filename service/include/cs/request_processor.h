@@ -25,6 +25,8 @@
 // NestJS request-response: a request carrying `kafka_replyTopic` and
 // `kafka_correlationId` headers (ClientKafka.send) also gets its answer on
 // the reply topic with the correlation id, as a NestJS microservice replies.
+// Only the request topic's own reply topic ("<topic>.reply", NestJS's
+// naming) is written to: a record cannot steer answers into another topic.
 //
 // Not thread-safe: one thread processes records.
 #pragma once
@@ -77,7 +79,9 @@ class RequestProcessor {
  public:
   // `log` and `handler` are borrowed and must outlive the processor.
   // `credentials` null: insecure mode, sourceService is trusted.
-  RequestProcessor(EventLog& log, CommandHandler& handler, const ServiceCredentials* credentials);
+  // `topic_prefix` is on every topic read and written (--topic-prefix).
+  RequestProcessor(EventLog& log, CommandHandler& handler, const ServiceCredentials* credentials,
+                   std::string topic_prefix = {});
 
   // The next offset to consume on (topic, partition), nullopt when none was
   // stored. Errors: corruption (a stored offset that is not a number), I/O.
@@ -98,6 +102,7 @@ class RequestProcessor {
   EventLog& log_;
   CommandHandler& handler_;
   const ServiceCredentials* credentials_;
+  std::string topic_prefix_;
 };
 
 }  // namespace cs

@@ -1,0 +1,265 @@
+#include "cs/daemon.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "cs/authorization.h"
+#include "cs/command_handler.h"
+#include "cs/distributor.h"
+#include "cs/event_log.h"
+#include "cs/outbox.h"
+#include "cs/projection_engine.h"
+#include "cs/request.h"
+#include "cs/request_consumer.h"
+#include "cs/request_processor.h"
+#include "cs/service_credentials.h"
+
+namespace cs {
+namespace {
+
+constexpr int reopen_pause_ms = 1'000;
+
+// The distributor's thread: publishes whenever woken, and at least every
+// publish_interval_ms; reopens the distributor after a failure.
+class PublishLoop {
+ public:
+  PublishLoop(const EventLog& log, DistributorOptions options, const DaemonOptions& daemon)
+      : log_(log), options_(std::move(options)), daemon_(daemon) {
+    options_.stop_requested = &abort_;
+    thread_ = std::thread([this] { run(); });
+  }
+  ~PublishLoop() { stop(); }
+
+  void wake() {
+    {
+      std::lock_guard lock(mu_);
+      woken_ = true;
+    }
+    cv_.notify_one();
+  }
+  // Publishes what is stored for at most drain_ms, then aborts and joins.
+  void stop() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(mu_);
+      draining_ = true;
+    }
+    cv_.notify_one();
+    std::unique_lock lock(mu_);
+    if (!cv_done_.wait_for(lock, std::chrono::milliseconds(daemon_.drain_time_max_ms), [&] { return finished_; })) {
+      abort_ = true;  // the open transaction is aborted; it goes out on the next start
+    }
+    lock.unlock();
+    thread_.join();
+  }
+  // Set when the loop ended on an error that restarting cannot mend here.
+  std::optional<Error> failure() {
+    std::lock_guard lock(mu_);
+    return failure_;
+  }
+
+ private:
+  void log(std::string_view level, std::string_view event, nlohmann::json fields) {
+    if (daemon_.log) daemon_.log(level, event, fields);
+  }
+  void run() {
+    std::unique_ptr<Distributor> distributor;
+    Sequence logged_checkpoint;
+    for (;;) {
+      bool draining;
+      {
+        std::lock_guard lock(mu_);
+        draining = draining_;
+      }
+      if (!distributor) {
+        auto opened = Distributor::open(log_, options_);
+        if (opened.ok()) {
+          distributor = std::move(*opened);
+          log("info", "distributor_open", {{"checkpoint", distributor->checkpoint().value},
+                                           {"outboxCheckpoint", distributor->outbox_checkpoint()}});
+        } else if (opened.error().cause() == ErrorCause::fenced ||
+                   opened.error().code() == ErrorCode::invalid_argument) {
+          fail(opened.error());
+          return;
+        } else {
+          log("warn", "distributor_unavailable", {{"error", opened.error().message()}});
+          if (draining || pause(reopen_pause_ms)) break;
+          continue;
+        }
+      }
+      auto published = distributor->publish_to_head();
+      if (!published.ok()) {
+        if (published.error().cause() == ErrorCause::stopped) break;
+        log("warn", "publish_failed", {{"error", published.error().message()}});
+        if (published.error().cause() == ErrorCause::fenced) {
+          fail(published.error());
+          return;
+        }
+        if (published.error().code() != ErrorCode::retriable) distributor.reset();
+        if (draining || pause(reopen_pause_ms)) break;
+        continue;
+      }
+      if (draining) break;
+      pause(daemon_.publish_interval_ms);
+    }
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    cv_done_.notify_all();
+  }
+  // Waits until woken or `ms` passed; true when draining began.
+  bool pause(int ms) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(ms), [&] { return woken_ || draining_; });
+    woken_ = false;
+    return draining_;
+  }
+  void fail(const Error& e) {
+    log("error", "distributor_failed", {{"error", e.message()}});
+    std::lock_guard lock(mu_);
+    failure_ = e;
+    finished_ = true;
+    cv_done_.notify_all();
+  }
+
+  const EventLog& log_;
+  DistributorOptions options_;
+  const DaemonOptions& daemon_;
+  std::atomic<bool> abort_{false};
+  std::mutex mu_;
+  std::condition_variable cv_, cv_done_;
+  bool woken_ = false, draining_ = false, finished_ = false;
+  std::optional<Error> failure_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Status run_daemon(const DaemonOptions& o) {
+  auto log = [&](std::string_view level, std::string_view event, nlohmann::json fields) {
+    if (o.log) o.log(level, event, fields);
+  };
+  auto stopping = [&] { return o.stop_requested && o.stop_requested->load(); };
+  if (o.brokers.empty()) return invalid_argument("--brokers is required");
+  if (!o.services_file && !o.insecure) {
+    return invalid_argument("no --services file: requests could not be authenticated. Give one, or --insecure to "
+                            "trust each request's sourceService (development only)");
+  }
+  std::optional<ServiceCredentials> credentials;
+  if (o.services_file) {
+    auto c = ServiceCredentials::from_file(*o.services_file);
+    if (!c.ok()) return Error(c.error().code(), "--services " + *o.services_file + ": " + c.error().message());
+    credentials = std::move(*c);
+  } else {
+    log("warn", "insecure", {{"message", "no --services file: every request's sourceService is trusted, unsigned"}});
+  }
+  AuthorizationMatrix matrix = AuthorizationMatrix::defaults();
+  if (o.authz_file) {
+    auto m = AuthorizationMatrix::from_file(*o.authz_file);
+    if (!m.ok()) return Error(m.error().code(), "--authz " + *o.authz_file + ": " + m.error().message());
+    matrix = std::move(*m);
+  }
+  DistributorOptions d;
+  if (o.routing_file) {
+    auto r = Routing::from_file(*o.routing_file);
+    if (!r.ok()) return Error(r.error().code(), "--routing " + *o.routing_file + ": " + r.error().message());
+    d.routing = std::move(*r);
+  }
+  const std::string& prefix = o.topic_prefix;
+  d.brokers = o.brokers;
+  d.transactional_id = o.transactional_id;
+  d.topic_template = prefix + o.topic_template;
+  d.full_log_topic = prefix + d.full_log_topic;
+  d.checkpoint_topic = prefix + d.checkpoint_topic;
+  d.topic_partitions = o.topic_partitions;
+  d.replication_factor = o.replication_factor;
+  d.transaction_time_max_ms = o.transaction_time_max_ms;
+  d.operation_timeout_ms = o.operation_timeout_ms;
+  d.message_timeout_ms = std::min(d.message_timeout_ms, o.operation_timeout_ms);
+  d.outbox_family = outbox_family;
+  d.outbox_topics = {prefix + request_result_topic, prefix + data_response_topic, prefix + dead_letter_topic};
+  for (const auto& t : request_topics()) d.outbox_topics.push_back(prefix + t + ".reply");  // NestJS replies
+
+  auto opened = EventLog::open(o.data_dir);
+  if (!opened.ok()) {
+    const std::string& m = opened.error().message();
+    if (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos) {
+      return Error(opened.error().code(), "the data dir " + o.data_dir.string() +
+                                              " is in use by another process (" + m + ")");
+    }
+    return opened.error();
+  }
+  std::unique_ptr<EventLog> event_log = std::move(*opened);
+  auto engine = ProjectionEngine::open(*event_log);
+  if (!engine.ok()) return engine.error();
+  if (auto caught = (*engine)->catch_up(); !caught.ok()) return caught.error();
+  log("info", "store_open", {{"dataDir", o.data_dir.string()}, {"head", event_log->head().value}});
+
+  CommandHandler handler(*event_log, **engine, matrix);
+  RequestProcessor processor(*event_log, handler, credentials ? &*credentials : nullptr, prefix);
+  PublishLoop publisher(*event_log, d, o);
+
+  RequestConsumerOptions c;
+  c.brokers = o.brokers;
+  c.group_id = o.group_id;
+  for (const auto& t : request_topics()) c.topics.push_back(prefix + t);
+  c.topic_partitions = o.topic_partitions;
+  c.replication_factor = o.replication_factor;
+  c.operation_timeout_ms = o.operation_timeout_ms;
+  c.stop_requested = o.stop_requested;
+  bool ready = false;
+  c.on_assigned = [&](std::size_t partitions) {
+    log("info", "assigned", {{"partitions", partitions}});
+    if (!ready && o.on_ready) o.on_ready();
+    ready = true;
+  };
+  c.on_processed = [&](const ConsumedRecord& r, const ProcessedRecord& p, double seconds) {
+    log(p.outcome == RecordOutcome::dead_lettered ? "warn" : "info", "request",
+        {{"topic", r.topic},
+         {"partition", r.partition},
+         {"offset", r.offset},
+         {"action", p.action},
+         {"outcome", record_outcome_name(p.outcome)},
+         {"code", answer_code_name(p.code)},
+         {"events", p.events_appended},
+         {"seconds", seconds}});
+    publisher.wake();
+  };
+  c.on_kafka_error = [&](const std::string& message) { log("warn", "kafka", {{"error", message}}); };
+
+  // The consumer stops on a signal, and on the distributor's failure (fenced).
+  std::atomic<bool> stop_consumer{false};
+  c.stop_requested = &stop_consumer;
+  std::thread watcher([&] {
+    while (!stop_consumer) {
+      if (stopping() || publisher.failure()) stop_consumer = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  Status result;
+  std::unique_ptr<RequestConsumer> consumer;
+  while (!consumer && !stop_consumer) {
+    auto opened_consumer = RequestConsumer::open(processor, c);
+    if (opened_consumer.ok()) {
+      consumer = std::move(*opened_consumer);
+    } else if (opened_consumer.error().code() == ErrorCode::retriable) {
+      log("warn", "consumer_unavailable", {{"error", opened_consumer.error().message()}});
+      std::this_thread::sleep_for(std::chrono::milliseconds(reopen_pause_ms));
+    } else {
+      result = opened_consumer.error();
+      break;
+    }
+  }
+  if (consumer) result = consumer->run();
+  stop_consumer = true;
+  watcher.join();
+  consumer.reset();
+  publisher.stop();
+  if (auto f = publisher.failure(); f && result.ok()) result = *f;
+  log(result.ok() ? "info" : "error", "stopped", result.ok() ? nlohmann::json{{"ok", true}}
+                                                             : nlohmann::json{{"error", result.error().message()}});
+  return result;
+}
+
+}  // namespace cs

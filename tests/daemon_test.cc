@@ -1,0 +1,320 @@
+// The daemon as its users run it: the real process, a real broker. The
+// seed's admin action becomes customer.validated on the routed topics and an
+// answer; a stop is clean and quick; a second process on the same data dir is
+// refused; a corpus of bad records is answered or dead-lettered while valid
+// requests around them are applied.
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "cs/request.h"
+#include "cs/service_credentials.h"
+#include "daemon_harness.h"
+#include "test_support.h"
+
+namespace cs {
+namespace {
+
+const std::map<std::string, std::string> secrets = {
+    {"admin-service", "admin-secret-0123456789abcdef"},
+    {"accounting-service", "accounting-secret-0123456789"},
+    {"app-mobile-service", "mobile-secret-0123456789abcd"},
+    {"portfolio-sme-service", "sme-secret-0123456789abcdef"},
+    {"portfolio-institution-service", "institution-secret-012345678"},
+};
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(test::kafka_brokers().empty()) << "set CS_KAFKA_BROKERS (tools/test.sh starts a broker)";
+    nlohmann::json services;
+    for (const auto& [name, secret] : secrets) services["services"][name]["secret"] = secret;
+    std::ofstream(dir_ / "services.json") << services.dump();
+  }
+  test::TempDir dir_;
+  std::string prefix_ = "d" + std::to_string(getpid()) + "x" + std::to_string(std::random_device{}() % 100000) + ".";
+  std::uint64_t next_request_ = 1;
+
+  std::vector<std::string> args(const std::string& data = "data") const {
+    return {"--data-dir", (dir_ / data).string(), "--brokers", test::kafka_brokers(), "--services",
+            (dir_ / "services.json").string(), "--topic-prefix", prefix_, "--group", prefix_ + "group",
+            "--transactional-id", prefix_ + "distributor", "--partitions", "2"};
+  }
+  std::string topic(const std::string& t) const { return prefix_ + t; }
+  std::string new_request_id() { return test::uuid(800'000 + next_request_++).to_string(); }
+
+  // Sends `request` (requestId and sourceService added when absent) signed by `service`.
+  std::string send(test::TestProducer& p, const std::string& t, nlohmann::json request,
+                   const std::string& service = "admin-service") {
+    if (!request.contains("requestId")) request["requestId"] = new_request_id();
+    if (!request.contains("sourceService")) request["sourceService"] = service;
+    const std::string value = request.dump();
+    EXPECT_TRUE(p.send(topic(t), std::nullopt, value,
+                       {{"x-service", service}, {"x-signature", hmac_sha256_hex(secrets.at(service), value)}}));
+    return request["requestId"];
+  }
+  std::vector<test::KafkaRecord> answers(std::size_t at_least) {
+    return test::consume_until(test::kafka_brokers(), {topic("customer.request.result")},
+                               [&](const auto& r) { return r.size() >= at_least; });
+  }
+  static std::optional<nlohmann::json> answer_to(const std::vector<test::KafkaRecord>& records, const std::string& id) {
+    for (const auto& r : records) {
+      auto v = nlohmann::json::parse(r.value, nullptr, false);
+      if (v.is_object() && v.value("requestId", "") == id) return v;
+    }
+    return std::nullopt;
+  }
+};
+
+TEST_F(DaemonTest, TheSeedsAdminActionBecomesCustomerValidatedForTheRoutedServices) {
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  test::TestProducer producer(test::kafka_brokers());
+  const std::string create = send(producer, "customer.update.request",
+                                  {{"action", "create"}, {"customerType", "sme"}, {"name", "Acme SME"},
+                                   {"email", "ops@acme.example"}});
+  ASSERT_TRUE(producer.flush());
+  auto records = answers(1);
+  auto created = answer_to(records, create);
+  ASSERT_TRUE(created) << daemon.stderr_text();
+  ASSERT_EQ((*created)["code"], "accepted") << created->dump();
+  const std::string customer = (*created)["customerId"];
+
+  // The seed's example, as written there.
+  const std::string admin_id = test::uuid(77).to_string();
+  const std::string validate = send(producer, "admin.customer.action",
+                                    {{"requestId", new_request_id()}, {"sourceService", "admin-service"},
+                                     {"customerId", customer}, {"adminId", admin_id}, {"action", "validate"},
+                                     {"details", {{"notes", "KYC documents checked"}}}});
+  ASSERT_TRUE(producer.flush());
+  records = answers(2);
+  auto validated = answer_to(records, validate);
+  ASSERT_TRUE(validated) << daemon.stderr_text();
+  EXPECT_EQ((*validated)["status"], "accepted");
+  EXPECT_EQ((*validated)["sourceService"], "admin-service");
+  EXPECT_EQ((*validated)["action"], "validate");
+  EXPECT_EQ((*validated)["events"][0]["type"], "customer.validated");
+  EXPECT_EQ((*validated)["events"][0]["seq"], 2);
+
+  auto events = test::consume_until(test::kafka_brokers(), {topic("customer.validated")},
+                                    [](const auto& r) { return r.size() >= 4; });
+  std::set<std::string> targets;
+  for (const auto& r : events) {
+    auto v = nlohmann::json::parse(r.value);
+    EXPECT_EQ(v["customerId"], customer);
+    EXPECT_EQ(v["adminId"], admin_id);
+    EXPECT_TRUE(v.contains("timestamp"));
+    EXPECT_EQ(r.key, customer);
+    targets.insert(v["targetService"]);
+  }
+  EXPECT_EQ(events.size(), 4u);
+  EXPECT_EQ(targets, (std::set<std::string>{"admin-service", "accounting-service", "app-mobile-service",
+                                            "portfolio-sme-service"}))
+      << "the institution portfolio does not see an sme customer";
+
+  // SIGTERM: a clean exit well within 10 s; the log line says so.
+  const auto before = std::chrono::steady_clock::now();
+  auto status = daemon.stop(SIGTERM, std::chrono::seconds(10));
+  ASSERT_TRUE(status) << "did not stop within 10 s";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << daemon.stderr_text();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+  for (const auto& line : [&] {
+         std::vector<std::string> lines;
+         std::istringstream in(daemon.stderr_text());
+         for (std::string l; std::getline(in, l);) lines.push_back(l);
+         return lines;
+       }()) {
+    auto v = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_TRUE(v.is_object() && v.contains("level") && v.contains("event")) << "not a structured line: " << line;
+    EXPECT_EQ(line.find("ops@acme.example"), std::string::npos) << "personal data in the log: " << line;
+    EXPECT_EQ(line.find("Acme SME"), std::string::npos) << "personal data in the log: " << line;
+  }
+}
+
+TEST_F(DaemonTest, ASecondProcessOnTheDataDirAndAnUnauthenticatedSetupAreRefused) {
+  test::DaemonProcess first(dir_.path(), args());
+  ASSERT_TRUE(first.start()) << first.stderr_text();
+  test::TempDir other;
+  test::DaemonProcess second(other.path(), args());
+  ASSERT_TRUE(second.start(/*wait_ready=*/false));
+  auto status = second.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1);
+  EXPECT_NE(second.stderr_text().find("in use by another process"), std::string::npos) << second.stderr_text();
+  EXPECT_TRUE(first.running());
+
+  auto no_services = args("data2");
+  no_services.erase(no_services.begin() + 4, no_services.begin() + 6);  // --services FILE
+  test::DaemonProcess unsafe(other.path(), no_services);
+  ASSERT_TRUE(unsafe.start(false));
+  status = unsafe.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
+  EXPECT_NE(unsafe.stderr_text().find("--insecure"), std::string::npos) << unsafe.stderr_text();
+}
+
+// At least 50 bad records across the seven topics, valid requests before and
+// after: every bad one answered (when its requestId can be read) or
+// dead-lettered with its bytes and position; the valid ones applied; the
+// daemon serving to the end.
+TEST_F(DaemonTest, ACorpusOfBadRequestsIsAnsweredOrDeadLetteredAndServingGoesOn) {
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  test::TestProducer producer(test::kafka_brokers());
+  const std::string before = send(producer, "customer.update.request",
+                                  {{"action", "create"}, {"customerType", "institution"}, {"name", "Bank"},
+                                   {"email", "it@bank.example"}});
+  ASSERT_TRUE(producer.flush());
+  auto first = answer_to(answers(1), before);
+  ASSERT_TRUE(first && (*first)["code"] == "accepted");
+  const std::string customer = (*first)["customerId"];
+
+  struct Bad {
+    std::string topic;
+    std::string value;
+    std::vector<std::pair<std::string, std::string>> headers;  // none: signed by `signer` when given
+    std::string signer;
+    bool has_request_id;
+  };
+  std::vector<Bad> corpus;
+  const std::vector<std::string> topics = request_topics();
+  auto rid = [&] { return new_request_id(); };
+  // Shape: not JSON, not an object, empty, deep nesting, oversized, binary, on every topic.
+  for (const auto& t : topics) {
+    corpus.push_back({t, "not json at all", {}, "admin-service", false});
+    corpus.push_back({t, "[1,2,3]", {}, "admin-service", false});
+    corpus.push_back({t, "", {}, "admin-service", false});
+    corpus.push_back({t, std::string(100'000, '[') + std::string(100'000, ']'), {}, "admin-service", false});
+    corpus.push_back({t, std::string("{\"requestId\":\"") + rid() + "\",\"x\":\"" + std::string(70'000, 'a') + "\"}",
+                      {}, "admin-service", false});
+    corpus.push_back({t, std::string("\xff\xfe\x00\x01{}", 6), {}, "admin-service", false});
+  }
+  auto json_bad = [&](const std::string& t, nlohmann::json request, const std::string& signer, bool has_id = true) {
+    corpus.push_back({t, request.dump(), {}, signer, has_id});
+  };
+  // Fields: missing, ill-typed, bad UUIDs, bad amounts, unknown actions.
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "validate"}},
+           "admin-service");
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "explode"},
+                                     {"customerId", customer}}, "admin-service");
+  json_bad("admin.customer.action", {{"requestId", "not-a-uuid"}, {"sourceService", "admin-service"},
+                                     {"action", "validate"}, {"customerId", customer}}, "admin-service", false);
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "validate"},
+                                     {"customerId", "1234"}}, "admin-service");
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"},
+                                     {"action", "allocate_tokens"}, {"customerId", customer}, {"amount", -5},
+                                     {"adminId", test::uuid(1).to_string()}, {"reason", "x"}}, "admin-service");
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"},
+                                     {"action", "allocate_tokens"}, {"customerId", customer},
+                                     {"amount", 1e30}, {"adminId", test::uuid(1).to_string()}, {"reason", "x"}},
+           "admin-service");
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "admin-service"},
+                                     {"action", "allocate_tokens"}, {"customerId", customer}, {"amount", "10"},
+                                     {"adminId", test::uuid(1).to_string()}, {"reason", "x"}}, "admin-service");
+  json_bad("customer.update.request", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "create"},
+                                       {"customerType", "martian"}, {"name", "X"}, {"email", "x@y.example"}},
+           "admin-service");
+  json_bad("customer.update.request", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "create"},
+                                       {"customerType", "sme"}, {"name", ""}, {"email", "nope"}}, "admin-service");
+  json_bad("customer.update.request", {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "update"},
+                                       {"customerId", customer}, {"changes", "not an object"}}, "admin-service");
+  json_bad("customer.data.request", {{"requestId", rid()}, {"sourceService", "app-mobile-service"},
+                                     {"customerId", customer}, {"include", {"secrets"}}}, "app-mobile-service");
+  json_bad("accounting.customer.request", {{"requestId", rid()}, {"sourceService", "accounting-service"},
+                                           {"action", "record_purchase"}, {"customerId", customer}, {"amount", 0},
+                                           {"price", 1}, {"currency", "EUR"}, {"paymentReference", "p"}},
+           "accounting-service");
+  json_bad("accounting.customer.request", {{"requestId", rid()}, {"sourceService", "accounting-service"},
+                                           {"action", "create_subscription"}, {"customerId", customer},
+                                           {"planId", "gold"}, {"periodEnd", "yesterday"}}, "accounting-service");
+  json_bad("mobile.user.action", {{"requestId", rid()}, {"sourceService", "app-mobile-service"},
+                                  {"action", "create_user"}, {"customerId", customer}, {"email", 42},
+                                  {"role", "admin"}}, "app-mobile-service");
+  json_bad("mobile.user.action", {{"requestId", rid()}, {"sourceService", "app-mobile-service"},
+                                  {"action", "use_tokens"}, {"customerId", customer}, {"amount", -1},
+                                  {"userId", test::uuid(3).to_string()}, {"feature", "f"}}, "app-mobile-service");
+  json_bad("portfolio-sme.customer.update", {{"requestId", rid()}, {"sourceService", "portfolio-sme-service"},
+                                             {"customerId", "zzz"}, {"changes", {{"name", "N"}}}},
+           "portfolio-sme-service");
+  json_bad("portfolio-institution.customer.update", {{"requestId", rid()}, {"sourceService", 7},
+                                                     {"customerId", customer}}, "portfolio-institution-service");
+  // Forbidden: outside the matrix, or another type's portfolio.
+  json_bad("admin.customer.action", {{"requestId", rid()}, {"sourceService", "app-mobile-service"},
+                                     {"action", "suspend"}, {"customerId", customer},
+                                     {"adminId", test::uuid(1).to_string()}, {"reason", "r"}}, "app-mobile-service");
+  json_bad("portfolio-sme.customer.update", {{"requestId", rid()}, {"sourceService", "portfolio-sme-service"},
+                                             {"customerId", customer}, {"changes", {{"name", "N"}}}},
+           "portfolio-sme-service");
+  json_bad("accounting.customer.request", {{"requestId", rid()}, {"sourceService", "portfolio-sme-service"},
+                                           {"action", "record_purchase"}, {"customerId", customer}, {"amount", 5},
+                                           {"price", 1}, {"currency", "EUR"}, {"paymentReference", "p"}},
+           "portfolio-sme-service");
+  // Authentication: unsigned, wrong signature, unknown service, another signer.
+  for (const auto& t : {"admin.customer.action", "mobile.user.action", "customer.data.request"}) {
+    nlohmann::json r = {{"requestId", rid()}, {"sourceService", "admin-service"}, {"action", "validate"},
+                        {"customerId", customer}, {"adminId", test::uuid(1).to_string()}};
+    if (std::string(t) == "customer.data.request") r = {{"requestId", rid()}, {"sourceService", "admin-service"},
+                                                         {"customerId", customer}, {"include", {"customer"}}};
+    if (std::string(t) == "mobile.user.action") r["action"] = "reset_password";
+    const std::string v = r.dump();
+    corpus.push_back({t, v, {{"x-service", "admin-service"}}, "", true});  // no signature
+    corpus.push_back({t, v, {{"x-service", "admin-service"}, {"x-signature", std::string(64, '0')}}, "", true});
+    corpus.push_back({t, v, {{"x-service", "ghost-service"}, {"x-signature", hmac_sha256_hex("ghost", v)}}, "", true});
+    corpus.push_back({t, v, {{"x-service", "app-mobile-service"},
+                             {"x-signature", hmac_sha256_hex(secrets.at("app-mobile-service"), v)}}, "", true});
+  }
+  ASSERT_GE(corpus.size(), 50u);
+  for (const auto& bad : corpus) {
+    auto headers = bad.headers;
+    if (headers.empty() && !bad.signer.empty()) {
+      headers = {{"x-service", bad.signer}, {"x-signature", hmac_sha256_hex(secrets.at(bad.signer), bad.value)}};
+    }
+    ASSERT_TRUE(producer.send(topic(bad.topic), std::nullopt, bad.value, headers));
+  }
+  const std::string after = send(producer, "admin.customer.action",
+                                 {{"action", "validate"}, {"customerId", customer},
+                                  {"adminId", test::uuid(1).to_string()}});
+  ASSERT_TRUE(producer.flush());
+
+  std::size_t with_id = 0;
+  for (const auto& b : corpus) with_id += b.has_request_id;
+  auto records = answers(2 + with_id);
+  auto last = answer_to(records, after);
+  ASSERT_TRUE(last) << daemon.stderr_text().substr(0, 4000);
+  EXPECT_EQ((*last)["code"], "accepted") << "the valid request after the corpus is applied";
+  std::size_t rejected = 0;
+  for (const auto& r : records) {
+    auto v = nlohmann::json::parse(r.value);
+    if (v["status"] == "rejected") {
+      ++rejected;
+      EXPECT_TRUE(v["code"] == "invalid" || v["code"] == "unauthenticated" || v["code"] == "forbidden") << v.dump();
+      EXPECT_FALSE(v["message"].get<std::string>().empty());
+    }
+  }
+  EXPECT_EQ(rejected, with_id);
+  auto dlq = test::consume_until(test::kafka_brokers(), {topic("customer-service.dlq")},
+                                 [&](const auto& r) { return r.size() >= corpus.size(); });
+  EXPECT_EQ(dlq.size(), corpus.size()) << "every bad record dead-lettered once";
+  std::multiset<std::string> sent_values, dead_values;
+  for (const auto& b : corpus) sent_values.insert(b.value);
+  for (const auto& d : dlq) {
+    dead_values.insert(d.value);
+    EXPECT_FALSE(d.header("reason").empty());
+    EXPECT_EQ(d.header("topic").rfind(prefix_, 0), 0u);
+    EXPECT_FALSE(d.header("partition").empty());
+    EXPECT_FALSE(d.header("offset").empty());
+  }
+  EXPECT_EQ(dead_values, sent_values) << "the original bytes";
+  EXPECT_TRUE(daemon.running());
+  auto status = daemon.stop(SIGTERM, std::chrono::seconds(10));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+}  // namespace
+}  // namespace cs
