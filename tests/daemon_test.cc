@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "cs/projection_engine.h"
 #include "cs/request.h"
 #include "cs/service_credentials.h"
 #include "daemon_harness.h"
@@ -314,6 +315,92 @@ TEST_F(DaemonTest, ACorpusOfBadRequestsIsAnsweredOrDeadLetteredAndServingGoesOn)
   auto status = daemon.stop(SIGTERM, std::chrono::seconds(10));
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+}
+
+// SIGKILL at 20 random moments while 1,000 requests stream in, a restart
+// after each: every request applied once (one event each, balances exact),
+// every answer and every event published once.
+TEST_F(DaemonTest, KilledTwentyTimesDuringAThousandRequestsEachIsAppliedAndAnsweredOnce) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  constexpr int customers = 20, requests = 1'000;
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  test::TestProducer producer(test::kafka_brokers());
+  std::vector<std::string> ids;
+  for (int i = 0; i < customers; ++i) {
+    send(producer, "customer.update.request",
+         {{"action", "create"}, {"customerType", i % 2 ? "sme" : "institution"}, {"name", "C" + std::to_string(i)},
+          {"email", "c" + std::to_string(i) + "@example.com"}});
+  }
+  ASSERT_TRUE(producer.flush());
+  auto created = answers(customers);
+  ASSERT_EQ(created.size(), static_cast<std::size_t>(customers)) << daemon.stderr_text().substr(0, 3000);
+  for (const auto& r : created) ids.push_back(nlohmann::json::parse(r.value)["customerId"]);
+
+  std::map<std::string, std::int64_t> expected_balance;
+  std::vector<std::pair<std::string, nlohmann::json>> stream;
+  for (int i = 0; i < requests; ++i) {
+    const std::string& customer = ids[rng() % ids.size()];
+    const std::int64_t amount = 1 + static_cast<std::int64_t>(rng() % 50);
+    expected_balance[customer] += amount;
+    stream.emplace_back("admin.customer.action",
+                        nlohmann::json{{"action", "allocate_tokens"}, {"customerId", customer}, {"amount", amount},
+                                       {"adminId", test::uuid(1).to_string()}, {"reason", "load"}});
+  }
+  std::atomic<bool> sent{false};
+  std::thread feeder([&] {
+    test::TestProducer p(test::kafka_brokers());
+    for (std::size_t i = 0; i < stream.size(); ++i) {
+      send(p, stream[i].first, stream[i].second);
+      if (i % 25 == 24) {  // spread over the kills' window (about 11 s)
+        p.flush();
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      }
+    }
+    p.flush();
+    sent = true;
+  });
+  for (int kill = 0; kill < 20; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 900));
+    daemon.stop(SIGKILL, std::chrono::seconds(10));
+    ASSERT_TRUE(daemon.start(/*wait_ready=*/kill % 4 == 3)) << daemon.stderr_text().substr(0, 3000);
+  }
+  feeder.join();
+  ASSERT_TRUE(sent);
+  if (!daemon.running()) {
+    ASSERT_TRUE(daemon.start());
+  }
+  auto all = test::consume_until(test::kafka_brokers(), {topic("customer.request.result")},
+                                 [&](const auto& r) { return r.size() >= customers + requests; },
+                                 std::chrono::seconds(120));
+  std::map<std::string, int> answered;
+  for (const auto& r : all) {
+    auto v = nlohmann::json::parse(r.value);
+    ++answered[v["requestId"]];
+    EXPECT_EQ(v["code"], "accepted") << v.dump();
+  }
+  EXPECT_EQ(answered.size(), static_cast<std::size_t>(customers + requests));
+  for (const auto& [id, count] : answered) EXPECT_EQ(count, 1) << "request " << id << " answered " << count << " times";
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(customers + requests));
+
+  auto status = daemon.stop(SIGTERM, std::chrono::seconds(10));
+  ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  auto log = test::open_log(dir_ / "data");
+  EXPECT_EQ(log->head(), Sequence(customers + requests)) << "one event per request";
+  auto engine = std::move(ProjectionEngine::open(*log)).value();
+  ASSERT_TRUE(engine->catch_up().ok());
+  for (const auto& [customer, balance] : expected_balance) {
+    auto account = engine->token_account(*Uuid::parse(customer));
+    ASSERT_TRUE(account.ok() && account->has_value());
+    EXPECT_EQ((*account)->balance, balance) << customer;
+  }
+  auto full_log = test::consume_all_of(test::kafka_brokers(), {topic("customer-service.events")});
+  std::map<std::string, int> seqs;
+  for (const auto& r : full_log) ++seqs[r.header("seq")];
+  EXPECT_EQ(seqs.size(), static_cast<std::size_t>(customers + requests));
+  for (const auto& [seq, count] : seqs) EXPECT_EQ(count, 1) << "seq " << seq << " published " << count << " times";
 }
 
 }  // namespace

@@ -208,6 +208,9 @@ Status run_daemon(const DaemonOptions& o) {
   c.replication_factor = o.replication_factor;
   c.operation_timeout_ms = o.operation_timeout_ms;
   c.stop_requested = o.stop_requested;
+  // Static membership: a restarted daemon takes its partitions back at once
+  // instead of waiting for the dead member's session to time out.
+  c.kafka_settings.emplace_back("group.instance.id", o.transactional_id);
   bool ready = false;
   c.on_assigned = [&](std::size_t partitions) {
     log("info", "assigned", {{"partitions", partitions}});
