@@ -403,5 +403,128 @@ TEST_F(DaemonTest, KilledTwentyTimesDuringAThousandRequestsEachIsAppliedAndAnswe
   for (const auto& [seq, count] : seqs) EXPECT_EQ(count, 1) << "seq " << seq << " published " << count << " times";
 }
 
+// design.md's authorization table, written out here as the test's own
+// expectation: (service, resource) → actions. Portfolio updates are for
+// their own customer type only.
+const std::map<std::string, std::map<std::string, std::set<std::string>>> design_matrix = {
+    {"admin-service",
+     {{"customer", {"read", "create", "update", "validate", "suspend", "reactivate", "delete"}},
+      {"user", {"read", "create", "update", "delete", "reset_password"}},
+      {"subscription", {"read", "create", "update", "cancel"}},
+      {"token", {"read", "allocate"}}}},
+    {"accounting-service",
+     {{"customer", {"read"}},
+      {"user", {}},
+      {"subscription", {"read", "create", "update", "renew", "cancel", "expire"}},
+      {"token", {"read", "purchase"}}}},
+    {"app-mobile-service",
+     {{"customer", {"read", "create"}},
+      {"user", {"read", "create", "update", "delete", "reset_password"}},
+      {"subscription", {"read"}},
+      {"token", {"read", "use"}}}},
+    {"portfolio-sme-service",
+     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
+    {"portfolio-institution-service",
+     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
+};
+
+// Every (service, request) pair through the daemon: denied ones answered
+// `forbidden` (and dead-lettered), allowed ones never.
+TEST_F(DaemonTest, EveryServiceAndActionOfTheMatrixIsAllowedOrDeniedAsDesigned) {
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  test::TestProducer producer(test::kafka_brokers());
+  const std::string create = send(producer, "customer.update.request",
+                                  {{"action", "create"}, {"customerType", "sme"}, {"name", "Matrix SME"},
+                                   {"email", "m@sme.example"}});
+  ASSERT_TRUE(producer.flush());
+  auto created = answer_to(answers(1), create);
+  ASSERT_TRUE(created && (*created)["code"] == "accepted");
+  const std::string customer = (*created)["customerId"];
+  const std::string some = test::uuid(4242).to_string();
+
+  struct Probe {
+    std::string topic;
+    nlohmann::json fields;
+    std::vector<std::pair<std::string, std::string>> needs;  // (resource, action)
+  };
+  const nlohmann::json admin_id = test::uuid(1).to_string();
+  const std::vector<Probe> probes = {
+      {"admin.customer.action", {{"action", "validate"}, {"adminId", admin_id}}, {{"customer", "validate"}}},
+      {"admin.customer.action", {{"action", "suspend"}, {"adminId", admin_id}, {"reason", "r"}}, {{"customer", "suspend"}}},
+      {"admin.customer.action", {{"action", "reactivate"}, {"adminId", admin_id}}, {{"customer", "reactivate"}}},
+      {"admin.customer.action", {{"action", "delete"}, {"adminId", admin_id}, {"reason", "r"}}, {{"customer", "delete"}}},
+      {"admin.customer.action", {{"action", "allocate_tokens"}, {"amount", 5}, {"adminId", admin_id}, {"reason", "r"}},
+       {{"token", "allocate"}}},
+      {"customer.data.request", {{"include", {"customer"}}}, {{"customer", "read"}}},
+      {"customer.data.request", {{"include", {"users"}}}, {{"user", "read"}}},
+      {"customer.data.request", {{"include", {"subscriptions"}}}, {{"subscription", "read"}}},
+      {"customer.data.request", {{"include", {"tokens"}}}, {{"token", "read"}}},
+      {"customer.update.request", {{"action", "create"}, {"customerType", "sme"}, {"name", "N"}, {"email", "n@x.example"}},
+       {{"customer", "create"}}},
+      {"customer.update.request", {{"action", "update"}, {"changes", {{"name", "New name"}}}}, {{"customer", "update"}}},
+      {"accounting.customer.request", {{"action", "billing_info"}},
+       {{"customer", "read"}, {"subscription", "read"}, {"token", "read"}}},
+      {"accounting.customer.request", {{"action", "record_purchase"}, {"amount", 5}, {"price", 50}, {"currency", "EUR"},
+                                       {"paymentReference", "p-1"}}, {{"token", "purchase"}}},
+      {"accounting.customer.request", {{"action", "create_subscription"}, {"planId", "gold"},
+                                       {"periodEnd", "2027-01-01T00:00:00Z"}}, {{"subscription", "create"}}},
+      {"accounting.customer.request", {{"action", "renew_subscription"}, {"subscriptionId", some},
+                                       {"periodEnd", "2027-01-01T00:00:00Z"}}, {{"subscription", "renew"}}},
+      {"accounting.customer.request", {{"action", "cancel_subscription"}, {"subscriptionId", some}, {"reason", "r"}},
+       {{"subscription", "cancel"}}},
+      {"accounting.customer.request", {{"action", "expire_subscription"}, {"subscriptionId", some}},
+       {{"subscription", "expire"}}},
+      {"mobile.user.action", {{"action", "create_user"}, {"email", "u@x.example"}, {"role", "member"}},
+       {{"user", "create"}}},
+      {"mobile.user.action", {{"action", "update_user"}, {"userId", some}, {"changes", {{"role", "owner"}}}},
+       {{"user", "update"}}},
+      {"mobile.user.action", {{"action", "delete_user"}, {"userId", some}}, {{"user", "delete"}}},
+      {"mobile.user.action", {{"action", "reset_password"}, {"userId", some}}, {{"user", "reset_password"}}},
+      {"mobile.user.action", {{"action", "use_tokens"}, {"amount", 1}, {"userId", some}, {"feature", "f"}},
+       {{"token", "use"}}},
+      {"portfolio-sme.customer.update", {{"changes", {{"name", "N2"}}}}, {{"customer", "update"}}},
+      {"portfolio-institution.customer.update", {{"changes", {{"name", "N3"}}}}, {{"customer", "update"}}},
+  };
+  std::map<std::string, bool> expect_forbidden;  // requestId → denied
+  std::map<std::string, std::string> described;
+  for (const auto& [service, rights] : design_matrix) {
+    for (const auto& probe : probes) {
+      bool allowed = true;
+      for (const auto& [resource, action] : probe.needs) {
+        allowed = allowed && rights.at(resource).count(action);
+        // Portfolio services change only customers of their own type (this one is sme).
+        if (service == "portfolio-institution-service" && resource == "customer" && action != "read") allowed = false;
+      }
+      nlohmann::json request = probe.fields;
+      request["customerId"] = customer;
+      const std::string id = send(producer, probe.topic, request, service);
+      expect_forbidden[id] = !allowed;
+      described[id] = service + " " + probe.topic + " " + probe.fields.value("action", "") +
+                      probe.fields.value("include", nlohmann::json()).dump();
+    }
+  }
+  ASSERT_TRUE(producer.flush());
+  const std::vector<std::string> answer_topics = {topic("customer.request.result"), topic("customer.data.response")};
+  auto records = test::consume_until(test::kafka_brokers(), answer_topics,
+                                     [&](const auto& r) { return r.size() >= 1 + expect_forbidden.size(); });
+  std::size_t denied = 0, seen = 0;
+  for (const auto& r : records) {
+    auto v = nlohmann::json::parse(r.value);
+    auto it = expect_forbidden.find(v["requestId"]);
+    if (it == expect_forbidden.end()) continue;
+    ++seen;
+    denied += it->second;
+    if (it->second) {
+      EXPECT_EQ(v["code"], "forbidden") << described[it->first] << ": " << v.dump();
+    } else {
+      EXPECT_NE(v["code"], "forbidden") << described[it->first] << ": " << v.dump();
+      EXPECT_NE(v["code"], "invalid") << described[it->first] << ": " << v.dump();
+    }
+  }
+  EXPECT_EQ(seen, expect_forbidden.size());
+  EXPECT_GT(denied, 40u);
+}
+
 }  // namespace
 }  // namespace cs
