@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash tools/setup.sh
+bash tests/nestjs/setup.sh
 bash tools/build.sh
 
 # A real Kafka broker for the distributor's tests, on its own port and data
