@@ -7,6 +7,9 @@
 #include "cs/request_processor.h"
 
 #include "cs/outbox.h"
+#include "cs/request.h"
+
+#include <set>
 #include "test_support.h"
 
 namespace cs {
@@ -263,6 +266,71 @@ TEST_F(RequestProcessorTest, AStoreThatCannotBeWrittenStoresNothingAndSaysSo) {
   fail = false;
   EXPECT_EQ(log->head(), Sequence(0));
   EXPECT_FALSE(processor.stored_offset("customer.update.request", 0)->has_value());
+}
+
+// A batch is decided in waves: a request sees the ones before it on the same
+// customer (create → validate → suspend, allocate → use), independent ones
+// share one append, and a wave the log refuses (the same new userId for two
+// customers) is decided again record by record.
+TEST_F(RequestProcessorTest, ABatchDecidesEachRequestAfterTheOnesBeforeIt) {
+  std::string a = create_customer(), b = create_customer("institution");
+  const std::string admin = test::uuid(7).to_string(), user = test::uuid(31).to_string();
+  const auto create_c = test::uuid(5555);
+  std::vector<Sent> sent = {
+      signed_record("customer.update.request", {{"requestId", create_c.to_string()}, {"action", "create"},
+                                                {"customerType", "sme"}, {"name", "C"}, {"email", "c@c.example"}}),
+      signed_record("admin.customer.action", {{"action", "validate"}, {"adminId", admin},
+                                              {"customerId", derived_uuid(create_c, "customerId").to_string()}}),
+      signed_record("admin.customer.action", {{"action", "suspend"}, {"adminId", admin}, {"reason", "r"},
+                                              {"customerId", derived_uuid(create_c, "customerId").to_string()}}),
+      signed_record("admin.customer.action", {{"action", "allocate_tokens"}, {"customerId", a}, {"amount", 10},
+                                              {"adminId", admin}, {"reason", "r"}}),
+      signed_record("mobile.user.action", {{"action", "use_tokens"}, {"customerId", a}, {"amount", 7},
+                                           {"userId", user}, {"feature", "f"}}, "app-mobile-service"),
+      signed_record("mobile.user.action", {{"action", "use_tokens"}, {"customerId", a}, {"amount", 7},
+                                           {"userId", user}, {"feature", "f"}}, "app-mobile-service"),
+      signed_record("mobile.user.action", {{"action", "create_user"}, {"customerId", a}, {"userId", user},
+                                           {"email", "u@a.example"}, {"role", "member"}}, "app-mobile-service"),
+      signed_record("mobile.user.action", {{"action", "create_user"}, {"customerId", b}, {"userId", user},
+                                           {"email", "u@b.example"}, {"role", "member"}}, "app-mobile-service"),
+      signed_record("admin.customer.action", {{"action", "validate"}, {"adminId", admin}, {"customerId", b}}),
+  };
+  std::vector<ConsumedRecord> records;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    ConsumedRecord r{.topic = sent[i].topic, .partition = static_cast<std::int32_t>(i % 2), .offset = sent[i].offset,
+                     .value = sent[i].value};
+    for (const auto& [n, v] : sent[i].headers) r.headers.emplace_back(n, v);
+    records.push_back(r);
+  }
+  auto out = processor_.process_batch(records);
+  ASSERT_TRUE(out.ok()) << out.error().to_string();
+  std::vector<AnswerCode> codes;
+  for (const auto& o : *out) codes.push_back(o.code);
+  EXPECT_EQ(codes, (std::vector<AnswerCode>{AnswerCode::accepted, AnswerCode::accepted, AnswerCode::accepted,
+                                            AnswerCode::accepted, AnswerCode::accepted,
+                                            AnswerCode::insufficient_tokens, AnswerCode::accepted,
+                                            AnswerCode::conflict, AnswerCode::accepted}));
+  // One answer per record, each naming its own event's sequence.
+  auto records_out = outbox();
+  ASSERT_EQ(records_out.size(), 2 + sent.size());
+  std::set<std::uint64_t> seqs;
+  for (std::size_t i = 2; i < records_out.size(); ++i) {
+    auto answer = nlohmann::json::parse(records_out[i].value);
+    if (answer["status"] == "accepted") {
+      ASSERT_EQ(answer["events"].size(), 1u) << answer.dump();
+      auto event = log_->read_event(Sequence(answer["events"][0]["seq"].get<std::uint64_t>()));
+      ASSERT_TRUE(event.ok());
+      EXPECT_EQ(event_type_name(event->type()), answer["events"][0]["type"].get<std::string>());
+      EXPECT_TRUE(seqs.insert(event->seq.value).second);
+    }
+  }
+  EXPECT_EQ(log_->head(), Sequence(2 + 7));
+  EXPECT_EQ(**processor_.stored_offset("mobile.user.action", 1), sent[7].offset + 1);
+  // Given again (a consumer retrying after a failure): all skipped.
+  auto again = processor_.process_batch(records);
+  ASSERT_TRUE(again.ok());
+  for (const auto& o : *again) EXPECT_EQ(o.outcome, RecordOutcome::skipped);
+  EXPECT_EQ(log_->head(), Sequence(9));
 }
 
 }  // namespace

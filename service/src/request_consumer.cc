@@ -105,66 +105,94 @@ Result<std::unique_ptr<RequestConsumer>> RequestConsumer::open(RequestProcessor&
   return c;
 }
 
-Status RequestConsumer::process_with_retries(const ConsumedRecord& record) {
+Status RequestConsumer::process_with_retries(std::span<const ConsumedRecord> records) {
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t attempt = 0;; ++attempt) {
-    auto outcome = processor_.process(record);
-    if (outcome.ok()) {
+    // A retry gives every record again: those stored before the failure are skipped.
+    auto outcomes = processor_.process_batch(records);
+    if (outcomes.ok()) {
       if (options_.on_processed) {
-        options_.on_processed(record, *outcome,
-                              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        for (std::size_t i = 0; i < records.size(); ++i) options_.on_processed(records[i], (*outcomes)[i], seconds);
       }
       return {};
     }
     const bool stop = options_.stop_requested && options_.stop_requested->load();
-    if (outcome.error().code() != ErrorCode::retriable || attempt >= options_.store_retries_max || stop) {
-      return Error(outcome.error().code(), "request consumer: the outcome of " + std::string(record.topic) + "/" +
-                                               std::to_string(record.partition) + "@" +
-                                               std::to_string(record.offset) + " could not be stored: " +
-                                               outcome.error().message());
+    if (outcomes.error().code() != ErrorCode::retriable || attempt >= options_.store_retries_max || stop) {
+      const ConsumedRecord& first = records.front();
+      return Error(outcomes.error().code(), "request consumer: the outcome of the records from " +
+                                                std::string(first.topic) + "/" + std::to_string(first.partition) +
+                                                "@" + std::to_string(first.offset) + " could not be stored: " +
+                                                outcomes.error().message());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.store_retry_backoff_ms));
   }
 }
 
+namespace {
+
+ConsumedRecord view_of(const rd_kafka_message_t* m) {
+  ConsumedRecord record;
+  record.topic = rd_kafka_topic_name(m->rkt);
+  record.partition = m->partition;
+  record.offset = m->offset;
+  if (m->key) record.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) record.value = std::string_view(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
+    const char* name = nullptr;
+    const void* value = nullptr;
+    std::size_t size = 0;
+    for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      record.headers.emplace_back(name, value ? std::string_view(static_cast<const char*>(value), size)
+                                              : std::string_view());
+    }
+  }
+  return record;
+}
+
+}  // namespace
+
 Status RequestConsumer::run() {
   rd_kafka_t* rk = kafka_->consumer;
+  std::vector<rd_kafka_message_t*> batch;
+  std::vector<ConsumedRecord> records;
+  auto release = [&] {
+    for (auto* m : batch) rd_kafka_message_destroy(m);
+    batch.clear();
+    records.clear();
+  };
   while (!(options_.stop_requested && options_.stop_requested->load())) {
-    rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, options_.poll_timeout_ms);
+    // Whatever is ready, up to the limit: the first poll waits, the others do not.
+    for (int timeout = options_.poll_timeout_ms; batch.size() < options_.batch_records_max; timeout = 0) {
+      rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, timeout);
+      if (!m) break;
+      if (m->err) {
+        std::string message = std::string(rd_kafka_err2name(m->err)) + ": " + rd_kafka_message_errstr(m);
+        rd_kafka_message_destroy(m);
+        char fatal[512];
+        if (rd_kafka_fatal_error(rk, fatal, sizeof fatal)) {
+          release();
+          return fatal_error(std::string("request consumer: ") + fatal);
+        }
+        if (options_.on_kafka_error) options_.on_kafka_error(message);
+        continue;
+      }
+      batch.push_back(m);
+    }
     if (kafka_->assign_failure) {
-      if (m) rd_kafka_message_destroy(m);
+      release();
       return Error(kafka_->assign_failure->code(),
                    "request consumer: reading the stored offsets: " + kafka_->assign_failure->message());
     }
-    if (!m) continue;
-    if (m->err) {
-      std::string message = std::string(rd_kafka_err2name(m->err)) + ": " + rd_kafka_message_errstr(m);
-      rd_kafka_message_destroy(m);
-      char fatal[512];
-      if (rd_kafka_fatal_error(rk, fatal, sizeof fatal)) return fatal_error(std::string("request consumer: ") + fatal);
-      if (options_.on_kafka_error) options_.on_kafka_error(message);
-      continue;
+    if (batch.empty()) continue;
+    for (auto* m : batch) records.push_back(view_of(m));
+    Status s = process_with_retries(records);
+    if (s.ok()) {
+      for (auto* m : batch) rd_kafka_commit_message(rk, m, /*async=*/1);  // for the operators' tools only
     }
-    ConsumedRecord record;
-    record.topic = rd_kafka_topic_name(m->rkt);
-    record.partition = m->partition;
-    record.offset = m->offset;
-    if (m->key) record.key = std::string_view(static_cast<const char*>(m->key), m->key_len);
-    if (m->payload) record.value = std::string_view(static_cast<const char*>(m->payload), m->len);
-    rd_kafka_headers_t* headers = nullptr;
-    if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR && headers) {
-      const char* name = nullptr;
-      const void* value = nullptr;
-      std::size_t size = 0;
-      for (std::size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
-           ++i) {
-        record.headers.emplace_back(name, value ? std::string_view(static_cast<const char*>(value), size)
-                                                : std::string_view());
-      }
-    }
-    Status s = process_with_retries(record);
-    if (s.ok()) rd_kafka_commit_message(rk, m, /*async=*/1);  // for the operators' tools only
-    rd_kafka_message_destroy(m);
+    release();
     if (!s.ok()) return s;
   }
   return {};

@@ -1,6 +1,8 @@
 #include "cs/request_processor.h"
 
 #include <charconv>
+#include <memory>
+#include <set>
 
 #include "cs/outbox.h"
 #include "cs/request.h"
@@ -152,43 +154,52 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
   return writes;
 }
 
-Result<ProcessedRecord> RequestProcessor::dead_letter(const ConsumedRecord& record, std::string reason,
-                                                      const std::optional<Answer>& answer) {
-  std::vector<SideWrite> writes;
+RequestProcessor::Decision RequestProcessor::dead_letter(const ConsumedRecord& record, std::string reason,
+                                                        const std::optional<Answer>& answer) const {
+  Decision d;
   if (answer) {
-    writes = answer_writes(record, *answer, /*read=*/false, /*remember=*/false, reason);
+    d.writes = answer_writes(record, *answer, /*read=*/false, /*remember=*/false, reason);
   } else {
     Answer none;  // only the dead letter and the offset
-    writes = answer_writes(record, none, false, false, reason);
-    writes.erase(writes.begin());  // no answer without a requestId to answer to
+    d.writes = answer_writes(record, none, false, false, reason);
+    d.writes.erase(d.writes.begin());  // no answer without a requestId to answer to
   }
-  auto stored = log_.append({}, writes);
-  if (!stored.ok()) return stored.error();
-  ProcessedRecord out;
-  out.outcome = RecordOutcome::dead_lettered;
-  out.topic = std::string(record.topic);
-  out.code = answer ? answer->code : AnswerCode::invalid;
-  if (answer) out.action = answer->action;
-  out.reason = std::move(reason);
-  return out;
+  d.out.outcome = RecordOutcome::dead_lettered;
+  d.out.topic = std::string(record.topic);
+  d.out.code = answer ? answer->code : AnswerCode::invalid;
+  if (answer) d.out.action = answer->action;
+  d.out.reason = std::move(reason);
+  return d;
 }
 
-Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) {
+// What can be said of a record without the read models: skipped, dead
+// letters (size, shape, signature), or the parsed request.
+Result<RequestProcessor::Screened> RequestProcessor::screen(const ConsumedRecord& record) const {
+  Screened s;
   auto stored = stored_offset(record.topic, record.partition);
   if (!stored.ok()) return stored.error();
   if (*stored && record.offset < **stored) {
-    return ProcessedRecord{.outcome = RecordOutcome::skipped, .topic = std::string(record.topic)};
+    Decision d;
+    d.skipped = true;
+    d.out = ProcessedRecord{.outcome = RecordOutcome::skipped, .topic = std::string(record.topic)};
+    s.decided = std::move(d);
+    return s;
   }
-  if (!record.value) return dead_letter(record, "invalid: the record has no value", std::nullopt);
+  if (!record.value) {
+    s.decided = dead_letter(record, "invalid: the record has no value", std::nullopt);
+    return s;
+  }
   const std::string_view value = *record.value;
   if (value.size() > request_bytes_max) {
-    return dead_letter(record, "oversized: " + std::to_string(value.size()) + " bytes, at most " +
-                                   std::to_string(request_bytes_max), std::nullopt);
+    s.decided = dead_letter(record, "oversized: " + std::to_string(value.size()) + " bytes, at most " +
+                                        std::to_string(request_bytes_max), std::nullopt);
+    return s;
   }
   std::string_view topic = record.topic;
   if (!topic.starts_with(topic_prefix_)) {
-    return dead_letter(record, "invalid: topic " + shown(topic) + " is not under the prefix " + shown(topic_prefix_),
-                       std::nullopt);
+    s.decided = dead_letter(record, "invalid: topic " + shown(topic) + " is not under the prefix " +
+                                        shown(topic_prefix_), std::nullopt);
+    return s;
   }
   topic.remove_prefix(topic_prefix_.size());
   std::optional<Uuid> request_id;
@@ -196,7 +207,8 @@ Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) 
   if (!request.ok()) {
     std::optional<Answer> answer;
     if (request_id) answer = refusal(AnswerCode::invalid, request.error().message(), request_id);
-    return dead_letter(record, "invalid: " + request.error().message(), answer);
+    s.decided = dead_letter(record, "invalid: " + request.error().message(), answer);
+    return s;
   }
   const std::string action(request->kind->action);
   if (credentials_) {
@@ -206,66 +218,242 @@ Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) 
     if (!service || !signature) {
       why = "the record has no x-service and x-signature headers";
     } else if (*service != request->source_service) {
-      why = "x-service '" + shown(*service) + "' is not the sourceService '" +
-            shown(request->source_service) + "'";
-    } else if (auto s = credentials_->verify_signature(*service, value, *signature); !s.ok()) {
-      why = s.error().message();
+      why = "x-service '" + shown(*service) + "' is not the sourceService '" + shown(request->source_service) + "'";
+    } else if (auto v = credentials_->verify_signature(*service, value, *signature); !v.ok()) {
+      why = v.error().message();
     }
     if (!why.empty()) {
       Answer answer = refusal(AnswerCode::unauthenticated, why, request->request_id, request->source_service, action);
-      return dead_letter(record, "unauthenticated: " + why, answer);
+      s.decided = dead_letter(record, "unauthenticated: " + why, answer);
+      return s;
     }
   }
+  s.request = std::move(*request);
+  return s;
+}
 
+// The keys a request's decision depends on: its requestId and its customer
+// (a creation's customer is derived from the requestId).
+std::vector<std::string> RequestProcessor::conflict_keys(const Request& request) {
+  std::vector<std::string> keys = {"r" + request.request_id.to_string()};
+  if (request.customer_id) {
+    keys.push_back("c" + request.customer_id->to_string());
+  } else {
+    keys.push_back("c" + derived_uuid(request.request_id, "customerId").to_string());
+  }
+  return keys;
+}
+
+Result<RequestProcessor::Decision> RequestProcessor::decide(const ConsumedRecord& record, const Request& request) {
+  const std::string action(request.kind->action);
   // A client's retry: its first answer again, nothing applied.
-  const auto& id = request->request_id.bytes();
+  const auto& id = request.request_id.bytes();
   auto earlier = log_.read_side(request_answers_family, std::string(reinterpret_cast<const char*>(id.data()), id.size()));
   if (!earlier.ok()) return earlier.error();
+  Decision d;
+  d.out.topic = std::string(record.topic);
+  d.out.action = action;
   if (*earlier) {
     auto first = parse_remembered(**earlier);
     if (!first.ok()) return first.error();
-    ProcessedRecord out{.outcome = RecordOutcome::replayed, .topic = std::string(record.topic), .action = action};
-    std::vector<SideWrite> writes;
-    if (first->source_service != request->source_service) {
+    d.out.outcome = RecordOutcome::replayed;
+    if (first->source_service != request.source_service) {
       Answer answer = refusal(AnswerCode::conflict,
-                              "requestId " + request->request_id.to_string() + " was used by another service",
-                              request->request_id, request->source_service, action);
-      writes = answer_writes(record, answer, !request->kind->event, /*remember=*/false, std::nullopt);
-      out.outcome = RecordOutcome::answered;
-      out.code = AnswerCode::conflict;
-      out.reason = answer.message;
+                              "requestId " + request.request_id.to_string() + " was used by another service",
+                              request.request_id, request.source_service, action);
+      d.writes = answer_writes(record, answer, !request.kind->event, /*remember=*/false, std::nullopt);
+      d.out.outcome = RecordOutcome::answered;
+      d.out.code = AnswerCode::conflict;
+      d.out.reason = answer.message;
     } else {
-      writes.push_back(outbox_write(first->answer));
+      d.writes.push_back(outbox_write(first->answer));
       auto reply = answer_records(record, Answer{}, false, topic_prefix_);
       if (reply.size() > 1) {
         reply[1].key = first->answer.key;
         reply[1].value = first->answer.value;
-        writes.push_back(outbox_write(reply[1]));
+        d.writes.push_back(outbox_write(reply[1]));
       }
-      writes.push_back(SideWrite{.family = consumer_offsets_family,
-                                 .key = offset_key(record.topic, record.partition),
-                                 .value = std::to_string(record.offset + 1)});
-      out.reason = "answered before";
+      d.writes.push_back(SideWrite{.family = consumer_offsets_family,
+                                   .key = offset_key(record.topic, record.partition),
+                                   .value = std::to_string(record.offset + 1)});
+      d.out.reason = "answered before";
     }
-    auto s = log_.append({}, writes);
-    if (!s.ok()) return s.error();
-    return out;
+    return d;
   }
+  std::optional<NewEvent> event;
+  d.answer = handler_.decide(request, event);
+  if (d.answer.code == AnswerCode::unavailable) {
+    return retriable_error("the store is unavailable: " + d.answer.message);
+  }
+  d.read = !request.kind->event;
+  d.event = std::move(event);
+  d.out.code = d.answer.code;
+  d.out.reason = d.answer.message;
+  d.out.outcome = dead_letter_code(d.answer.code) ? RecordOutcome::dead_lettered : RecordOutcome::answered;
+  if (!d.event) d.writes = writes_for(record, d.answer, d.read);
+  return d;
+}
 
-  const bool read = !request->kind->event;
-  Answer answer = handler_.handle(*request, [&](const Answer& a) {
-    std::optional<std::string> reason;
-    if (dead_letter_code(a.code)) reason = std::string(answer_code_name(a.code)) + ": " + a.message;
-    return answer_writes(record, a, read, /*remember=*/true, reason);
-  });
-  if (answer.code == AnswerCode::unavailable) return retriable_error("the store is unavailable: " + answer.message);
-  ProcessedRecord out{.outcome = dead_letter_code(answer.code) ? RecordOutcome::dead_lettered : RecordOutcome::answered,
-                      .topic = std::string(record.topic),
-                      .action = action,
-                      .code = answer.code,
-                      .reason = answer.message,
-                      .events_appended = answer.events.size()};
-  return out;
+std::vector<SideWrite> RequestProcessor::writes_for(const ConsumedRecord& record, const Answer& answer,
+                                                    bool read) const {
+  std::optional<std::string> reason;
+  if (dead_letter_code(answer.code)) reason = std::string(answer_code_name(answer.code)) + ": " + answer.message;
+  return answer_writes(record, answer, read, /*remember=*/true, reason);
+}
+
+// Stores a wave of decisions in one append (one batch, one WAL sync): the
+// events of those that have one, every side write, the answers made once
+// the sequences are known. Refused (a stream rule, a partial duplicate):
+// nothing was written and the caller decides them one by one.
+Status RequestProcessor::commit_wave(const std::vector<const ConsumedRecord*>& records, std::vector<Decision>& wave) {
+  std::vector<NewEvent> events;
+  std::vector<SideWrite> writes;
+  for (std::size_t i = 0; i < wave.size(); ++i) {
+    Decision& d = wave[i];
+    if (d.skipped) continue;
+    if (!d.event) {
+      for (auto& w : d.writes) writes.push_back(std::move(w));
+      continue;
+    }
+    const std::size_t at = events.size();
+    events.push_back(*d.event);
+    // The answer's writes, made once the event's sequence is known.
+    auto made = std::make_shared<std::optional<std::vector<SideWrite>>>();
+    const ConsumedRecord* record = records[i];
+    auto build = [this, made, record, at, answer = d.answer, read = d.read,
+                  type = payload_type(d.event->payload)](const AppendResult& r) -> const std::vector<SideWrite>& {
+      if (!*made) {
+        Answer final = answer;
+        final.events = {{type, r.positions[at].seq}};
+        final.message = r.duplicate ? "already applied (a redelivered request)" : "applied";
+        *made = writes_for(*record, final, read);
+      }
+      return **made;
+    };
+    const auto shape = writes_for(*record, d.answer, d.read);
+    for (std::size_t k = 0; k < shape.size(); ++k) {
+      SideWrite w = shape[k];
+      if (w.value) w.value_after = [build, k](const AppendResult& r) { return *build(r)[k].value; };
+      writes.push_back(std::move(w));
+    }
+  }
+  if (events.empty() && writes.empty()) return {};
+  auto appended = log_.append(events, writes);
+  if (!appended.ok()) return appended.error();
+  std::size_t at = 0;
+  for (auto& d : wave) {
+    if (!d.event) continue;
+    d.out.events_appended = 1;
+    d.out.reason = appended->duplicate ? "already applied (a redelivered request)" : "applied";
+    (void)appended->positions[at++];
+  }
+  return {};
+}
+
+static AnswerCode refusal_code(const Error& e) {
+  switch (e.code()) {
+    case ErrorCode::conflict: return AnswerCode::conflict;
+    case ErrorCode::invalid_argument: return AnswerCode::invalid;
+    case ErrorCode::not_found: return AnswerCode::not_found;
+    default: return AnswerCode::unavailable;
+  }
+}
+
+static bool is_refusal(const Error& e) {
+  return e.code() == ErrorCode::conflict || e.code() == ErrorCode::invalid_argument ||
+         e.code() == ErrorCode::not_found;
+}
+
+Result<ProcessedRecord> RequestProcessor::process(const ConsumedRecord& record) {
+  auto out = process_batch(std::span(&record, 1));
+  if (!out.ok()) return out.error();
+  return std::move(out->front());
+}
+
+Result<ProcessedRecord> RequestProcessor::process_alone(const ConsumedRecord& record) {
+  auto screened = screen(record);
+  if (!screened.ok()) return screened.error();
+  std::vector<Decision> wave;
+  if (screened->decided) {
+    wave.push_back(std::move(*screened->decided));
+  } else {
+    auto d = decide(record, *screened->request);
+    if (!d.ok()) return d.error();
+    wave.push_back(std::move(*d));
+  }
+  std::vector<const ConsumedRecord*> records = {&record};
+  auto s = commit_wave(records, wave);
+  if (!s.ok() && is_refusal(s.error()) && wave.front().event) {
+    // The log refused the event (an expected version moved, a stream rule):
+    // that is the answer.
+    Decision& d = wave.front();
+    d.answer.code = refusal_code(s.error());
+    d.answer.message = s.error().message();
+    d.event.reset();
+    d.writes = writes_for(record, d.answer, d.read);
+    d.out.code = d.answer.code;
+    d.out.reason = d.answer.message;
+    d.out.outcome = dead_letter_code(d.answer.code) ? RecordOutcome::dead_lettered : RecordOutcome::answered;
+    s = commit_wave(records, wave);
+  }
+  if (!s.ok()) return s.error();
+  return std::move(wave.front().out);
+}
+
+Result<std::vector<ProcessedRecord>> RequestProcessor::process_batch(std::span<const ConsumedRecord> batch) {
+  std::vector<ProcessedRecord> results;
+  results.reserve(batch.size());
+  std::vector<Decision> wave;
+  std::vector<const ConsumedRecord*> wave_records;
+  std::set<std::string> wave_keys;
+  std::size_t wave_side_writes = 0;
+  auto flush = [&]() -> Status {
+    if (wave.empty()) return {};
+    auto s = commit_wave(wave_records, wave);
+    if (s.ok()) {
+      for (auto& d : wave) results.push_back(std::move(d.out));
+    } else if (is_refusal(s.error())) {
+      // One of them was refused by the log and nothing was written: decide
+      // and store them one by one.
+      for (const ConsumedRecord* r : wave_records) {
+        auto one = process_alone(*r);
+        if (!one.ok()) return one.error();
+        results.push_back(std::move(*one));
+      }
+    } else {
+      return s;
+    }
+    wave.clear();
+    wave_records.clear();
+    wave_keys.clear();
+    wave_side_writes = 0;
+    return {};
+  };
+  for (const ConsumedRecord& record : batch) {
+    auto screened = screen(record);
+    if (!screened.ok()) return screened.error();
+    std::vector<std::string> keys;
+    if (screened->request) keys = conflict_keys(*screened->request);
+    bool clash = wave.size() >= wave_requests_max || wave_side_writes + request_side_writes_max > limits::side_writes_max;
+    for (const auto& k : keys) clash = clash || wave_keys.count(k);
+    if (clash) {
+      if (auto s = flush(); !s.ok()) return s.error();
+    }
+    Decision d;
+    if (screened->decided) {
+      d = std::move(*screened->decided);
+    } else {
+      auto decided = decide(record, *screened->request);
+      if (!decided.ok()) return decided.error();
+      d = std::move(*decided);
+    }
+    wave_side_writes += request_side_writes_max;
+    wave_keys.insert(keys.begin(), keys.end());
+    wave.push_back(std::move(d));
+    wave_records.push_back(&record);
+  }
+  if (auto s = flush(); !s.ok()) return s.error();
+  return results;
 }
 
 }  // namespace cs

@@ -94,6 +94,12 @@ class CommandHandler {
   // code `unavailable` was not stored, nor anything else: the store could not
   // be read or written, and the transport tries the request again later.
   Answer handle(const Request& request, const AnswerWrites& writes = {});
+  // Decides without storing: the answer, and in `event` the event to append
+  // when the request changes something (the answer's events are then left
+  // for the caller to fill once appended). For transports that store many
+  // requests' outcomes in one append. An `unavailable` answer: the store
+  // could not be read.
+  Answer decide(const Request& request, std::optional<NewEvent>& event);
 
  private:
   struct Context;
@@ -107,8 +113,6 @@ class CommandHandler {
   Status check_entity_rules(const Request& request, Context& context) const;
   Result<NewEvent> build_event(const Request& request, const Context& context) const;
   Answer read(const Request& request, const Context& context) const;
-  // The answer before anything is stored, and the event to append if any.
-  Answer decide(const Request& request, std::optional<NewEvent>& event);
   // Stores an answer that appends nothing (unavailable ones excepted).
   Answer store(Answer answer, const AnswerWrites& writes);
 

@@ -35,8 +35,8 @@ inline constexpr std::int64_t amount_max = 1'000'000'000'000;
 // bits; appends that would pass it are refused.
 inline constexpr std::int64_t token_total_max = 1'000 * amount_max;
 // Side writes (EventLog::append) in one append, and their keys and values.
-inline constexpr std::size_t side_writes_max = 64;
-inline constexpr std::size_t side_write_bytes_max = 1 << 20;
+inline constexpr std::size_t side_writes_max = 2048;
+inline constexpr std::size_t side_write_bytes_max = 32 << 20;
 // Fields named in one `updatedFields`.
 inline constexpr std::size_t updated_fields_max = 64;
 // Nesting of arrays and objects in any JSON text the store reads (event lines,

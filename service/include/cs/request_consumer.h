@@ -15,6 +15,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct RequestConsumerOptions {
   int topic_partitions = 3;
   int replication_factor = 1;
   int poll_timeout_ms = 100;
+  // Records handed to the processor at once, at most (what Kafka has ready).
+  std::size_t batch_records_max = 512;
   int operation_timeout_ms = 30'000;
   // A record whose outcome cannot be stored is tried again this many times,
   // this far apart, then run() fails (the process restarts from the stored
@@ -67,7 +70,7 @@ class RequestConsumer {
  private:
   struct Kafka;
   RequestConsumer(RequestProcessor& processor, RequestConsumerOptions options);
-  Status process_with_retries(const ConsumedRecord& record);
+  Status process_with_retries(std::span<const ConsumedRecord> records);
 
   RequestProcessor& processor_;
   RequestConsumerOptions options_;

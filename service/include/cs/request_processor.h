@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -47,6 +48,10 @@ namespace cs {
 
 inline constexpr const char* consumer_offsets_family = "consumer_offsets";
 inline constexpr const char* request_answers_family = "request_answers";
+// Requests stored in one append at most, and the side writes one request
+// makes at most (answer, NestJS reply, first answer, dead letter, offset).
+inline constexpr std::size_t wave_requests_max = 256;
+inline constexpr std::size_t request_side_writes_max = 5;
 
 // One record as Kafka delivered it; views valid during process().
 struct ConsumedRecord {
@@ -92,10 +97,36 @@ class RequestProcessor {
   // was stored: give the same record again, or stop). Never fails on the
   // record's content.
   Result<ProcessedRecord> process(const ConsumedRecord& record);
+  // The same for records in the order Kafka gave them, one outcome each.
+  // Consecutive records that touch different customers and requestIds are
+  // decided on the same state and stored in one append (one batch, one WAL
+  // sync: a "wave"); a record touching a customer already in the wave starts
+  // the next one, so each decision sees the ones before it. A wave the log
+  // refuses is decided again record by record. On an error, the outcomes of
+  // the waves before it are stored: give the records again (the stored ones
+  // are skipped).
+  Result<std::vector<ProcessedRecord>> process_batch(std::span<const ConsumedRecord> records);
 
  private:
-  Result<ProcessedRecord> dead_letter(const ConsumedRecord& record, std::string reason,
-                                      const std::optional<Answer>& answer);
+  struct Decision {
+    ProcessedRecord out;
+    std::vector<SideWrite> writes;  // without an event: everything to store
+    std::optional<NewEvent> event;  // with one: its answer's writes are made once its seq is known
+    Answer answer;
+    bool read = false;
+    bool skipped = false;
+  };
+  struct Screened {
+    std::optional<Decision> decided;  // decided without the read models
+    std::optional<Request> request;   // otherwise
+  };
+  Result<Screened> screen(const ConsumedRecord& record) const;
+  static std::vector<std::string> conflict_keys(const Request& request);
+  Result<Decision> decide(const ConsumedRecord& record, const Request& request);
+  Status commit_wave(const std::vector<const ConsumedRecord*>& records, std::vector<Decision>& wave);
+  Result<ProcessedRecord> process_alone(const ConsumedRecord& record);
+  Decision dead_letter(const ConsumedRecord& record, std::string reason, const std::optional<Answer>& answer) const;
+  std::vector<SideWrite> writes_for(const ConsumedRecord& record, const Answer& answer, bool read) const;
   std::vector<SideWrite> answer_writes(const ConsumedRecord& record, const Answer& answer, bool read,
                                        bool remember, std::optional<std::string> dead_letter_reason) const;
 
