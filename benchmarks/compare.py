@@ -22,6 +22,7 @@ BASELINES = {
     "BM_LogCliImport": "BM_RawCliFill",
     "BM_LogCliRebuild": "BM_RawCliReadSeq",
     "BM_LogCliAudit": "BM_RawCliReadSeq",
+    "BM_LogDaemonRequests": "BM_RawRoundTrip",
 }
 
 
@@ -51,7 +52,9 @@ def main(path):
             raw_name = raw_prefix + name[len(ours_prefix):]
             base = name.split("/")[0]
             if base in BASELINES:
-                raw_name = BASELINES[base]
+                raw_name = BASELINES[base] + name[len(base):]  # same arguments first
+                if raw_name not in medians:
+                    raw_name = BASELINES[base]
             elif base == "BM_LogCliRead":
                 raw_name = "BM_LogCliExport"  # reads must print as fast per event as export
             if raw_name not in medians:

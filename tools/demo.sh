@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh machine: install, build, generate a
-# deterministic demo history, append it to a log, and print a summary.
-#   tools/demo.sh [--customers N] [--seed S] [--data-dir DIR]
+# deterministic demo history, append it to a log, print a summary, publish it
+# to a local Kafka broker, then run the customer-service daemon on it and
+# send it the seed's admin action.
+#   tools/demo.sh [--customers N] [--seed S] [--data-dir DIR] [--serve | --no-serve]
+# --serve (the default on a terminal) keeps the daemon and the broker running
+# until Ctrl-C; --no-serve (the default otherwise) stops them at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 customers=200 seed=42 data_dir=demo-data
+serve=0
+[ -t 1 ] && serve=1
 while [ $# -gt 0 ]; do
   case "$1" in
+    --serve) serve=1; shift ;;
+    --no-serve) serve=0; shift ;;
     --customers) customers="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
     --data-dir) data_dir="$2"; shift 2 ;;
@@ -38,6 +46,49 @@ $csctl audit tokens --data-dir "$data_dir" --html "$data_dir.audit.html" | tail 
 echo "   (chart: $data_dir.audit.html)"
 echo "== publishing the log to a local Kafka broker, exactly once"
 kafka_dir="$(pwd)/.kafka/demo"
-trap 'bash tools/kafka/broker.sh stop --data-dir "$kafka_dir" >/dev/null 2>&1 || true' EXIT
+daemon_pid=""
+cleanup() {
+  [ -n "$daemon_pid" ] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  bash tools/kafka/broker.sh stop --data-dir "$kafka_dir" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+brokers=127.0.0.1:19292
 bash tools/kafka/broker.sh start --port 19292 --data-dir "$kafka_dir"
-$csctl publish --data-dir "$data_dir" --brokers 127.0.0.1:19292 --once
+$csctl publish --data-dir "$data_dir" --brokers "$brokers" --once
+
+echo "== the customer-service daemon on $data_dir (requests from Kafka, answers and events to Kafka)"
+services="$data_dir.services.json"
+( umask 077
+  printf '{"services":{'
+  sep=""
+  for s in admin-service accounting-service app-mobile-service portfolio-sme-service portfolio-institution-service; do
+    printf '%s"%s":{"secret":"%s"}' "$sep" "$s" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    sep=","
+  done
+  printf '}}\n' ) > "$services"
+# The same transactional id as csctl publish: the daemon continues from its checkpoint.
+build/bin/customer-service --data-dir "$data_dir" --brokers "$brokers" --services "$services" \
+  --transactional-id customer-service-distributor > "$data_dir.daemon.out" 2> "$data_dir.daemon.log" &
+daemon_pid=$!
+for _ in $(seq 1 600); do
+  grep -q '^ready$' "$data_dir.daemon.out" 2>/dev/null && break
+  kill -0 "$daemon_pid" 2>/dev/null || { cat "$data_dir.daemon.log"; exit 1; }
+  sleep 0.1
+done
+grep -q '^ready$' "$data_dir.daemon.out" || { echo "demo: the daemon did not become ready"; cat "$data_dir.daemon.log"; exit 1; }
+echo "   ready (structured log: $data_dir.daemon.log)"
+pending=$($csctl list customers --status pending --limit 1 --data-dir "$data_dir" 2>/dev/null |
+  sed -n 's/.*"customerId":"\([^"]*\)".*/\1/p' | head -1)
+request='{"customerId":"'"$pending"'","adminId":"00000000-0000-4000-8000-000000000001","action":"validate","details":{"notes":"KYC documents checked"}}'
+echo "== the seed's admin action through Kafka: validate pending customer $pending"
+$csctl request --brokers "$brokers" --topic admin.customer.action --service admin-service --services "$services" "$request"
+echo
+echo "Try it yourself (the daemon signs nothing for you: csctl request signs with the service's secret):"
+echo "  $csctl request --brokers $brokers --topic customer.data.request --service accounting-service \\"
+echo "      --services $services '{\"customerId\":\"$pending\",\"include\":[\"customer\",\"tokens\"]}'"
+echo "  answers: topic customer.request.result (commands), customer.data.response (reads), customer-service.dlq"
+if [ "$serve" = 1 ]; then
+  echo "The daemon serves on $brokers until Ctrl-C."
+  wait "$daemon_pid" || true
+  daemon_pid=""
+fi

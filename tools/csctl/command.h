@@ -58,6 +58,7 @@ int run_list(const Args& args);
 int run_rebuild(const Args& args);
 int run_replay(const Args& args);
 int run_export(const Args& args);
+int run_request(const Args& args);
 int run_import(const Args& args);
 int run_audit(const Args& args);
 int run_publish(const Args& args);

@@ -28,6 +28,7 @@ constexpr Subcommand subcommands[] = {
     {"publish", "publish the log to Kafka, exactly once (to the head, or continuously)", cs::csctl::run_publish},
     {"republish", "send a range of the log again, on purpose", cs::csctl::run_republish},
     {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
+    {"request", "send one signed request to the daemon over Kafka and print its answer", cs::csctl::run_request},
 };
 
 void print_usage(std::ostream& out) {
