@@ -526,5 +526,38 @@ TEST_F(DaemonTest, EveryServiceAndActionOfTheMatrixIsAllowedOrDeniedAsDesigned) 
   EXPECT_GT(denied, 40u);
 }
 
+// csctl request: signs with the service's secret, prints the answer, and its
+// exit status says accepted (0) or rejected (1).
+TEST_F(DaemonTest, CsctlRequestSendsASignedRequestAndPrintsItsAnswer) {
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  auto run = [&](const std::string& topic, const std::string& service, const std::string& request) {
+    const std::string out = (dir_ / "request.out").string();
+    const std::string command = std::string(CS_BIN_DIR) + "/csctl request --brokers " + test::kafka_brokers() +
+                                " --topic " + topic + " --service " + service + " --services " +
+                                (dir_ / "services.json").string() + " --topic-prefix " + prefix_ + " '" + request +
+                                "' > " + out + " 2>/dev/null";
+    int status = std::system(command.c_str());
+    std::ifstream in(out);
+    std::string line;
+    std::getline(in, line);
+    return std::make_pair(WEXITSTATUS(status), nlohmann::json::parse(line, nullptr, false));
+  };
+  auto [code, created] = run("customer.update.request", "app-mobile-service",
+                             R"({"action":"create","customerType":"sme","name":"Req","email":"req@example.com"})");
+  ASSERT_EQ(code, 0) << created.dump();
+  ASSERT_EQ(created["status"], "accepted");
+  const std::string customer = created["customerId"];
+  auto [read_code, read] = run("customer.data.request", "accounting-service",
+                               R"({"customerId":")" + customer + R"(","include":["customer","tokens"]})");
+  EXPECT_EQ(read_code, 0);
+  EXPECT_EQ(read["customer"]["status"], "pending") << read.dump();
+  auto [denied_code, denied] = run("admin.customer.action", "accounting-service",
+                                   R"({"action":"validate","customerId":")" + customer +
+                                       R"(","adminId":"00000000-0000-4000-8000-000000000001"})");
+  EXPECT_EQ(denied_code, 1);
+  EXPECT_EQ(denied["code"], "forbidden") << denied.dump();
+}
+
 }  // namespace
 }  // namespace cs

@@ -53,9 +53,15 @@ cleanup() {
 }
 trap cleanup EXIT
 brokers=127.0.0.1:19292
+# The demo's history is new on every run: so is its broker's data.
+bash tools/kafka/broker.sh stop --data-dir "$kafka_dir" >/dev/null 2>&1 || true
+rm -rf "$kafka_dir"
 bash tools/kafka/broker.sh start --port 19292 --data-dir "$kafka_dir"
 $csctl publish --data-dir "$data_dir" --brokers "$brokers" --once
 
+# A pending customer for the seed's admin action (read before the daemon holds the store).
+pending=$($csctl list customers --status pending --data-dir "$data_dir" |
+  sed -n 's/.*"customerId":"\([^"]*\)".*/\1/p' | head -1)
 echo "== the customer-service daemon on $data_dir (requests from Kafka, answers and events to Kafka)"
 services="$data_dir.services.json"
 ( umask 077
@@ -77,8 +83,6 @@ for _ in $(seq 1 600); do
 done
 grep -q '^ready$' "$data_dir.daemon.out" || { echo "demo: the daemon did not become ready"; cat "$data_dir.daemon.log"; exit 1; }
 echo "   ready (structured log: $data_dir.daemon.log)"
-pending=$($csctl list customers --status pending --limit 1 --data-dir "$data_dir" 2>/dev/null |
-  sed -n 's/.*"customerId":"\([^"]*\)".*/\1/p' | head -1)
 request='{"customerId":"'"$pending"'","adminId":"00000000-0000-4000-8000-000000000001","action":"validate","details":{"notes":"KYC documents checked"}}'
 echo "== the seed's admin action through Kafka: validate pending customer $pending"
 $csctl request --brokers "$brokers" --topic admin.customer.action --service admin-service --services "$services" "$request"

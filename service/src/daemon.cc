@@ -54,6 +54,8 @@ class PublishLoop {
     lock.unlock();
     thread_.join();
   }
+  // True once a distributor was opened (its topics, the answers' included, exist).
+  bool opened() const { return opened_; }
   // Set when the loop ended on an error that restarting cannot mend here.
   std::optional<Error> failure() {
     std::lock_guard lock(mu_);
@@ -77,6 +79,7 @@ class PublishLoop {
         auto opened = Distributor::open(log_, options_);
         if (opened.ok()) {
           distributor = std::move(*opened);
+          opened_ = true;
           log("info", "distributor_open", {{"checkpoint", distributor->checkpoint().value},
                                            {"outboxCheckpoint", distributor->outbox_checkpoint()}});
         } else if (opened.error().cause() == ErrorCause::fenced ||
@@ -127,6 +130,7 @@ class PublishLoop {
   DistributorOptions options_;
   const DaemonOptions& daemon_;
   std::atomic<bool> abort_{false};
+  std::atomic<bool> opened_{false};
   std::mutex mu_;
   std::condition_variable cv_, cv_done_;
   bool woken_ = false, draining_ = false, finished_ = false;
@@ -211,11 +215,11 @@ Status run_daemon(const DaemonOptions& o) {
   // Static membership: a restarted daemon takes its partitions back at once
   // instead of waiting for the dead member's session to time out.
   c.kafka_settings.emplace_back("group.instance.id", o.transactional_id);
-  bool ready = false;
+  // Ready: the consumer has its partitions and the distributor its topics.
+  std::atomic<bool> assigned{false};
   c.on_assigned = [&](std::size_t partitions) {
     log("info", "assigned", {{"partitions", partitions}});
-    if (!ready && o.on_ready) o.on_ready();
-    ready = true;
+    assigned = true;
   };
   c.on_processed = [&](const ConsumedRecord& r, const ProcessedRecord& p, double seconds) {
     log(p.outcome == RecordOutcome::dead_lettered ? "warn" : "info", "request",
@@ -235,8 +239,14 @@ Status run_daemon(const DaemonOptions& o) {
   std::atomic<bool> stop_consumer{false};
   c.stop_requested = &stop_consumer;
   std::thread watcher([&] {
+    bool ready = false;
     while (!stop_consumer) {
       if (stopping() || publisher.failure()) stop_consumer = true;
+      if (!ready && assigned && publisher.opened()) {
+        ready = true;
+        log("info", "ready", {});
+        if (o.on_ready) o.on_ready();
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
