@@ -233,7 +233,7 @@ void BM_LogDaemonRequests(benchmark::State& state) {
       const std::string bin = std::string(CS_BIN_DIR) + "/customer-service";
       execl(bin.c_str(), bin.c_str(), "--data-dir", (dir.path() / "data").c_str(), "--brokers", brokers().c_str(),
             "--services", (dir.path() / "services.json").c_str(), "--topic-prefix", run.c_str(), "--group",
-            (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "3",
+            (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "3", "--http", "127.0.0.1:0",
             static_cast<char*>(nullptr));
       _exit(127);
     }

@@ -44,7 +44,7 @@ class DaemonTest : public ::testing::Test {
   std::vector<std::string> args(const std::string& data = "data") const {
     return {"--data-dir", (dir_ / data).string(), "--brokers", test::kafka_brokers(), "--services",
             (dir_ / "services.json").string(), "--topic-prefix", prefix_, "--group", prefix_ + "group",
-            "--transactional-id", prefix_ + "distributor", "--partitions", "2"};
+            "--transactional-id", prefix_ + "distributor", "--partitions", "2", "--http", "127.0.0.1:0"};
   }
   std::string topic(const std::string& t) const { return prefix_ + t; }
   std::string new_request_id() { return test::uuid(800'000 + next_request_++).to_string(); }

@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   librocksdb-dev librdkafka-dev libcereal-dev libboost-program-options-dev
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libsimdjson-dev libssl-dev uuid-dev libabsl-dev
+  libcpp-httplib-dev prometheus-cpp-dev prometheus
   default-jre-headless maven
 )
 

@@ -175,7 +175,7 @@ Answer CommandHandler::handle(const Request& request, const AnswerWrites& writes
       side_writes[i].value_after = [made, &writes, i, type = *request.kind->event](const AppendResult& r) {
         if (!made->writes) {
           made->answer.events = {{type, r.positions.front().seq}};
-          if (r.duplicate) made->answer.message = "already applied (a redelivered request)";
+          made->answer.message = r.duplicate ? "already applied (a redelivered request)" : "applied";
           made->writes = writes(made->answer);
         }
         CS_ASSERT(i < made->writes->size() && (*made->writes)[i].value, "answer writes keep their shape");

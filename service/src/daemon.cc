@@ -8,6 +8,8 @@
 #include "cs/authorization.h"
 #include "cs/command_handler.h"
 #include "cs/distributor.h"
+#include "cs/http_api.h"
+#include "cs/metrics.h"
 #include "cs/event_log.h"
 #include "cs/outbox.h"
 #include "cs/projection_engine.h"
@@ -20,14 +22,17 @@ namespace cs {
 namespace {
 
 constexpr int reopen_pause_ms = 1'000;
+// /readyz says not ready while a projection is more events than this behind the log.
+constexpr std::uint64_t readiness_projection_lag_max = 10'000;
 
 // The distributor's thread: publishes whenever woken, and at least every
 // publish_interval_ms; reopens the distributor after a failure.
 class PublishLoop {
  public:
-  PublishLoop(const EventLog& log, DistributorOptions options, const DaemonOptions& daemon)
-      : log_(log), options_(std::move(options)), daemon_(daemon) {
+  PublishLoop(const EventLog& log, DistributorOptions options, const DaemonOptions& daemon, Metrics& metrics)
+      : log_(log), options_(std::move(options)), daemon_(daemon), metrics_(metrics) {
     options_.stop_requested = &abort_;
+    options_.on_transaction = [this](bool committed) { metrics_.count_transaction(committed); };
     thread_ = std::thread([this] { run(); });
   }
   ~PublishLoop() { stop(); }
@@ -104,12 +109,23 @@ class PublishLoop {
         if (draining || pause(reopen_pause_ms)) break;
         continue;
       }
+      report(*distributor);
       if (draining) break;
       pause(daemon_.publish_interval_ms);
     }
     std::lock_guard lock(mu_);
     finished_ = true;
     cv_done_.notify_all();
+  }
+  void report(const Distributor& d) {
+    const Sequence checkpoint = d.checkpoint(), head = log_.head();
+    double lag_seconds = 0;
+    if (head > checkpoint) {
+      if (auto oldest = log_.read_event(checkpoint.next()); oldest.ok()) {
+        lag_seconds = std::max(0.0, static_cast<double>(Timestamp::now().micros - oldest->recorded_at.micros) / 1e6);
+      }
+    }
+    metrics_.set_publish(checkpoint.value, head.value - std::min(head.value, checkpoint.value), lag_seconds);
   }
   // Waits until woken or `ms` passed; true when draining began.
   bool pause(int ms) {
@@ -129,6 +145,7 @@ class PublishLoop {
   const EventLog& log_;
   DistributorOptions options_;
   const DaemonOptions& daemon_;
+  Metrics& metrics_;
   std::atomic<bool> abort_{false};
   std::atomic<bool> opened_{false};
   std::mutex mu_;
@@ -200,9 +217,35 @@ Status run_daemon(const DaemonOptions& o) {
   if (auto caught = (*engine)->catch_up(); !caught.ok()) return caught.error();
   log("info", "store_open", {{"dataDir", o.data_dir.string()}, {"head", event_log->head().value}});
 
+  Metrics metrics;
+  std::mutex decisions;  // the consumer's and the HTTP API's decisions, one at a time
   CommandHandler handler(*event_log, **engine, matrix);
   RequestProcessor processor(*event_log, handler, credentials ? &*credentials : nullptr, prefix);
-  PublishLoop publisher(*event_log, d, o);
+  processor.set_decisions_mutex(&decisions);
+  processor.set_append_observer([&](double seconds) { metrics.observe_append(seconds); });
+  PublishLoop publisher(*event_log, d, o, metrics);
+  std::atomic<bool> assigned{false};
+
+  std::unique_ptr<HttpApi> http;
+  if (!o.http_address.empty()) {
+    HttpApiOptions h;
+    h.address = o.http_address;
+    h.topic_prefix = prefix;
+    h.readiness = [&]() {
+      std::uint64_t behind = 0;
+      const auto head = event_log->head();
+      for (const auto& p : (*engine)->status()) behind = std::max(behind, head.value - std::min(head.value, p.checkpoint.value));
+      const bool ready = assigned && publisher.opened() && behind <= readiness_projection_lag_max;
+      return nlohmann::json{{"ready", ready},
+                            {"log", {{"open", true}, {"head", head.value}}},
+                            {"projections", {{"caughtUp", behind <= readiness_projection_lag_max}, {"behind", behind}}},
+                            {"kafka", {{"consumerAssigned", assigned.load()}, {"distributorOpen", publisher.opened()}}}};
+    };
+    http = std::make_unique<HttpApi>(*event_log, **engine, handler, decisions, credentials ? &*credentials : nullptr,
+                                     matrix, metrics, std::move(h));
+    if (auto s = http->start(); !s.ok()) return s.error();
+    log("info", "http", {{"address", o.http_address}, {"port", http->port()}});
+  }
 
   RequestConsumerOptions c;
   c.brokers = o.brokers;
@@ -216,12 +259,21 @@ Status run_daemon(const DaemonOptions& o) {
   // instead of waiting for the dead member's session to time out.
   c.kafka_settings.emplace_back("group.instance.id", o.transactional_id);
   // Ready: the consumer has its partitions and the distributor its topics.
-  std::atomic<bool> assigned{false};
   c.on_assigned = [&](std::size_t partitions) {
     log("info", "assigned", {{"partitions", partitions}});
     assigned = true;
   };
+  c.on_lag = [&](const std::string& topic, std::int32_t partition, std::int64_t lag) {
+    metrics.set_consumer_lag(topic, partition, lag);
+  };
   c.on_processed = [&](const ConsumedRecord& r, const ProcessedRecord& p, double seconds) {
+    if (p.outcome != RecordOutcome::skipped) {
+      metrics.count_request(r.topic, p.action, answer_code_name(p.code), seconds);
+    }
+    if (p.events_appended > 0 && p.event_type) metrics.count_events(event_type_name(*p.event_type), p.events_appended);
+    if (p.outcome == RecordOutcome::dead_lettered) {
+      metrics.count_dead_letter(r.topic, std::string_view(p.reason).substr(0, p.reason.find(':')));
+    }
     log(p.outcome == RecordOutcome::dead_lettered ? "warn" : "info", "request",
         {{"topic", r.topic},
          {"partition", r.partition},
@@ -240,12 +292,17 @@ Status run_daemon(const DaemonOptions& o) {
   c.stop_requested = &stop_consumer;
   std::thread watcher([&] {
     bool ready = false;
+    std::uint64_t ticks = 0;
     while (!stop_consumer) {
       if (stopping() || publisher.failure()) stop_consumer = true;
       if (!ready && assigned && publisher.opened()) {
         ready = true;
         log("info", "ready", {});
-        if (o.on_ready) o.on_ready();
+        if (o.on_ready) o.on_ready(http ? http->port() : 0);
+      }
+      if (++ticks % 25 == 0) {  // about every half second
+        metrics.set_head(event_log->head().value);
+        for (const auto& p : (*engine)->status()) metrics.set_projection_seq(p.name, p.checkpoint.value);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -268,6 +325,7 @@ Status run_daemon(const DaemonOptions& o) {
   stop_consumer = true;
   watcher.join();
   consumer.reset();
+  if (http) http->stop();
   publisher.stop();
   if (auto f = publisher.failure(); f && result.ok()) result = *f;
   log(result.ok() ? "info" : "error", "stopped", result.ok() ? nlohmann::json{{"ok", true}}

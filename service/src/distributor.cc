@@ -475,6 +475,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
 
   auto abort_and_fail = [&](Error error) -> Error {
     if (open) {
+      if (options_.on_transaction) options_.on_transaction(false);
       if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
         return s.error();
       }
@@ -511,6 +512,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       return to_error(error);
     }
     open = false;
+    if (options_.on_transaction) options_.on_transaction(true);
     if (move_checkpoint) {
       checkpoint_ = last_in_transaction;
       outbox_checkpoint_ = outbox_last_in_transaction;

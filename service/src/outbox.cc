@@ -79,4 +79,22 @@ SideWrite outbox_write(const OutboxRecord& record) {
   return SideWrite{.family = outbox_family, .value = encode_outbox_record(record), .sequenced = true};
 }
 
+std::string encode_remembered_answer(std::string_view source_service, const OutboxRecord& answer) {
+  const std::size_t n = std::min<std::size_t>(source_service.size(), 255);  // service names are short
+  std::string out(1, static_cast<char>(n));
+  out.append(source_service.substr(0, n));
+  out += encode_outbox_record(answer);
+  return out;
+}
+
+Result<RememberedAnswer> decode_remembered_answer(std::string_view bytes) {
+  if (bytes.empty() || bytes.size() < 1u + static_cast<unsigned char>(bytes[0])) {
+    return corruption_error("request_answers: truncated entry");
+  }
+  const std::size_t n = static_cast<unsigned char>(bytes[0]);
+  auto answer = decode_outbox_record(bytes.substr(1 + n));
+  if (!answer.ok()) return corruption_error("request_answers: " + answer.error().message());
+  return RememberedAnswer{std::string(bytes.substr(1, n)), std::move(*answer)};
+}
+
 }  // namespace cs

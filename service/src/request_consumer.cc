@@ -154,8 +154,26 @@ ConsumedRecord view_of(const rd_kafka_message_t* m) {
 
 }  // namespace
 
+void RequestConsumer::report_lag() {
+  rd_kafka_t* rk = kafka_->consumer;
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  if (rd_kafka_assignment(rk, &assigned) != RD_KAFKA_RESP_ERR_NO_ERROR || !assigned) return;
+  rd_kafka_position(rk, assigned);
+  for (int i = 0; i < assigned->cnt; ++i) {
+    const auto& p = assigned->elems[i];
+    std::int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(rk, p.topic, p.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    if (high < 0) continue;
+    auto stored = processor_.stored_offset(p.topic, p.partition);
+    std::int64_t next = p.offset >= 0 ? p.offset : (stored.ok() && *stored ? **stored : low);
+    options_.on_lag(p.topic, p.partition, std::max<std::int64_t>(0, high - next));
+  }
+  rd_kafka_topic_partition_list_destroy(assigned);
+}
+
 Status RequestConsumer::run() {
   rd_kafka_t* rk = kafka_->consumer;
+  auto lag_reported = std::chrono::steady_clock::now();
   std::vector<rd_kafka_message_t*> batch;
   std::vector<ConsumedRecord> records;
   auto release = [&] {
@@ -185,6 +203,11 @@ Status RequestConsumer::run() {
       release();
       return Error(kafka_->assign_failure->code(),
                    "request consumer: reading the stored offsets: " + kafka_->assign_failure->message());
+    }
+    if (options_.on_lag &&
+        std::chrono::steady_clock::now() - lag_reported >= std::chrono::milliseconds(options_.lag_interval_ms)) {
+      report_lag();
+      lag_reported = std::chrono::steady_clock::now();
     }
     if (batch.empty()) continue;
     for (auto* m : batch) records.push_back(view_of(m));

@@ -1,6 +1,7 @@
 #include "cs/request_processor.h"
 
 #include <charconv>
+#include <chrono>
 #include <memory>
 #include <set>
 
@@ -38,29 +39,6 @@ std::string shown(std::string_view s) {
 
 bool dead_letter_code(AnswerCode code) {
   return code == AnswerCode::unauthenticated || code == AnswerCode::forbidden || code == AnswerCode::invalid;
-}
-
-// request_answers value: the sender, then the first answer record.
-std::string remembered(std::string_view source_service, const OutboxRecord& answer) {
-  std::string out(1, static_cast<char>(std::min<std::size_t>(source_service.size(), 255)));
-  out.append(source_service.substr(0, 255));
-  out += encode_outbox_record(answer);
-  return out;
-}
-
-struct Remembered {
-  std::string source_service;
-  OutboxRecord answer;
-};
-
-Result<Remembered> parse_remembered(std::string_view bytes) {
-  if (bytes.empty() || bytes.size() < 1u + static_cast<unsigned char>(bytes[0])) {
-    return corruption_error("request_answers: truncated entry");
-  }
-  const std::size_t n = static_cast<unsigned char>(bytes[0]);
-  auto answer = decode_outbox_record(bytes.substr(1 + n));
-  if (!answer.ok()) return corruption_error("request_answers: " + answer.error().message());
-  return Remembered{std::string(bytes.substr(1, n)), std::move(*answer)};
 }
 
 }  // namespace
@@ -135,7 +113,7 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
     const auto& id = answer.request_id->bytes();
     writes.push_back(SideWrite{.family = request_answers_family,
                                .key = std::string(reinterpret_cast<const char*>(id.data()), id.size()),
-                               .value = remembered(answer.source_service, records.front())});
+                               .value = encode_remembered_answer(answer.source_service, records.front())});
   }
   if (dead_letter_reason) {
     OutboxRecord dlq;
@@ -254,7 +232,7 @@ Result<RequestProcessor::Decision> RequestProcessor::decide(const ConsumedRecord
   d.out.topic = std::string(record.topic);
   d.out.action = action;
   if (*earlier) {
-    auto first = parse_remembered(**earlier);
+    auto first = decode_remembered_answer(**earlier);
     if (!first.ok()) return first.error();
     d.out.outcome = RecordOutcome::replayed;
     if (first->source_service != request.source_service) {
@@ -338,14 +316,17 @@ Status RequestProcessor::commit_wave(const std::vector<const ConsumedRecord*>& r
     }
   }
   if (events.empty() && writes.empty()) return {};
+  const auto started = std::chrono::steady_clock::now();
   auto appended = log_.append(events, writes);
   if (!appended.ok()) return appended.error();
-  std::size_t at = 0;
+  if (append_observer_) {
+    append_observer_(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
   for (auto& d : wave) {
     if (!d.event) continue;
-    d.out.events_appended = 1;
+    d.out.events_appended = appended->duplicate ? 0 : 1;
+    d.out.event_type = payload_type(d.event->payload);
     d.out.reason = appended->duplicate ? "already applied (a redelivered request)" : "applied";
-    (void)appended->positions[at++];
   }
   return {};
 }
@@ -401,6 +382,8 @@ Result<ProcessedRecord> RequestProcessor::process_alone(const ConsumedRecord& re
 }
 
 Result<std::vector<ProcessedRecord>> RequestProcessor::process_batch(std::span<const ConsumedRecord> batch) {
+  std::unique_lock<std::mutex> lock;
+  if (decisions_) lock = std::unique_lock(*decisions_);
   std::vector<ProcessedRecord> results;
   results.reserve(batch.size());
   std::vector<Decision> wave;

@@ -24,7 +24,7 @@ cat > "$work/services.json" <<JSON
 {"services":{"admin-service":{"secret":"$ADMIN_SECRET"}}}
 JSON
 "$bin_dir/customer-service" --data-dir "$work/data" --brokers "$CS_KAFKA_BROKERS" --services "$work/services.json" \
-  --topic-prefix "$prefix" --group "${prefix}group" --transactional-id "${prefix}tx" >"$work/out" 2>"$work/err" &
+  --topic-prefix "$prefix" --group "${prefix}group" --transactional-id "${prefix}tx" --http 127.0.0.1:0 >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 1 900); do
   grep -q '^ready$' "$work/out" 2>/dev/null && break

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
       "prepended to every topic read or written (several environments on one cluster)")(
       "topic-template", po::value<std::string>()->default_value("{event}"), "{event} or {service}.{event}")(
       "partitions", po::value<int>()->default_value(3), "partitions of the topics the daemon creates")(
+      "http", po::value<std::string>()->default_value("127.0.0.1:8080"),
+      "HTTP API, /healthz, /readyz, /metrics (host:port; port 0: any free one; 'off': none)")(
       "publish-interval-ms", po::value<int>()->default_value(100), "the distributor looks for new work this often")(
       "transaction-ms", po::value<int>()->default_value(100), "a transaction is committed once this old (ms)");
   po::variables_map vm;
@@ -98,6 +100,7 @@ int main(int argc, char** argv) {
   o.topic_prefix = vm["topic-prefix"].as<std::string>();
   o.topic_template = vm["topic-template"].as<std::string>();
   o.topic_partitions = vm["partitions"].as<int>();
+  o.http_address = vm["http"].as<std::string>() == "off" ? "" : vm["http"].as<std::string>();
   o.publish_interval_ms = vm["publish-interval-ms"].as<int>();
   o.transaction_time_max_ms = vm["transaction-ms"].as<int>();
   if (o.topic_partitions < 1 || o.publish_interval_ms < 1 || o.transaction_time_max_ms < 1 ||
@@ -111,7 +114,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   o.stop_requested = &stop_requested;
-  o.on_ready = [] { std::cout << "ready" << std::endl; };
+  o.on_ready = [](int http_port) {
+    if (http_port > 0) std::cout << "http " << http_port << "\n";
+    std::cout << "ready" << std::endl;
+  };
   o.log = log_line;
   struct sigaction stop {};
   stop.sa_handler = request_stop;

@@ -41,14 +41,17 @@ struct DaemonOptions {
   std::string topic_template = "{event}";
   int topic_partitions = 3;
   int replication_factor = 1;
+  // The HTTP API, health and metrics (http_api.h); empty: none.
+  std::string http_address = "127.0.0.1:8080";
   int publish_interval_ms = 100;
   int transaction_time_max_ms = 100;
   int drain_time_max_ms = 5'000;
   int operation_timeout_ms = 30'000;
   // Borrowed; set from a signal handler to stop.
   const std::atomic<bool>* stop_requested = nullptr;
-  // Called once the consumer has its first assignment ("ready").
-  std::function<void()> on_ready;
+  // Called once the consumer has its first assignment and the distributor
+  // its topics ("ready"), with the HTTP port (0 when no HTTP).
+  std::function<void(int http_port)> on_ready;
   // Structured log lines: level ("info", "warn", "error"), event name,
   // fields. No personal data is ever passed. May be called from any of the
   // daemon's threads (calls are serialized).

@@ -45,4 +45,15 @@ Result<OutboxRecord> decode_outbox_record(std::string_view bytes);
 // A side write appending `record` to the outbox (value made when stored).
 SideWrite outbox_write(const OutboxRecord& record);
 
+// The first answer to a requestId (family request_answers, key the
+// requestId's 16 bytes): who asked, and the answer record, so that a retry
+// is answered the same and another service's reuse is refused.
+inline constexpr const char* request_answers_family = "request_answers";
+struct RememberedAnswer {
+  std::string source_service;
+  OutboxRecord answer;
+};
+std::string encode_remembered_answer(std::string_view source_service, const OutboxRecord& answer);
+Result<RememberedAnswer> decode_remembered_answer(std::string_view bytes);
+
 }  // namespace cs

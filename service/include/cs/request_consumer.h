@@ -47,6 +47,10 @@ struct RequestConsumerOptions {
   std::function<void(std::size_t partitions)> on_assigned;
   // Called on the consumer's thread after each record's outcome is stored.
   std::function<void(const ConsumedRecord&, const ProcessedRecord&, double seconds)> on_processed;
+  // Called on the consumer's thread about every lag_interval_ms with each
+  // assigned partition's lag (high watermark - next offset to consume).
+  std::function<void(const std::string& topic, std::int32_t partition, std::int64_t lag)> on_lag;
+  int lag_interval_ms = 1'000;
   // Called on the consumer's thread for Kafka errors it rides out.
   std::function<void(const std::string& message)> on_kafka_error;
   // Extra librdkafka consumer settings (key, value).
@@ -71,6 +75,7 @@ class RequestConsumer {
   struct Kafka;
   RequestConsumer(RequestProcessor& processor, RequestConsumerOptions options);
   Status process_with_retries(std::span<const ConsumedRecord> records);
+  void report_lag();
 
   RequestProcessor& processor_;
   RequestConsumerOptions options_;

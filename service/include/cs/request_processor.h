@@ -32,6 +32,8 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -42,12 +44,12 @@
 
 #include "cs/command_handler.h"
 #include "cs/event_log.h"
+#include "cs/outbox.h"
 #include "cs/service_credentials.h"
 
 namespace cs {
 
 inline constexpr const char* consumer_offsets_family = "consumer_offsets";
-inline constexpr const char* request_answers_family = "request_answers";
 // Requests stored in one append at most, and the side writes one request
 // makes at most (answer, NestJS reply, first answer, dead letter, offset).
 inline constexpr std::size_t wave_requests_max = 256;
@@ -77,7 +79,8 @@ struct ProcessedRecord {
   std::string action;           // empty when it could not be read
   AnswerCode code = AnswerCode::accepted;
   std::string reason;           // the dead letter's reason, or the answer's message
-  std::size_t events_appended = 0;
+  std::size_t events_appended = 0;  // newly appended (0 for a request applied before)
+  std::optional<EventType> event_type;
 };
 
 class RequestProcessor {
@@ -107,6 +110,12 @@ class RequestProcessor {
   // are skipped).
   Result<std::vector<ProcessedRecord>> process_batch(std::span<const ConsumedRecord> records);
 
+  // Decisions of other transports (HTTP) serialize with this processor's on
+  // `decisions` (held for a whole batch). Borrowed; set before processing.
+  void set_decisions_mutex(std::mutex* decisions) { decisions_ = decisions; }
+  // Called with the seconds each wave's append took. Set before processing.
+  void set_append_observer(std::function<void(double seconds)> observer) { append_observer_ = std::move(observer); }
+
  private:
   struct Decision {
     ProcessedRecord out;
@@ -134,6 +143,8 @@ class RequestProcessor {
   CommandHandler& handler_;
   const ServiceCredentials* credentials_;
   std::string topic_prefix_;
+  std::mutex* decisions_ = nullptr;
+  std::function<void(double)> append_observer_;
 };
 
 }  // namespace cs
