@@ -4,7 +4,9 @@
 // Kafka answers as HTTP statuses; an Idempotency-Key replays; bad bodies
 // name what is wrong; /metrics passes promtool when it is installed.
 #include <httplib.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +14,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "cs/http_api.h"
 #include "daemon_harness.h"
@@ -200,6 +203,78 @@ TEST_F(HttpDaemonTest, CommandsAndQueriesFollowTheRulesWithTheirStatusCodes) {
   EXPECT_EQ(spec->body.rfind("openapi: 3", 0), 0u);
   auto status = daemon_->stop(SIGTERM, std::chrono::seconds(10));
   ASSERT_TRUE(status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << daemon_->stderr_text();
+}
+
+// A real Prometheus (Debian's package) scrapes the daemon; after a burst of
+// requests every PromQL expression of the Grafana dashboard evaluates
+// through Prometheus's HTTP API, and the throughput panels have series.
+TEST_F(HttpDaemonTest, ARealPrometheusEvaluatesEveryDashboardExpression) {
+  if (std::system("command -v prometheus >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "prometheus is not installed (tools/setup.sh installs it)";
+  }
+  const int prom_port = 19600 + static_cast<int>(getpid() % 300);
+  std::ofstream(dir_ / "prometheus.yml") << "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+                                         << "  - job_name: customer-service\n    static_configs:\n"
+                                         << "      - targets: ['127.0.0.1:" << port_ << "']\n";
+  pid_t prom = fork();
+  ASSERT_GE(prom, 0);
+  if (prom == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    dup2(null, 2);
+    const std::string config = "--config.file=" + (dir_ / "prometheus.yml").string();
+    const std::string storage = "--storage.tsdb.path=" + (dir_ / "tsdb").string();
+    const std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(prom_port);
+    execlp("prometheus", "prometheus", config.c_str(), storage.c_str(), listen.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } reaper{prom};
+  // A burst: creations, validations, token use (some rejected), a bad body.
+  for (int i = 0; i < 20; ++i) {
+    auto r = call("POST", "/v1/customers", admin_token,
+                  R"({"customerType":"sme","name":"P)" + std::to_string(i) + R"(","email":"p@p.example"})");
+    ASSERT_TRUE(r && r->status == 201);
+    const std::string id = nlohmann::json::parse(r->body)["customerId"];
+    call("POST", "/v1/customers/" + id + "/tokens/use", mobile_token,
+         R"({"amount":5,"userId":"00000000-0000-4000-8000-000000000002","feature":"x"})");
+    call("POST", "/v1/customers/" + id + "/validate", admin_token, "{");
+  }
+  std::ifstream dashboard_file(std::string(CS_SOURCE_DIR) + "/docs/grafana/customer-service.json");
+  auto dashboard = nlohmann::json::parse(dashboard_file);
+  httplib::Client prometheus("127.0.0.1", prom_port);
+  auto query = [&](const std::string& expr) -> nlohmann::json {
+    auto r = prometheus.Get("/api/v1/query", httplib::Params{{"query", expr}}, httplib::Headers{});
+    if (!r || r->status != 200) return nullptr;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  // Until the throughput panel has data (two scrapes at least), up to 60 s.
+  const std::string throughput = "sum by (status) (rate(customer_service_requests_total[1m]))";
+  for (int i = 0; i < 120; ++i) {
+    auto r = query(throughput);
+    if (r.is_object() && !r["data"]["result"].empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  std::size_t expressions = 0;
+  for (const auto& panel : dashboard["panels"]) {
+    for (const auto& target : panel["targets"]) {
+      const std::string expr = target["expr"];
+      SCOPED_TRACE(panel["title"].get<std::string>() + ": " + expr);
+      auto r = query(expr);
+      ASSERT_TRUE(r.is_object()) << "Prometheus did not answer";
+      EXPECT_EQ(r["status"], "success") << r.dump();
+      ++expressions;
+      if (panel["title"].get<std::string>().find("throughput") != std::string::npos) {
+        EXPECT_FALSE(r["data"]["result"].empty()) << "a throughput panel without series";
+      }
+    }
+  }
+  EXPECT_GE(expressions, 12u);
 }
 
 }  // namespace
