@@ -105,6 +105,9 @@ TEST_F(RequestProcessorTest, TheSeedsAdminActionIsAppliedAnsweredAndItsOffsetSto
   EXPECT_EQ(answer["status"], "accepted");
   EXPECT_EQ(answer["events"][0]["type"], "customer.validated");
   EXPECT_EQ(answer["events"][0]["seq"], 2) << "the answer names the sequence the event got";
+  auto state = engine_->customer(*Uuid::parse(customer));
+  ASSERT_TRUE(state.ok() && *state);
+  EXPECT_EQ((*state)->status, CustomerStatus::validated) << "a query after the answer sees it";
   auto offset = processor_.stored_offset("admin.customer.action", 0);
   ASSERT_TRUE(offset.ok() && offset->has_value());
   EXPECT_EQ(**offset, validate.offset + 1);

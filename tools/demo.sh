@@ -68,12 +68,14 @@ services="$data_dir.services.json"
   printf '{"services":{'
   sep=""
   for s in admin-service accounting-service app-mobile-service portfolio-sme-service portfolio-institution-service; do
-    printf '%s"%s":{"secret":"%s"}' "$sep" "$s" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    printf '%s"%s":{"secret":"%s","token":"%s"}' "$sep" "$s" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" \
+      "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
     sep=","
   done
   printf '}}\n' ) > "$services"
 # The same transactional id as csctl publish: the daemon continues from its checkpoint.
-build/bin/customer-service --data-dir "$data_dir" --brokers "$brokers" --services "$services" \
+http="127.0.0.1:${CS_DEMO_HTTP_PORT:-8080}"
+build/bin/customer-service --data-dir "$data_dir" --brokers "$brokers" --services "$services" --http "$http" \
   --transactional-id customer-service-distributor > "$data_dir.daemon.out" 2> "$data_dir.daemon.log" &
 daemon_pid=$!
 for _ in $(seq 1 600); do
@@ -86,13 +88,22 @@ echo "   ready (structured log: $data_dir.daemon.log)"
 request='{"customerId":"'"$pending"'","adminId":"00000000-0000-4000-8000-000000000001","action":"validate","details":{"notes":"KYC documents checked"}}'
 echo "== the seed's admin action through Kafka: validate pending customer $pending"
 $csctl request --brokers "$brokers" --topic admin.customer.action --service admin-service --services "$services" "$request"
+admin_token=$(sed 's/.*"admin-service":{[^}]*"token":"\([^"]*\)".*/\1/' "$services")
+echo "== the same customer over HTTP"
+curl -s "http://$http/v1/customers/$pending" -H "Authorization: Bearer $admin_token"
 echo
-echo "Try it yourself (the daemon signs nothing for you: csctl request signs with the service's secret):"
-echo "  $csctl request --brokers $brokers --topic customer.data.request --service accounting-service \\"
-echo "      --services $services '{\"customerId\":\"$pending\",\"include\":[\"customer\",\"tokens\"]}'"
-echo "  answers: topic customer.request.result (commands), customer.data.response (reads), customer-service.dlq"
+echo
+echo "Try it yourself (tokens and secrets are in $services):"
+echo "  1. a customer's view over HTTP:"
+echo "     curl -s http://$http/v1/customers/$pending/view -H 'Authorization: Bearer $admin_token'"
+echo "  2. the seed's admin action through Kafka (csctl request signs it with admin-service's secret):"
+echo "     $csctl request --brokers $brokers --topic admin.customer.action --service admin-service \\"
+echo "       --services $services '{\"customerId\":\"$pending\",\"adminId\":\"00000000-0000-4000-8000-000000000001\",\"action\":\"suspend\",\"reason\":\"demo\"}'"
+echo "  3. the metrics Prometheus scrapes (docs/prometheus.yml, dashboard docs/grafana/customer-service.json):"
+echo "     curl -s http://$http/metrics"
+echo "  answers on Kafka: customer.request.result (commands), customer.data.response (reads), customer-service.dlq"
 if [ "$serve" = 1 ]; then
-  echo "The daemon serves on $brokers until Ctrl-C."
+  echo "The daemon serves on Kafka ($brokers) and HTTP ($http) until Ctrl-C."
   wait "$daemon_pid" || true
   daemon_pid=""
 fi

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config curl
   librocksdb-dev librdkafka-dev libcereal-dev libboost-program-options-dev
   libgtest-dev libbenchmark-dev nlohmann-json3-dev libsimdjson-dev libssl-dev uuid-dev libabsl-dev
   libcpp-httplib-dev prometheus-cpp-dev prometheus

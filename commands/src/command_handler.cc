@@ -200,6 +200,12 @@ Answer CommandHandler::handle(const Request& request, const AnswerWrites& writes
   return answer;
 }
 
+Status CommandHandler::catch_up() {
+  auto caught_up = engine_.catch_up();
+  if (!caught_up.ok()) return caught_up.error();
+  return {};
+}
+
 Answer CommandHandler::store(Answer answer, const AnswerWrites& writes) {
   if (!writes || answer.code == AnswerCode::unavailable) return answer;
   auto stored = log_.append({}, writes(answer));

@@ -436,6 +436,9 @@ Result<std::vector<ProcessedRecord>> RequestProcessor::process_batch(std::span<c
     wave_records.push_back(&record);
   }
   if (auto s = flush(); !s.ok()) return s.error();
+  // Read-your-writes: a query after an answer sees its events. A failure
+  // here leaves the outcomes stored; the next decision catches up again.
+  (void)handler_.catch_up();
   return results;
 }
 

@@ -100,6 +100,9 @@ class CommandHandler {
   // requests' outcomes in one append. An `unavailable` answer: the store
   // could not be read.
   Answer decide(const Request& request, std::optional<NewEvent>& event);
+  // Folds what was appended into the read models, so that a query after an
+  // answer sees it. Errors: the projections' (the events stay stored).
+  Status catch_up();
 
  private:
   struct Context;
