@@ -14,6 +14,7 @@
 //                    second topic: the broker's own round trip.
 // compare.py pairs each BM_LogDaemonRequests/R with BM_RawRoundTrip/R.
 #include <benchmark/benchmark.h>
+#include <httplib.h>
 #include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -39,7 +40,7 @@ namespace cs::bench {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr int requests = 4'000;
+constexpr int requests = 20'000;
 constexpr int customer_count = 64;
 constexpr int warm_up_requests = 200;
 
@@ -321,6 +322,108 @@ void BM_LogDaemonRequests(benchmark::State& state) {
 
 BENCHMARK(BM_RawRoundTrip)->Arg(0)->Arg(500)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LogDaemonRequests)->Arg(0)->Arg(500)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+
+
+// --- HTTP ------------------------------------------------------------------
+//   BM_LogHttpCommands  POST /v1/customers/{id}/tokens/allocate from one
+//                    keep-alive loopback client, one after the other (each
+//                    answered once its event is stored and synced);
+//                    p50_ms / p99_ms per command
+//   BM_RawHttpCommands  the same count of direct EventLog::append calls of
+//                    one token.allocated event each, durable, one after the
+//                    other: the store's own cost of those commands
+constexpr int http_commands = 2'000;
+
+void BM_LogHttpCommands(benchmark::State& state) {
+  const std::string token = "bench-admin-token-0123456789";
+  for (auto _ : state) {
+    ScratchDir dir("http");
+    const std::string run = "hbench" + std::to_string(::getpid()) + "x" + std::to_string(now_ns() % 1'000'000) + ".";
+    std::ofstream(dir.path() / "services.json")
+        << R"({"services":{"admin-service":{"secret":"bench-admin-secret-0123456789","token":")" << token << "\"}}}";
+    const auto out = dir.path() / "out";
+    pid_t pid = fork();
+    if (pid == 0) {
+      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int null = open("/dev/null", O_WRONLY);
+      dup2(fd, 1);
+      dup2(null, 2);
+      const std::string bin = std::string(CS_BIN_DIR) + "/customer-service";
+      execl(bin.c_str(), bin.c_str(), "--data-dir", (dir.path() / "data").c_str(), "--brokers", brokers().c_str(),
+            "--services", (dir.path() / "services.json").c_str(), "--topic-prefix", run.c_str(), "--group",
+            (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "1", "--http",
+            "127.0.0.1:0", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 900 && port == 0; ++i) {
+      std::ifstream in(out);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.rfind("http ", 0) == 0) port = std::atoi(line.c_str() + 5);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    httplib::Client client("127.0.0.1", port);
+    client.set_keep_alive(true);
+    const httplib::Headers auth = {{"Authorization", "Bearer " + token}};
+    auto created = client.Post("/v1/customers", auth, R"({"customerType":"sme","name":"B","email":"b@b.example"})",
+                               "application/json");
+    if (!created || created->status != 201) {
+      state.SkipWithError("the daemon did not create the customer");
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return;
+    }
+    const std::string path =
+        "/v1/customers/" + nlohmann::json::parse(created->body)["customerId"].get<std::string>() + "/tokens/allocate";
+    const std::string body = R"({"amount":5,"reason":"bench","adminId":"00000000-0000-4000-8000-000000000001"})";
+    std::vector<double> delays;
+    const auto start = clock::now();
+    for (int i = 0; i < http_commands; ++i) {
+      const auto t = clock::now();
+      auto r = client.Post(path, auth, body, "application/json");
+      if (!r || r->status != 200) {
+        state.SkipWithError("a command failed");
+        break;
+      }
+      delays.push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
+    }
+    const double seconds = std::chrono::duration<double>(clock::now() - start).count();
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    std::sort(delays.begin(), delays.end());
+    if (static_cast<int>(delays.size()) != http_commands) return;
+    state.SetIterationTime(seconds);
+    state.counters["p50_ms"] = delays[delays.size() / 2];
+    state.counters["p99_ms"] = delays[delays.size() * 99 / 100];
+  }
+  state.SetItemsProcessed(state.iterations() * http_commands);
+}
+
+void BM_RawHttpCommands(benchmark::State& state) {
+  for (auto _ : state) {
+    ScratchDir dir("rawhttp");
+    auto log = std::move(EventLog::open(dir.path()).value());
+    const auto start = clock::now();
+    for (int i = 0; i < http_commands; ++i) {
+      NewEvent e;
+      e.id = Uuid::from_words(0xa110'0000ULL, static_cast<std::uint64_t>(i) + 1);
+      e.timestamp = Timestamp::now();
+      e.meta.source_service = "admin-service";
+      e.payload = TokenAllocated{Uuid::from_words(3, 3), 5, Uuid::from_words(4, 4), "bench"};
+      if (!log->append(std::span(&e, 1)).ok()) {
+        state.SkipWithError("append failed");
+        return;
+      }
+    }
+    state.SetIterationTime(std::chrono::duration<double>(clock::now() - start).count());
+  }
+  state.SetItemsProcessed(state.iterations() * http_commands);
+}
+
+BENCHMARK(BM_RawHttpCommands)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LogHttpCommands)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace cs::bench
