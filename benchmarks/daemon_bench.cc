@@ -40,7 +40,8 @@ namespace cs::bench {
 namespace {
 
 using clock = std::chrono::steady_clock;
-constexpr int requests = 20'000;
+constexpr int requests_full_speed = 20'000;
+constexpr int requests_paced = 4'000;
 constexpr int customer_count = 64;
 constexpr int warm_up_requests = 200;
 
@@ -150,6 +151,25 @@ void report(benchmark::State& state, const std::vector<double>& delays, double s
   state.counters["p99_ms"] = delays[delays.size() * 99 / 100];
 }
 
+// Starts build/bin/customer-service for a run: stdout to `out`, stderr
+// dropped, its own topics under `run`, HTTP on a free port.
+pid_t spawn_daemon(const ScratchDir& dir, const std::string& run, const std::filesystem::path& out) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null = open("/dev/null", O_WRONLY);
+    dup2(fd, 1);
+    dup2(null, 2);
+    const std::string bin = std::string(CS_BIN_DIR) + "/customer-service";
+    execl(bin.c_str(), bin.c_str(), "--data-dir", (dir.path() / "data").c_str(), "--brokers", brokers().c_str(),
+          "--services", (dir.path() / "services.json").c_str(), "--topic-prefix", run.c_str(), "--group",
+          (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "3", "--http",
+          "127.0.0.1:0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 std::string request_id(int i) { return Uuid::from_words(0xbe11'0000ULL, static_cast<std::uint64_t>(i) + 1).to_string(); }
 
 std::string request_value(int i, const std::string& customer) {
@@ -165,6 +185,7 @@ std::string request_value(int i, const std::string& customer) {
 
 void BM_RawRoundTrip(benchmark::State& state) {
   const int rate = static_cast<int>(state.range(0));
+  const int requests = rate > 0 ? requests_paced : requests_full_speed;
   for (auto _ : state) {
     const std::string run = "rawrt" + std::to_string(::getpid()) + "x" + std::to_string(now_ns() % 1'000'000);
     const std::string in = run + ".in", out = run + ".out";
@@ -219,25 +240,14 @@ void BM_RawRoundTrip(benchmark::State& state) {
 
 void BM_LogDaemonRequests(benchmark::State& state) {
   const int rate = static_cast<int>(state.range(0));
+  const int requests = rate > 0 ? requests_paced : requests_full_speed;
   const std::string secret = "bench-admin-secret-0123456789";
   for (auto _ : state) {
     ScratchDir dir("daemon");
     const std::string run = "dbench" + std::to_string(::getpid()) + "x" + std::to_string(now_ns() % 1'000'000) + ".";
     std::ofstream(dir.path() / "services.json") << R"({"services":{"admin-service":{"secret":")" << secret << "\"}}}";
     const auto out = dir.path() / "out";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = open("/dev/null", O_WRONLY);
-      dup2(fd, 1);
-      dup2(null, 2);
-      const std::string bin = std::string(CS_BIN_DIR) + "/customer-service";
-      execl(bin.c_str(), bin.c_str(), "--data-dir", (dir.path() / "data").c_str(), "--brokers", brokers().c_str(),
-            "--services", (dir.path() / "services.json").c_str(), "--topic-prefix", run.c_str(), "--group",
-            (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "3", "--http", "127.0.0.1:0",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    pid_t pid = spawn_daemon(dir, run, out);
     for (int i = 0; i < 900; ++i) {
       std::ifstream in(out);
       std::string line;
@@ -342,19 +352,7 @@ void BM_LogHttpCommands(benchmark::State& state) {
     std::ofstream(dir.path() / "services.json")
         << R"({"services":{"admin-service":{"secret":"bench-admin-secret-0123456789","token":")" << token << "\"}}}";
     const auto out = dir.path() / "out";
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int null = open("/dev/null", O_WRONLY);
-      dup2(fd, 1);
-      dup2(null, 2);
-      const std::string bin = std::string(CS_BIN_DIR) + "/customer-service";
-      execl(bin.c_str(), bin.c_str(), "--data-dir", (dir.path() / "data").c_str(), "--brokers", brokers().c_str(),
-            "--services", (dir.path() / "services.json").c_str(), "--topic-prefix", run.c_str(), "--group",
-            (run + "group").c_str(), "--transactional-id", (run + "tx").c_str(), "--partitions", "1", "--http",
-            "127.0.0.1:0", static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    pid_t pid = spawn_daemon(dir, run, out);
     int port = 0;
     for (int i = 0; i < 900 && port == 0; ++i) {
       std::ifstream in(out);

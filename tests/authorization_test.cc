@@ -8,33 +8,13 @@
 
 #include "cs/authorization.h"
 #include "cs/service_credentials.h"
+#include "design_matrix.h"
 #include "test_support.h"
 
 namespace cs {
 namespace {
 
-// design.md, "Authorization", as a reader would copy it.
-const std::map<std::string, std::map<std::string, std::set<std::string>>> design_table = {
-    {"admin-service",
-     {{"customer", {"read", "create", "update", "validate", "suspend", "reactivate", "delete"}},
-      {"user", {"read", "create", "update", "delete", "reset_password"}},
-      {"subscription", {"read", "create", "update", "cancel"}},
-      {"token", {"read", "allocate"}}}},
-    {"accounting-service",
-     {{"customer", {"read"}},
-      {"user", {}},
-      {"subscription", {"read", "create", "update", "renew", "cancel", "expire"}},
-      {"token", {"read", "purchase"}}}},
-    {"app-mobile-service",
-     {{"customer", {"read", "create"}},
-      {"user", {"read", "create", "update", "delete", "reset_password"}},
-      {"subscription", {"read"}},
-      {"token", {"read", "use"}}}},
-    {"portfolio-sme-service",
-     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
-    {"portfolio-institution-service",
-     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
-};
+using test::design_table;
 
 const std::map<std::string, std::vector<std::string>> every_action = {
     {"customer", {"read", "create", "update", "validate", "suspend", "reactivate", "delete"}},

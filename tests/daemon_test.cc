@@ -16,6 +16,7 @@
 #include "cs/request.h"
 #include "cs/service_credentials.h"
 #include "daemon_harness.h"
+#include "design_matrix.h"
 #include "test_support.h"
 
 namespace cs {
@@ -403,30 +404,7 @@ TEST_F(DaemonTest, KilledTwentyTimesDuringAThousandRequestsEachIsAppliedAndAnswe
   for (const auto& [seq, count] : seqs) EXPECT_EQ(count, 1) << "seq " << seq << " published " << count << " times";
 }
 
-// design.md's authorization table, written out here as the test's own
-// expectation: (service, resource) → actions. Portfolio updates are for
-// their own customer type only.
-const std::map<std::string, std::map<std::string, std::set<std::string>>> design_matrix = {
-    {"admin-service",
-     {{"customer", {"read", "create", "update", "validate", "suspend", "reactivate", "delete"}},
-      {"user", {"read", "create", "update", "delete", "reset_password"}},
-      {"subscription", {"read", "create", "update", "cancel"}},
-      {"token", {"read", "allocate"}}}},
-    {"accounting-service",
-     {{"customer", {"read"}},
-      {"user", {}},
-      {"subscription", {"read", "create", "update", "renew", "cancel", "expire"}},
-      {"token", {"read", "purchase"}}}},
-    {"app-mobile-service",
-     {{"customer", {"read", "create"}},
-      {"user", {"read", "create", "update", "delete", "reset_password"}},
-      {"subscription", {"read"}},
-      {"token", {"read", "use"}}}},
-    {"portfolio-sme-service",
-     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
-    {"portfolio-institution-service",
-     {{"customer", {"read", "update"}}, {"user", {"read"}}, {"subscription", {"read"}}, {"token", {"read"}}}},
-};
+const auto& design_matrix = test::design_table;
 
 // Every (service, request) pair through the daemon: denied ones answered
 // `forbidden` (and dead-lettered), allowed ones never.
