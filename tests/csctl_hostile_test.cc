@@ -164,10 +164,14 @@ TEST_F(HostileTest, ReadCommandsNeverWriteAndForeignDatabasesAreRefused) {
 
 TEST_F(HostileTest, ReplayScratchSpaceIsPrivateAndAlwaysRemoved) {
   fill();
+  const std::string customer = "--customer 12345678-9abc-4ef0-8000-000000000001";
+  // A customer through the index needs no scratch space at all.
   test::TempDir tmp;
+  EXPECT_EQ(csctl("replay " + d_ + " --to-seq 10 " + customer, "", "TMPDIR=" + (tmp / "missing").string()).exit_code, 0);
+  // A log from before the index, opened read-only, is folded into scratch space.
+  test::remove_customer_index(dir_ / "log");
   std::filesystem::create_directories(tmp / ("csctl-replay-" + std::to_string(::getpid())));  // a bystander
-  auto r = csctl("replay " + d_ + " --to-seq 10 --customer 12345678-9abc-4ef0-8000-000000000001", "",
-                 "TMPDIR=" + tmp.path().string());
+  auto r = csctl("replay " + d_ + " --to-seq 10 " + customer, "", "TMPDIR=" + tmp.path().string());
   EXPECT_EQ(r.exit_code, 0) << r.err;
   auto bad = csctl("replay " + d_ + " --to-seq 10 --customer not-a-uuid", "", "TMPDIR=" + tmp.path().string());
   EXPECT_EQ(bad.exit_code, 2);
@@ -175,8 +179,7 @@ TEST_F(HostileTest, ReplayScratchSpaceIsPrivateAndAlwaysRemoved) {
   for (const auto& e : std::filesystem::directory_iterator(tmp.path())) left.push_back(e.path().filename());
   EXPECT_EQ(left, std::vector<std::string>{"csctl-replay-" + std::to_string(::getpid())});
   // No temporary directory at all: a clear error.
-  auto none = csctl("replay " + d_ + " --to-seq 10 --customer 12345678-9abc-4ef0-8000-000000000001", "",
-                    "TMPDIR=" + (tmp / "missing").string());
+  auto none = csctl("replay " + d_ + " --to-seq 10 " + customer, "", "TMPDIR=" + (tmp / "missing").string());
   EXPECT_REFUSED(none, 2, "scratch directory");
 }
 

@@ -95,6 +95,52 @@ class HttpDaemonTest : public ::testing::Test {
   int port_ = 0;
 };
 
+TEST_F(HttpDaemonTest, ACustomerReadsAsOfASequenceOrAMoment) {
+  auto seq_of = [](const httplib::Result& r) -> std::uint64_t {
+    EXPECT_TRUE(r);
+    if (!r) return 0;
+    EXPECT_LT(r->status, 300) << r->body;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_object() && !j["events"].empty() ? j["events"][0]["seq"].get<std::uint64_t>() : 0;
+  };
+  const std::string admin_id = R"("adminId":"00000000-0000-4000-8000-000000000001")";
+  auto created = call("POST", "/v1/customers", admin_token,
+                      R"({"customerType":"sme","name":"Point Co","email":"p@point.example"})");
+  ASSERT_TRUE(created);
+  const std::string customer = nlohmann::json::parse(created->body)["customerId"];
+  const std::uint64_t at_creation = seq_of(created);
+  const std::uint64_t at_validation =
+      seq_of(call("POST", "/v1/customers/" + customer + "/validate", admin_token, "{" + admin_id + "}"));
+  const std::uint64_t at_allocation = seq_of(call("POST", "/v1/customers/" + customer + "/tokens/allocate",
+                                                  admin_token, R"({"amount":10,"reason":"welcome",)" + admin_id + "}"));
+  seq_of(call("PATCH", "/v1/customers/" + customer, admin_token, R"({"changes":{"name":"Renamed Point"}})"));
+  ASSERT_TRUE(at_creation > 0 && at_creation < at_validation && at_validation < at_allocation);
+
+  auto get = [&](const std::string& path) {
+    auto r = call("GET", path, admin_token);
+    EXPECT_TRUE(r);
+    if (!r) return nlohmann::json();
+    EXPECT_EQ(r->status, 200) << path << ": " << r->body;
+    return nlohmann::json::parse(r->body, nullptr, false);
+  };
+  const std::string base = "/v1/customers/" + customer;
+  auto first = get(base + "?toSeq=" + std::to_string(at_creation));
+  EXPECT_EQ(first["status"], "pending");
+  EXPECT_EQ(first["name"], "Point Co");
+  auto validated = get(base + "?toSeq=" + std::to_string(at_validation));
+  EXPECT_EQ(validated["status"], "validated");
+  EXPECT_EQ(validated["name"], "Point Co");
+  EXPECT_TRUE(get(base + "/view?toSeq=" + std::to_string(at_validation))["tokens"].is_null());
+  EXPECT_EQ(get(base + "/tokens?toSeq=" + std::to_string(at_validation))["balance"], 0);
+  EXPECT_EQ(get(base + "/view?toSeq=" + std::to_string(at_allocation))["tokens"]["balance"], 10);
+  EXPECT_EQ(get(base + "?toSeq=" + std::to_string(at_allocation))["name"], "Point Co");
+  // Now, and as of a moment after everything: the same as the read models.
+  auto now = get(base);
+  EXPECT_EQ(now["name"], "Renamed Point");
+  EXPECT_EQ(get(base + "?asOf=2100-01-01T00:00:00Z"), now);
+  EXPECT_EQ(get(base + "/view?asOf=2100-01-01T00:00:00Z"), get(base + "/view"));
+}
+
 TEST_F(HttpDaemonTest, CommandsAndQueriesFollowTheRulesWithTheirStatusCodes) {
   const std::string key = "6f1c0d7e-1111-4a2b-9c3d-000000000001";
   auto created = call("POST", "/v1/customers", admin_token,
@@ -140,7 +186,10 @@ TEST_F(HttpDaemonTest, CommandsAndQueriesFollowTheRulesWithTheirStatusCodes) {
       {"POST", "/v1/customers/" + customer + "/tokens/allocate", admin_token,
        R"({"amount":-10,"reason":"welcome",)" + admin_id + "}", 400, "invalid"},
       {"PATCH", "/v1/customers/" + customer, sme_token, R"({"changes":{"name":"Renamed"}})", 200, ""},
-      {"GET", "/v1/customers/" + customer + "?asOf=2026-01-01T00:00:00Z", admin_token, "", 501, "not_implemented"},
+      {"GET", "/v1/customers/" + customer + "?asOf=2000-01-01T00:00:00Z", admin_token, "", 404, "not_found"},
+      {"GET", "/v1/customers/" + customer + "?asOf=yesterday", admin_token, "", 400, "invalid"},
+      {"GET", "/v1/customers/" + customer + "/view?toSeq=0", admin_token, "", 400, "invalid"},
+      {"GET", "/v1/customers/" + customer + "/tokens?toSeq=12x", admin_token, "", 400, "invalid"},
       {"GET", "/v1/customers?status=nonsense", admin_token, "", 400, "invalid"},
       {"GET", "/v1/users/00000000-0000-4000-8000-000000000009", admin_token, "", 404, "not_found"},
       {"GET", "/v1/no/such/route", admin_token, "", 404, "not_found"},

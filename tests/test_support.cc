@@ -1,6 +1,30 @@
 #include "test_support.h"
 
+#include <rocksdb/db.h>
+
 namespace cs::test {
+
+// What a log written before the customer index looks like: no family, no marker.
+void remove_customer_index(const std::filesystem::path& dir) {
+  rocksdb::Options options;
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir.string(), descriptors, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (names[i] == "customer_streams") {
+      ASSERT_TRUE(db->DropColumnFamily(handles[i]).ok());
+    }
+  }
+  ASSERT_TRUE(db->Delete({}, "customer_index").ok());
+  for (auto* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+}
+
 
 std::vector<Payload> one_of_each_type() {
   Uuid c = uuid(1), u = uuid(2), s = uuid(3), admin = uuid(4);

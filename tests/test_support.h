@@ -55,6 +55,10 @@ inline TokenUsed token_used(std::uint64_t customer, std::int64_t amount, std::ui
   return {uuid(customer), amount, uuid(500'000 + usage), uuid(900), "export"};
 }
 
+// Makes the (closed) log in `dir` look as if written before the customer
+// index existed: no customer_streams family, no marker.
+void remove_customer_index(const std::filesystem::path& dir);
+
 // One valid payload of each of the 18 types, all for customer 1.
 std::vector<Payload> one_of_each_type();
 

@@ -25,6 +25,7 @@ inline constexpr const char* events_family = "events";
 inline constexpr const char* stream_index_family = "stream_index";
 inline constexpr const char* type_index_family = "type_index";
 inline constexpr const char* event_ids_family = "event_ids";
+inline constexpr const char* customer_streams_family = "customer_streams";
 
 struct EventLog::Writer {
   std::span<const NewEvent> events;
@@ -107,7 +108,8 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
 
 bool is_log_family(const std::string& name) {
   return name == rocksdb::kDefaultColumnFamilyName || name == events_family ||
-         name == stream_index_family || name == type_index_family || name == event_ids_family;
+         name == stream_index_family || name == type_index_family || name == event_ids_family ||
+         name == customer_streams_family;
 }
 
 }  // namespace
@@ -151,6 +153,11 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   for (const char* required : {events_family, stream_index_family, type_index_family, event_ids_family}) {
     if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
   }
+  // A log older than the customer index has no such family; a read-only open
+  // cannot create it (and reads it as absent).
+  if (std::find(names.begin(), names.end(), customer_streams_family) == names.end() && !read_only) {
+    names.push_back(customer_streams_family);
+  }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& name : names) descriptors.emplace_back(name, family_options(name, read_only));
 
@@ -165,6 +172,9 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   log->stream_index_cf_ = log->families_[stream_index_family];
   log->type_index_cf_ = log->families_[type_index_family];
   log->event_ids_cf_ = log->families_[event_ids_family];
+  if (auto it = log->families_.find(customer_streams_family); it != log->families_.end()) {
+    log->customer_streams_cf_ = it->second;
+  }
 
   // Format marker: refuse a directory written by an incompatible layout.
   std::string format;
@@ -194,11 +204,65 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   if (it->Valid()) {
     auto head = decode_stored(it->value().ToStringView());
     if (!head.ok()) return corruption_error("open: last event does not decode: " + head.error().message());
-    CS_ASSERT(head->seq.value == keys::get_u64(it->key().ToStringView()), "head key and seq differ");
+    if (head->seq.value != keys::get_u64(it->key().ToStringView())) {
+      return corruption_error("open: the last event, at key seq " +
+                              std::to_string(keys::get_u64(it->key().ToStringView())) + ", is stamped seq " +
+                              std::to_string(head->seq.value));
+    }
     log->head_seq_ = head->seq.value;
     log->head_hash_ = head->hash;
   }
+
+  std::string indexed;
+  s = raw->Get({}, std::string(keys::meta_customer_index), &indexed);
+  if (!s.ok() && !s.IsNotFound()) return from_rocks(s, "open: read customer index marker");
+  log->customer_index_complete_ = s.ok();
+  if (!log->customer_index_complete_ && !read_only) {
+    if (auto built = log->build_customer_index(); !built.ok()) return built.error();
+    log->customer_index_complete_ = true;
+  }
   return log;
+}
+
+// A log written before the customer index: every user and subscription
+// stream's first event names its owner. Written in bounded batches, the
+// marker last, so an interrupted build is simply done again at the next open.
+Status EventLog::build_customer_index() {
+  constexpr std::size_t entries_per_batch = 10'000;
+  rocksdb::WriteBatch batch;
+  std::size_t in_batch = 0;
+  auto write = [&]() -> Status {
+    auto s = db_->Write(rocksdb::WriteOptions{}, &batch);
+    if (!s.ok()) return from_rocks(s, "open: write customer index");
+    batch.Clear();
+    in_batch = 0;
+    return {};
+  };
+  for (Category category : {Category::user, Category::subscription}) {
+    const std::string prefix(stream_prefix(category));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, stream_index_cf_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      auto key = it->key().ToStringView();
+      if (key.size() < 10 || key[key.size() - 9] != '\0') return corruption_error("stream index: malformed key");
+      if (keys::get_u64(key.substr(key.size() - 8)) != 1) continue;  // not the stream's first block
+      auto block = keys::decode_block(it->value().ToStringView());
+      if (!block) return corruption_error("stream index of " + std::string(key.substr(0, key.size() - 9)) +
+                                          ": malformed block");
+      auto first = read_event(Sequence(block->front()));
+      if (!first.ok()) return first.error();
+      const StreamKey stream = payload_stream_key(first->payload);
+      batch.Put(customer_streams_cf_,
+                keys::customer_stream_key(payload_customer_id(first->payload), stream.category, stream.id), {});
+      if (++in_batch == entries_per_batch) {
+        if (auto s = write(); !s.ok()) return s;
+      }
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "open: scan stream index");
+  }
+  std::string marker;
+  keys::put_u64(marker, 1);
+  batch.Put(std::string(keys::meta_customer_index), marker);
+  return write();
 }
 
 EventLog::~EventLog() {
@@ -742,7 +806,13 @@ void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payloa
   if (block.seqs.empty()) block.first_version = pos.version.value;
   block.seqs.push_back(pos.seq.value);
   group.type_blocks[type].push_back(pos.seq.value);
-  if (pos.version.value == 1) ++group.new_streams;
+  if (pos.version.value == 1) {
+    ++group.new_streams;
+    if (keys::owned_through_first_event(stream.category)) {
+      batch.Put(customer_streams_cf_, keys::customer_stream_key(payload_customer_id(payload), stream.category, stream.id),
+                {});
+    }
+  }
 }
 
 // Imported events keep their positions; everything is checked before any is staged.

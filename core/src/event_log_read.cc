@@ -62,6 +62,25 @@ Result<std::optional<RecordedEvent>> EventLog::find_event(const Uuid& id) const 
   return std::optional<RecordedEvent>(std::move(*e));
 }
 
+Result<std::optional<std::vector<StreamKey>>> EventLog::customer_streams(const Uuid& customer) const {
+  if (!customer_index_complete_ || customer_streams_cf_ == nullptr) return std::optional<std::vector<StreamKey>>();
+  const std::string prefix(reinterpret_cast<const char*>(customer.bytes().data()), 16);
+  std::vector<StreamKey> streams;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, customer_streams_cf_));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto key = it->key().ToStringView();
+    const auto category = static_cast<Category>(key.size() == keys::customer_stream_key_bytes ? key[16] : 0);
+    if (!keys::owned_through_first_event(category)) {
+      return corruption_error("customer index of " + customer.to_string() + ": malformed key");
+    }
+    Uuid::Bytes id{};
+    std::memcpy(id.data(), key.data() + 17, 16);
+    streams.push_back(StreamKey{category, Uuid(id)});
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "read the customer index");
+  return std::optional<std::vector<StreamKey>>(std::move(streams));
+}
+
 Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   if (auto s = check_query(q); !s.ok()) return s;
   if (q.limit == 0) return {};

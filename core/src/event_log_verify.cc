@@ -2,6 +2,7 @@
 #include <rocksdb/db.h>
 
 #include <unordered_map>
+#include <unordered_set>
 
 #include "cs/event_log.h"
 #include "cs/storage_codec.h"
@@ -109,6 +110,7 @@ Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snaps
   };
   std::vector<Expected> by_seq(head.value + 1);
   std::unordered_map<std::string, std::uint64_t> versions;
+  std::unordered_set<std::string> customer_entries;  // what customer_streams must hold
   std::hash<std::string_view> hash;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(snapshot_read, events_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -126,6 +128,10 @@ Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snaps
     }
     version = e->version.value;
     by_seq[e->seq.value] = {hash(e->stream), e->version.value, e->type()};
+    if (const StreamKey stream = payload_stream_key(e->payload);
+        e->version.value == 1 && keys::owned_through_first_event(stream.category)) {
+      customer_entries.insert(keys::customer_stream_key(payload_customer_id(e->payload), stream.category, stream.id));
+    }
     std::string value;
     auto s = db_->Get(snapshot_read, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e->id.bytes().data()), 16), &value);
     if (!s.ok() || keys::get_u64(value) != e->seq.value) {
@@ -199,6 +205,23 @@ Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snaps
   if (entries != head.value) {
     return corruption_error("type index holds " + std::to_string(entries) + " entries for " +
                             std::to_string(head.value) + " events");
+  }
+
+  // Customer index: one entry per user and subscription stream, naming the
+  // customer of its first event.
+  if (!customer_index_complete_ || customer_streams_cf_ == nullptr) return {};
+  entries = 0;
+  std::unique_ptr<rocksdb::Iterator> cit(db_->NewIterator(snapshot_read, customer_streams_cf_));
+  for (cit->SeekToFirst(); cit->Valid(); cit->Next()) {
+    if (!customer_entries.contains(std::string(cit->key().ToStringView()))) {
+      return corruption_error("customer index: an entry names a stream its customer does not own");
+    }
+    ++entries;
+  }
+  if (!cit->status().ok()) return from_rocks(cit->status(), "verify: scan customer index");
+  if (entries != customer_entries.size()) {
+    return corruption_error("customer index holds " + std::to_string(entries) + " entries; the log has " +
+                            std::to_string(customer_entries.size()) + " user and subscription streams");
   }
   return {};
 }

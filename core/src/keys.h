@@ -11,6 +11,7 @@
 
 #include "cs/event_types.h"
 #include "cs/ids.h"
+#include "cs/uuid.h"
 
 namespace cs::keys {
 
@@ -99,8 +100,29 @@ inline std::optional<std::vector<std::uint64_t>> decode_block(std::string_view i
   return seqs;
 }
 
+// customer_streams: customer id (16), category code (1), stream id (16) -> empty.
+// One entry per user and subscription stream, written with its first event:
+// a customer's streams are one prefix scan away.
+inline constexpr std::size_t customer_stream_key_bytes = 33;
+inline std::string customer_stream_key(const Uuid& customer, Category category, const Uuid& stream) {
+  std::string k;
+  k.reserve(customer_stream_key_bytes);
+  k.append(reinterpret_cast<const char*>(customer.bytes().data()), 16);
+  k.push_back(static_cast<char>(category));
+  k.append(reinterpret_cast<const char*>(stream.bytes().data()), 16);
+  return k;
+}
+// The categories whose streams belong to a customer through their first event
+// (customer and token streams are named by the customer id itself).
+inline bool owned_through_first_event(Category category) {
+  return category == Category::user || category == Category::subscription;
+}
+
 // meta (default column family)
 inline constexpr std::string_view meta_log_format = "log_format";
+// Present (value 1) once customer_streams lists every stream: from the first
+// event for a log created with it, after a one-time build for an older log.
+inline constexpr std::string_view meta_customer_index = "customer_index";
 inline constexpr std::string_view meta_stream_count = "stream_count";
 inline constexpr std::uint64_t log_format_version = 1;
 

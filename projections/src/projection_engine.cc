@@ -427,6 +427,23 @@ Result<std::vector<SubscriptionState>> ProjectionEngine::subscriptions_of(const 
   return owned_by<SubscriptionState>("subscriptions", customer_id);
 }
 
+Result<CustomerView> ProjectionEngine::view(const Uuid& customer_id) const {
+  CustomerView view;
+  auto c = customer(customer_id);
+  if (!c.ok()) return c.error();
+  view.customer = std::move(*c);
+  auto t = token_account(customer_id);
+  if (!t.ok()) return t.error();
+  view.tokens = std::move(*t);
+  auto subs = subscriptions_of(customer_id);
+  if (!subs.ok()) return subs.error();
+  view.subscriptions = std::move(*subs);
+  auto users = users_of(customer_id);
+  if (!users.ok()) return users.error();
+  view.users = std::move(*users);
+  return view;
+}
+
 Result<std::vector<CustomerState>> ProjectionEngine::customers(std::optional<CustomerStatus> status,
                                                                std::optional<CustomerType> type) const {
   std::shared_lock lock(swap_mu_);

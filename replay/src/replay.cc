@@ -162,22 +162,31 @@ Result<ReplayStore> replay_into(const EventLog& source, const std::filesystem::p
 }
 
 Result<nlohmann::ordered_json> customer_view(const ProjectionEngine& engine, const Uuid& customer) {
-  nlohmann::ordered_json out;
-  auto c = engine.customer(customer);
-  if (!c.ok()) return c.error();
-  out["customer"] = *c ? to_json(**c) : nlohmann::ordered_json(nullptr);
-  auto t = engine.token_account(customer);
-  if (!t.ok()) return t.error();
-  out["tokens"] = *t ? to_json(**t) : nlohmann::ordered_json(nullptr);
-  auto subs = engine.subscriptions_of(customer);
-  if (!subs.ok()) return subs.error();
-  out["subscriptions"] = nlohmann::ordered_json::array();
-  for (const auto& s : *subs) out["subscriptions"].push_back(to_json(s));
-  auto users = engine.users_of(customer);
-  if (!users.ok()) return users.error();
-  out["users"] = nlohmann::ordered_json::array();
-  for (const auto& u : *users) out["users"].push_back(to_json(u));
-  return out;
+  auto view = engine.view(customer);
+  if (!view.ok()) return view.error();
+  return to_json(*view);
+}
+
+Result<std::optional<CustomerView>> customer_view_at(const EventLog& log, const Uuid& customer,
+                                                     const FoldRange& range) {
+  const Sequence last = range.to_seq ? std::min(*range.to_seq, log.head()) : log.head();
+  auto owned = log.customer_streams(customer);
+  if (!owned.ok()) return owned.error();
+  if (!*owned) return std::optional<CustomerView>();
+  std::vector<StreamKey> streams = {{Category::customer, customer}, {Category::token, customer}};
+  streams.insert(streams.end(), (*owned)->begin(), (*owned)->end());
+  CustomerViewBuilder builder;
+  for (const auto& stream : streams) {
+    ReadQuery query;
+    query.stream = stream.name();
+    auto s = log.read(query, [&](const RecordedEvent& e) {
+      if (e.seq > last) return false;  // a stream is in log order
+      if (e.seq >= range.from_seq && (!range.as_of || e.timestamp <= *range.as_of)) builder.apply(e);
+      return true;
+    });
+    if (!s.ok()) return s.error();
+  }
+  return std::optional<CustomerView>(std::move(builder).finish());
 }
 
 }  // namespace cs

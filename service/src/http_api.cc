@@ -9,6 +9,7 @@
 #include "cs/json_codec.h"
 #include "cs/outbox.h"
 #include "cs/read_models.h"
+#include "cs/replay.h"
 #include "cs/request.h"
 
 namespace cs {
@@ -266,13 +267,50 @@ struct HttpApi::Impl {
     return true;
   }
 
-  bool refuse_point_in_time(const httplib::Request& req, httplib::Response& res) {
-    if (req.has_param("asOf") || req.has_param("toSeq")) {
-      reply_error(res, 501, "not_implemented",
-                  "asOf / toSeq reads are not served over HTTP yet: use csctl replay --as-of T --customer C");
-      return true;
+  // ?asOf=ISO8601 and ?toSeq=N: the moment to read at (nullopt: now).
+  // False when one is malformed (replied 400).
+  bool point_in_time(const httplib::Request& req, httplib::Response& res, std::optional<FoldRange>& range) {
+    if (!req.has_param("asOf") && !req.has_param("toSeq")) return true;
+    range.emplace();
+    if (req.has_param("asOf")) {
+      range->as_of = parse_timestamp(req.get_param_value("asOf"));
+      if (!range->as_of) {
+        reply_error(res, 400, "invalid", "asOf must be an ISO 8601 UTC timestamp (2026-03-01T10:15:00Z)");
+        return false;
+      }
     }
-    return false;
+    if (req.has_param("toSeq")) {
+      const std::string text = req.get_param_value("toSeq");
+      std::uint64_t seq = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seq);
+      if (ec != std::errc() || end != text.data() + text.size() || seq == 0) {
+        reply_error(res, 400, "invalid", "toSeq must be a log sequence (a positive integer)");
+        return false;
+      }
+      range->to_seq = Sequence(seq);
+    }
+    return true;
+  }
+
+  // The customer's view now (the read models) or at `range` (its streams
+  // folded from the log); replied 503 / 404 when it cannot be given.
+  std::optional<CustomerView> view_of(const Uuid& id, const std::optional<FoldRange>& range, httplib::Response& res) {
+    if (!range) {
+      auto view = engine.view(id);
+      if (!view.ok()) return reply_error(res, 503, "unavailable", view.error().message()), std::nullopt;
+      if (!view->customer) {
+        return reply_error(res, 404, "not_found", "customer " + id.to_string() + " does not exist"), std::nullopt;
+      }
+      return std::move(*view);
+    }
+    auto view = customer_view_at(log, id, *range);
+    if (!view.ok()) return reply_error(res, 503, "unavailable", view.error().message()), std::nullopt;
+    if (!*view) return reply_error(res, 503, "unavailable", "the log has no customer index yet"), std::nullopt;
+    if (!(*view)->customer) {
+      return reply_error(res, 404, "not_found", "customer " + id.to_string() + " did not exist at that point"),
+             std::nullopt;
+    }
+    return std::move(**view);
   }
 
   void routes() {
@@ -338,30 +376,20 @@ struct HttpApi::Impl {
     });
   }
 
-  void customer(const httplib::Request& req, httplib::Response& res, bool view) {
+  void customer(const httplib::Request& req, httplib::Response& res, bool whole) {
     auto service = caller(req, res);
-    if (!service || !may_read(*service, Resource::customer, res) || refuse_point_in_time(req, res)) return;
-    if (view && (!may_read(*service, Resource::user, res) || !may_read(*service, Resource::subscription, res) ||
-                 !may_read(*service, Resource::token, res))) {
+    if (!service || !may_read(*service, Resource::customer, res)) return;
+    if (whole && (!may_read(*service, Resource::user, res) || !may_read(*service, Resource::subscription, res) ||
+                  !may_read(*service, Resource::token, res))) {
       return;
     }
     auto id = path_uuid(req, 1);
     if (!id) return reply_error(res, 400, "invalid", "customerId in the path must be a UUID");
-    auto c = engine.customer(*id);
-    if (!c.ok()) return reply_error(res, 503, "unavailable", c.error().message());
-    if (!*c) return reply_error(res, 404, "not_found", "customer " + id->to_string() + " does not exist");
-    if (!view) return reply_json(res, 200, to_json(**c).dump());
-    nlohmann::ordered_json out = {{"customer", to_json(**c)}};
-    auto users = engine.users_of(*id);
-    auto subs = engine.subscriptions_of(*id);
-    auto account = engine.token_account(*id);
-    if (!users.ok() || !subs.ok() || !account.ok()) return reply_error(res, 503, "unavailable", "read models unreadable");
-    auto& u = out["users"] = nlohmann::ordered_json::array();
-    for (const auto& x : *users) u.push_back(to_json(x));
-    auto& s = out["subscriptions"] = nlohmann::ordered_json::array();
-    for (const auto& x : *subs) s.push_back(to_json(x));
-    out["tokens"] = *account ? to_json(**account) : nlohmann::ordered_json(nullptr);
-    reply_json(res, 200, out.dump());
+    std::optional<FoldRange> range;
+    if (!point_in_time(req, res, range)) return;
+    auto view = view_of(*id, range, res);
+    if (!view) return;
+    reply_json(res, 200, whole ? to_json(*view).dump() : to_json(*view->customer).dump());
   }
 
   void tokens(const httplib::Request& req, httplib::Response& res) {
@@ -369,17 +397,16 @@ struct HttpApi::Impl {
     if (!service || !may_read(*service, Resource::token, res)) return;
     auto id = path_uuid(req, 1);
     if (!id) return reply_error(res, 400, "invalid", "customerId in the path must be a UUID");
-    auto c = engine.customer(*id);
-    if (!c.ok()) return reply_error(res, 503, "unavailable", c.error().message());
-    if (!*c) return reply_error(res, 404, "not_found", "customer " + id->to_string() + " does not exist");
-    auto account = engine.token_account(*id);
-    if (!account.ok()) return reply_error(res, 503, "unavailable", account.error().message());
-    if (!*account) {
+    std::optional<FoldRange> range;
+    if (!point_in_time(req, res, range)) return;
+    auto view = view_of(*id, range, res);
+    if (!view) return;
+    if (!view->tokens) {
       TokenAccount empty;
       empty.customer_id = *id;
       return reply_json(res, 200, to_json(empty).dump());
     }
-    reply_json(res, 200, to_json(**account).dump());
+    reply_json(res, 200, to_json(*view->tokens).dump());
   }
 
   void list(const httplib::Request& req, httplib::Response& res) {

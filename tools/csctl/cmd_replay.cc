@@ -152,6 +152,19 @@ int run_replay(const Args& args) {
   }
   auto source = open_log_read_only("replay", vm);
   if (!source) return exit_error;
+  if (customer && !vm.count("out")) {
+    // One customer: its streams through the indexes, folded in memory.
+    auto view = customer_view_at(*source, *customer, range);
+    if (!view.ok()) {
+      std::cerr << "csctl replay: " << view.error().to_string() << "\n";
+      return exit_error;
+    }
+    if (*view) {
+      std::cout << to_json(**view).dump(2) << "\n";
+      return exit_ok;
+    }
+    // A log from before the customer index, opened read-only: fold it all.
+  }
 
   std::filesystem::path target;
   std::optional<ScratchDir> scratch;

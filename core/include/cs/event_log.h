@@ -199,6 +199,15 @@ class EventLog {
   // The event whose id is `id`, if the log holds it (one point lookup).
   Result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
 
+  // The user and subscription streams that belong to `customer` (their first
+  // event names it), users first, each category in id order: with the
+  // customer's own streams (customer-<id>, tokens-<id>), everything the
+  // customer is, without reading any other customer's events. nullopt when
+  // the log has no complete customer index (one written before the index
+  // existed, opened read-only since: a writable open builds it). Errors:
+  // fatal / corruption from RocksDB.
+  Result<std::optional<std::vector<StreamKey>>> customer_streams(const Uuid& customer) const;
+
   // The stream's current version; 0 when it has no event.
   Result<StreamVersion> stream_version(std::string_view stream) const;
   Sequence head() const;
@@ -256,6 +265,7 @@ class EventLog {
   Status read_category(const ReadQuery& query, const Visitor& visit) const;
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
+  Status build_customer_index();
   rocksdb::ColumnFamilyHandle* existing_family(const std::string& name) const;
   // Adds a staged writer's side writes to the batch (values made, sequences
   // taken); invalid_argument when a made value passes the bytes limit.
@@ -270,6 +280,8 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* stream_index_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* type_index_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* event_ids_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* customer_streams_cf_ = nullptr;  // null: an old log opened read-only
+  bool customer_index_complete_ = false;
 
   mutable std::mutex mu_;                // guards writers_, head_hash_, failure_
   std::deque<Writer*> writers_;

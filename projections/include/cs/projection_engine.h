@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cs/event_log.h"
+#include "cs/folds.h"
 #include "cs/projection.h"
 #include "cs/read_models.h"
 
@@ -97,6 +98,8 @@ class ProjectionEngine {
   Result<std::optional<TokenAccount>> token_account(const Uuid& customer_id) const;
   Result<std::vector<UserState>> users_of(const Uuid& customer_id) const;
   Result<std::vector<SubscriptionState>> subscriptions_of(const Uuid& customer_id) const;
+  // The customer, its token account, subscriptions and users.
+  Result<CustomerView> view(const Uuid& customer_id) const;
   // Every customer, filtered; ordered by customer id.
   Result<std::vector<CustomerState>> customers(std::optional<CustomerStatus> status,
                                                std::optional<CustomerType> type) const;

@@ -55,4 +55,14 @@ Result<ReplayStore> replay_into(const EventLog& source, const std::filesystem::p
 // {"customer": …, "tokens": …, "subscriptions": […], "users": […]}.
 Result<nlohmann::ordered_json> customer_view(const ProjectionEngine& engine, const Uuid& customer);
 
+// One customer as of `range` (its from_seq, to_seq and as_of; its customer
+// field is ignored), folded in memory from that customer's streams only,
+// found through the log's indexes: time and memory in proportion to the
+// customer's events, whatever the size of the log. The same view a replay of
+// the whole log into a store gives for that customer. nullopt when the log
+// has no customer index (an old log opened read-only: replay_into then).
+// Reads a consistent cut: nothing past the head at the call's start.
+Result<std::optional<CustomerView>> customer_view_at(const EventLog& log, const Uuid& customer,
+                                                     const FoldRange& range);
+
 }  // namespace cs
