@@ -211,7 +211,7 @@ TEST(CodecTest, BadInputIsRefusedWithAMessageNamingTheField) {
       {"{not json", "not valid JSON"},
       {"[1,2]", "must be a JSON object"},
       {R"({"data":{}})", "type is missing"},
-      {R"({"type":"token.stolen","data":{}})", "type is not one of the 18 event types"},
+      {R"({"type":"token.stolen","data":{}})", "type is not one of the 19 event types"},
       {R"({"type":"token.used"})", "data is missing"},
       {R"({"type":"token.used","data":{"customerId":"nope"}})", "data.customerId must be a UUID"},
       {R"({"type":"token.used","data":)" + ok_data.substr(0, ok_data.size() - 1) + R"(,"extra":1}})",

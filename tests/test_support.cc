@@ -48,6 +48,7 @@ std::vector<Payload> one_of_each_type() {
       TokenPurchased{c, 100, 4900, "EUR", "pay-001"},
       TokenUsed{c, 5, uuid(6), u, "export"},
       TokenAllocated{c, 20, admin, "goodwill"},
+      CustomerErased{c, admin},
   };
 }
 

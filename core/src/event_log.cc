@@ -13,7 +13,9 @@
 #include <unordered_set>
 
 #include "cs/json_codec.h"
+#include "cs/personal_data.h"
 #include "cs/storage_codec.h"
+#include "data_keys.h"
 #include "index_cursor.h"
 #include "keys.h"
 #include "rocks_status.h"
@@ -26,9 +28,17 @@ inline constexpr const char* stream_index_family = "stream_index";
 inline constexpr const char* type_index_family = "type_index";
 inline constexpr const char* event_ids_family = "event_ids";
 inline constexpr const char* customer_streams_family = "customer_streams";
+inline constexpr const char* data_keys_family = "data_keys";
 
 struct EventLog::Writer {
   std::span<const NewEvent> events;
+  // The events' payloads with their personal fields sealed, for those that
+  // have any: the stored form; `events` keeps the plaintext the rules check.
+  std::vector<Payload> sealed;
+  std::vector<std::uint32_t> sealed_at;  // per event: index in `sealed`, or not_sealed
+  static constexpr std::uint32_t not_sealed = UINT32_MAX;
+  bool is_sealed(std::size_t i) const { return !sealed_at.empty() && sealed_at[i] != not_sealed; }
+  const Payload& stored(std::size_t i) const { return is_sealed(i) ? sealed[sealed_at[i]] : events[i].payload; }
   std::span<const SideWrite> side_writes;
   std::vector<rocksdb::ColumnFamilyHandle*> side_families;  // one per side write
   std::span<const RecordedEvent> imported;  // set instead of `events` by import()
@@ -66,6 +76,7 @@ struct EventLog::GroupState {
   };
   std::unordered_map<StreamKey, StreamBlock> stream_blocks;
   std::map<EventType, std::vector<std::uint64_t>> type_blocks;
+  std::unordered_set<Uuid> erased;  // customers whose customer.erased is staged
 };
 
 namespace {
@@ -109,7 +120,7 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
 bool is_log_family(const std::string& name) {
   return name == rocksdb::kDefaultColumnFamilyName || name == events_family ||
          name == stream_index_family || name == type_index_family || name == event_ids_family ||
-         name == customer_streams_family;
+         name == customer_streams_family || name == data_keys_family;
 }
 
 }  // namespace
@@ -155,8 +166,8 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   }
   // A log older than the customer index has no such family; a read-only open
   // cannot create it (and reads it as absent).
-  if (std::find(names.begin(), names.end(), customer_streams_family) == names.end() && !read_only) {
-    names.push_back(customer_streams_family);
+  for (const char* added_later : {customer_streams_family, data_keys_family}) {
+    if (std::find(names.begin(), names.end(), added_later) == names.end() && !read_only) names.push_back(added_later);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& name : names) descriptors.emplace_back(name, family_options(name, read_only));
@@ -175,6 +186,7 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   if (auto it = log->families_.find(customer_streams_family); it != log->families_.end()) {
     log->customer_streams_cf_ = it->second;
   }
+  if (auto it = log->families_.find(data_keys_family); it != log->families_.end()) log->data_keys_cf_ = it->second;
 
   // Format marker: refuse a directory written by an incompatible layout.
   std::string format;
@@ -191,6 +203,8 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   } else if (format.size() != 8 || keys::get_u64(format) != keys::log_format_version) {
     return invalid_argument(dir.string() + " holds a log of another format");
   }
+
+  if (auto keyed = log->open_master_key(); !keyed.ok()) return keyed.error();
 
   std::string count;
   s = raw->Get({}, std::string(keys::meta_stream_count), &count);
@@ -222,6 +236,52 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     log->customer_index_complete_ = true;
   }
   return log;
+}
+
+// The master key: read (or created for a log that has sealed nothing yet)
+// and checked against the log's stored check before anything is written.
+Status EventLog::open_master_key() {
+  const bool read_only = options_.read_only;
+  std::string check;
+  auto s = db_->Get({}, std::string(keys::meta_master_key_check), &check);
+  if (!s.ok() && !s.IsNotFound()) return from_rocks(s, "open: read the master key check");
+  sealed_log_ = s.ok();
+  const auto& file = options_.master_key_file;
+  std::optional<MasterKey> master;
+  if (!file.empty()) {
+    auto key = read_master_key(file);
+    if (key.ok()) {
+      master = *key;
+    } else if (key.error().code() != ErrorCode::not_found) {
+      return key.error();
+    } else if (sealed_log_ && !read_only) {
+      return invalid_argument("the master key file " + file.string() +
+                              " does not exist, and this log holds personal data sealed under a master key: "
+                              "without that key nothing can be written (restore the file; docs/storage.md)");
+    } else if (!sealed_log_ && !read_only && options_.create_master_key) {
+      auto created = create_master_key(file);
+      if (!created.ok()) return created.error();
+      master = *created;
+    }
+  } else if (sealed_log_ && !read_only) {
+    return invalid_argument(dir_.string() + " holds personal data sealed under a master key: open it with that key");
+  }
+  if (master) {
+    const auto expected = master_key_check(*master);
+    const std::string_view expected_bytes(reinterpret_cast<const char*>(expected.data()), expected.size());
+    if (sealed_log_ && check != expected_bytes) {
+      return invalid_argument("the master key in " + file.string() +
+                              " is not the key this log's personal data was sealed with");
+    }
+    if (!sealed_log_ && !read_only) {
+      s = db_->Put(rocksdb::WriteOptions{}, std::string(keys::meta_master_key_check),
+                   rocksdb::Slice(expected_bytes.data(), expected_bytes.size()));
+      if (!s.ok()) return from_rocks(s, "open: store the master key check");
+      sealed_log_ = true;
+    }
+  }
+  data_keys_ = std::make_unique<DataKeys>(*db_, data_keys_cf_, master);
+  return {};
 }
 
 // A log written before the customer index: every user and subscription
@@ -410,7 +470,34 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
   w.events = events;
   w.side_writes = side_writes;
   w.side_families = std::move(side_families);
+  if (auto s = seal_personal_fields(w); !s.ok()) return s.error();
   return enqueue(w);
+}
+
+// Seals the personal fields of the writer's events with their customers'
+// data keys (created on first use), on the appending thread.
+Status EventLog::seal_personal_fields(Writer& w) {
+  for (std::size_t i = 0; i < w.events.size(); ++i) {
+    const NewEvent& e = w.events[i];
+    if (!has_personal_fields(e.payload)) continue;
+    if (!data_keys_->has_master_key()) {
+      if (!sealed_log_) continue;  // a log without a master key keeps plaintext
+      return invalid_argument("this log seals personal data: open it with its master key");
+    }
+    const Uuid& customer = payload_customer_id(e.payload);
+    auto key = data_keys_->for_writing(customer);
+    if (!key.ok()) {
+      return Error(key.error().code(), "event " + std::to_string(i) + " (" + e.id.to_string() + "): " +
+                                           key.error().message());
+    }
+    if (w.sealed_at.empty()) w.sealed_at.assign(w.events.size(), Writer::not_sealed);
+    w.sealed_at[i] = static_cast<std::uint32_t>(w.sealed.size());
+    Payload& sealed = w.sealed.emplace_back(e.payload);
+    for_each_personal_field(sealed, [&](std::string_view path, std::string& value) {
+      value = seal_field(*key, e.id, path, value);
+    });
+  }
+  return {};
 }
 
 Result<AppendResult> EventLog::import(std::span<const RecordedEvent> events) {
@@ -420,7 +507,7 @@ Result<AppendResult> EventLog::import(std::span<const RecordedEvent> events) {
                             std::to_string(options_.append_events_max) + " at once");
   }
   for (const auto& e : events) {
-    if (auto s = validate_payload(e.payload, e.stored_schema_version); !s.ok()) {
+    if (auto s = validate_payload(e.payload, e.stored_schema_version, e.sealed); !s.ok()) {
       return invalid_argument("import: seq " + std::to_string(e.seq.value) + ": " + s.error().message());
     }
   }
@@ -535,6 +622,7 @@ void EventLog::commit_group(std::span<Writer*> group) {
   auto& cache = leader_->streams;
   if (cache.size() + state.streams.size() > limits::stream_head_cache_entries_max) cache.clear();
   for (const auto& [stream, facts] : state.streams) cache[stream] = facts;
+  for (const Uuid& customer : state.erased) data_keys_->mark_erased(customer);
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
   head_seq_ = state.last_seq.value;
@@ -668,6 +756,12 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
       auto read = read_event(Sequence(keys::get_u64(id_values[i].ToStringView())));
       if (!read.ok()) return read.error();
       original = std::move(read).value();
+      // Sealed with another nonce: compare what it says, not its bytes.
+      if (auto s = unseal(*original); !s.ok()) return s.error();
+      if (original->erased) {
+        return conflict_error("event id " + e.id.to_string() + " is already in the log, for customer " +
+                              payload_customer_id(e.payload).to_string() + ", who was erased");
+      }
       found = GroupState::StagedId{original->seq, original->version, payload_stream_key(original->payload),
                                    &original->payload};
     } else if (!id_statuses[i].IsNotFound()) {
@@ -714,6 +808,15 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
                             ", actual version " + std::to_string(version) + " (event " +
                             std::to_string(i) + ", id " + events[i].id.to_string() + ")");
     }
+    if (stream.category == Category::customer || w.is_sealed(i)) {
+      const Uuid& customer = payload_customer_id(events[i].payload);
+      auto erased = group.erased.contains(customer) ? Result<bool>(true) : data_keys_->erased(customer);
+      if (!erased.ok()) return erased.error();
+      if (*erased) {
+        return conflict_error("event " + std::to_string(i) + " (" + events[i].id.to_string() + "): customer " +
+                              customer.to_string() + " was erased: nothing more is written for it");
+      }
+    }
     if (auto s = check_stream_rules(it->second, stream, events[i].payload); !s.ok()) {
       return Error(s.error().code(), "event " + std::to_string(i) + " (" + events[i].id.to_string() + "): " +
                                          s.error().message());
@@ -730,8 +833,9 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     const std::string stream_name = streams[i].name();
     std::string& value = values[i];
     value.reserve(256);
-    encode_canonical(CanonicalFields{result.positions[i].seq, e.id, stream_name, result.positions[i].version, e.timestamp,
-                      group.recorded_at, e.meta, current_schema_version(payload_type(e.payload)), e.payload},
+    encode_canonical(CanonicalFields{result.positions[i].seq, e.id, stream_name, result.positions[i].version,
+                                     e.timestamp, group.recorded_at, e.meta,
+                                     current_schema_version(payload_type(e.payload)), w.stored(i), w.is_sealed(i)},
                      value);
     if (value.size() > options_.event_size_bytes_max) {
       return invalid_argument("event " + std::to_string(i) + " (" + e.id.to_string() + ") is " +
@@ -806,6 +910,12 @@ void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payloa
   if (block.seqs.empty()) block.first_version = pos.version.value;
   block.seqs.push_back(pos.seq.value);
   group.type_blocks[type].push_back(pos.seq.value);
+  if (const auto* erasure = std::get_if<CustomerErased>(&payload); erasure && data_keys_cf_ != nullptr) {
+    // The key goes with the event that says so, in the same batch.
+    batch.Put(data_keys_cf_, rocksdb::Slice(reinterpret_cast<const char*>(erasure->customer_id.bytes().data()), 16),
+              DataKeys::erased_value());
+    group.erased.insert(erasure->customer_id);
+  }
   if (pos.version.value == 1) {
     ++group.new_streams;
     if (keys::owned_through_first_event(stream.category)) {

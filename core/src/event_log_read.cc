@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cs/event_log.h"
+#include "cs/personal_data.h"
 #include "cs/storage_codec.h"
 #include "index_cursor.h"
 #include "keys.h"
@@ -82,6 +83,24 @@ Result<std::optional<std::vector<StreamKey>>> EventLog::customer_streams(const U
 }
 
 Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
+  if (q.decrypt) {
+    // Events with personal data are opened in a copy: readers below reuse
+    // their decoded event.
+    ReadQuery stored = q;
+    stored.decrypt = false;
+    Status failure;
+    RecordedEvent opened;
+    auto s = read(stored, [&](const RecordedEvent& e) {
+      if (!e.sealed && !has_personal_fields(e.payload)) return visit(e);
+      opened = e;
+      if (auto u = unseal(opened); !u.ok()) {
+        failure = u;
+        return false;
+      }
+      return visit(opened);
+    });
+    return s.ok() ? failure : s;
+  }
   if (auto s = check_query(q); !s.ok()) return s;
   if (q.limit == 0) return {};
   if (q.stream || q.type) return read_index(q, visit);

@@ -30,6 +30,7 @@ constexpr std::array<TypeInfo, event_type_count> type_infos = {{
     {EventType::token_purchased, "token.purchased", Category::token},
     {EventType::token_used, "token.used", Category::token},
     {EventType::token_allocated, "token.allocated", Category::token},
+    {EventType::customer_erased, "customer.erased", Category::customer},
 }};
 
 const TypeInfo& info(EventType type) {

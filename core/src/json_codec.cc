@@ -5,6 +5,7 @@
 
 #include "cs/limits.h"
 #include "cs/json_writer.h"
+#include "cs/personal_data.h"
 #include "json_view.h"
 
 namespace cs {
@@ -147,6 +148,31 @@ Status decode(std::string_view path, JsonView v, Check, Changes& out) {
   return {};
 }
 
+// A sealed value as it travels in JSON: base64 of the sealed bytes.
+Status decode_sealed(std::string_view path, JsonView v, std::string& out) {
+  auto bytes = v.is_string() ? base64_decode(v.str()) : std::nullopt;
+  if (!bytes) return field_error(path, "must be a sealed value (base64) in a sealed event", v);
+  out = std::move(*bytes);
+  return {};
+}
+
+// `changes` of a sealed event: its personal values sealed, the others as JSON text.
+Status decode_sealed_changes(std::string_view path, JsonView v, EventType type, Changes& out) {
+  if (!v.is_object()) return field_error(path, "must be an object of new values", v);
+  out.clear();
+  for (auto field : v.object()) {
+    const std::string key(field.key);
+    std::string value;
+    if (is_personal_field(type, "changes." + key)) {
+      if (auto s = decode_sealed(std::string(path) + "." + key, JsonView(field.value), value); !s.ok()) return s;
+    } else {
+      value = json::parse(JsonView(field.value).dump()).dump();
+    }
+    if (!out.emplace(key, std::move(value)).second) return invalid_argument(std::string(path) + "." + key + " appears twice");
+  }
+  return {};
+}
+
 // --- one encoder per C++ field type ---------------------------------------
 
 ordered_json encode(const Uuid& v) { return v.to_string(); }
@@ -229,9 +255,10 @@ Status check_change_value(const std::string& name, const std::string& text) {
 }
 
 template <class T>
-Status check_update_fields(const T& p) {
+Status check_update_fields(const T& p, bool sealed) {
   if constexpr (requires { p.updated_fields; p.changes; }) {
     for (const auto& [name, text] : p.changes) {
+      if (sealed && is_personal_field(T::type, "changes." + name)) continue;  // checked before it was sealed
       if (auto s = check_change_value<T>(name, text); !s.ok()) return s;
     }
     for (const auto& name : p.updated_fields) {
@@ -253,13 +280,14 @@ Status check_update_fields(const T& p) {
 }
 
 template <class T>
-Status check_values(const T& p, std::uint32_t version) {
+Status check_values(const T& p, std::uint32_t version, bool sealed) {
   Status result;
   std::apply(
       [&](const auto&... f) {
         (
             [&] {
               if (!result.ok() || version < f.since_version) return;
+              if (sealed && is_personal_field(T::type, f.name)) return;  // checked before it was sealed
               const auto& value = p.*(f.member);
               std::string path = "data." + std::string(f.name);
               using M = std::decay_t<decltype(value)>;
@@ -275,11 +303,11 @@ Status check_values(const T& p, std::uint32_t version) {
       },
       T::fields());
   if (!result.ok()) return result;
-  return check_update_fields(p);
+  return check_update_fields(p, sealed);
 }
 
 template <class T>
-Result<Payload> decode_payload(simdjson::dom::object data, std::uint32_t version) {
+Result<Payload> decode_payload(simdjson::dom::object data, std::uint32_t version, bool sealed) {
   T p;
   Status result;
   std::apply(
@@ -300,6 +328,18 @@ Result<Payload> decode_payload(simdjson::dom::object data, std::uint32_t version
               if (!value) {
                 result = invalid_argument(path + " is missing");
                 return;
+              }
+              using M = std::decay_t<decltype(p.*(f.member))>;
+              if constexpr (std::is_same_v<M, std::string>) {
+                if (sealed && is_personal_field(T::type, f.name)) {
+                  result = decode_sealed(path, *value, p.*(f.member));
+                  return;
+                }
+              } else if constexpr (std::is_same_v<M, Changes>) {
+                if (sealed) {
+                  result = decode_sealed_changes(path, *value, T::type, p.*(f.member));
+                  return;
+                }
               }
               result = decode(path, *value, f.check, p.*(f.member));
             }(),
@@ -322,15 +362,16 @@ Result<Payload> decode_payload(simdjson::dom::object data, std::uint32_t version
   std::size_t fields_expected = 0;
   std::apply([&](const auto&... f) { ((fields_expected += version >= f.since_version ? 1 : 0), ...); }, T::fields());
   if (fields_present != fields_expected) return invalid_argument("data names a field twice");
-  if (auto s = check_values(p, version); !s.ok()) return s.error();
+  if (auto s = check_values(p, version, sealed); !s.ok()) return s.error();
   return Payload(std::move(p));
 }
 
 template <std::size_t I = 0>
-Result<Payload> decode_payload_at(std::size_t index, simdjson::dom::object data, std::uint32_t version) {
+Result<Payload> decode_payload_at(std::size_t index, simdjson::dom::object data, std::uint32_t version,
+                                  bool sealed = false) {
   if constexpr (I < std::variant_size_v<Payload>) {
-    if (index == I) return decode_payload<std::variant_alternative_t<I, Payload>>(data, version);
-    return decode_payload_at<I + 1>(index, data, version);
+    if (index == I) return decode_payload<std::variant_alternative_t<I, Payload>>(data, version, sealed);
+    return decode_payload_at<I + 1>(index, data, version, sealed);
   } else {
     CS_UNREACHABLE("event type out of range");
   }
@@ -377,7 +418,8 @@ Status parse_top_level(simdjson::dom::object doc, EventLine& line, std::optional
                        std::optional<std::string>& stream, std::optional<simdjson::dom::object>& data) {
   static constexpr std::string_view top_level_keys[] = {"type",     "data",           "id",  "stream",
                                                         "timestamp", "recordedAt",    "meta", "expectedVersion",
-                                                        "seq",      "version",        "schemaVersion", "hash"};
+                                                        "seq",      "version",        "schemaVersion", "hash",
+                                                        "sealed",   "erased"};
   std::uint32_t seen = 0;  // one bit per key of top_level_keys
   for (auto field : doc) {
     const std::string key(field.key);
@@ -390,7 +432,7 @@ Status parse_top_level(simdjson::dom::object doc, EventLine& line, std::optional
     if (key == "type") {
       if (!v.is_string()) return field_error("type", "must be a string", v);
       type = parse_event_type(v.str());
-      if (!type) return field_error("type", "is not one of the 18 event types", v);
+      if (!type) return field_error("type", "is not one of the 19 event types", v);
     } else if (key == "data") {
       if (!v.is_object()) return field_error("data", "must be an object", v);
       data = v.object();
@@ -428,6 +470,14 @@ Status parse_top_level(simdjson::dom::object doc, EventLine& line, std::optional
       auto h = v.is_string() ? hash_from_hex(v.str()) : std::nullopt;
       if (!h) return field_error("hash", "must be 64 hex digits", v);
       line.hash = *h;
+    } else if (key == "sealed") {
+      if (!v.is_bool()) return field_error("sealed", "must be true or false", v);
+      line.sealed = v.boolean();
+    } else if (key == "erased") {
+      if (!(v.is_bool() && !v.boolean())) {
+        return invalid_argument("the line is of an erased customer: its personal data is gone, so it cannot be "
+                                "taken back (import the stored form: csctl export without --decrypt)");
+      }
     } else {
       return invalid_argument("\"" + key + "\" is not a field of an event line");
     }
@@ -491,8 +541,8 @@ Result<Payload> payload_from_json(EventType type, const json& data, std::uint32_
   return decode_payload_at(static_cast<std::size_t>(type) - 1, element.get_object().value_unsafe(), schema_version);
 }
 
-Status validate_payload(const Payload& payload, std::uint32_t schema_version) {
-  return std::visit([&](const auto& p) { return check_values(p, schema_version); }, payload);
+Status validate_payload(const Payload& payload, std::uint32_t schema_version, bool sealed) {
+  return std::visit([&](const auto& p) { return check_values(p, schema_version, sealed); }, payload);
 }
 
 ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_version) {
@@ -513,7 +563,7 @@ ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_versio
 }
 
 void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_t schema_version,
-                        std::span<const std::string_view> omit) {
+                        std::span<const std::string_view> omit, PersonalForm form) {
   std::visit(
       [&](const auto& p) {
         using T = std::decay_t<decltype(p)>;
@@ -524,6 +574,26 @@ void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_
                 if (schema_version < field.since_version) return;
                 if (std::find(omit.begin(), omit.end(), field.name) != omit.end()) return;
                 writer.key(field.name);
+                using M = std::decay_t<decltype(p.*(field.member))>;
+                if constexpr (std::is_same_v<M, std::string>) {
+                  if (form != PersonalForm::plain && is_personal_field(T::type, field.name)) {
+                    if (form == PersonalForm::sealed) writer.string(base64_encode(p.*(field.member)));
+                    else writer.null();
+                    return;
+                  }
+                } else if constexpr (std::is_same_v<M, Changes>) {
+                  if (form != PersonalForm::plain) {
+                    writer.begin_object();
+                    for (const auto& [key, text] : p.*(field.member)) {
+                      writer.key(key);
+                      if (!is_personal_field(T::type, "changes." + key)) writer.raw(ordered_json::parse(text).dump());
+                      else if (form == PersonalForm::sealed) writer.string(base64_encode(text));
+                      else writer.null();
+                    }
+                    writer.end_object();
+                    return;
+                  }
+                }
                 write(writer, p.*(field.member));
               };
               (one(f), ...);
@@ -563,7 +633,7 @@ Result<EventLine> parse_event_line(std::string_view text) {
                             std::string(event_type_name(*type)) + " is newer than this build reads (" +
                             std::to_string(current) + ")");
   }
-  auto payload = decode_payload_at(static_cast<std::size_t>(*type) - 1, *data, line.schema_version);
+  auto payload = decode_payload_at(static_cast<std::size_t>(*type) - 1, *data, line.schema_version, line.sealed);
   if (!payload.ok()) return payload.error();
   line.payload = std::move(*payload);
 
@@ -639,8 +709,16 @@ void append_event_line(std::string& out, const RecordedEvent& e) {
   w.string(format_timestamp_millis(e.recorded_at));
   w.key("schemaVersion");
   w.integer(e.stored_schema_version);
+  if (e.sealed) {
+    w.key("sealed");
+    w.boolean(true);
+  } else if (e.erased) {
+    w.key("erased");
+    w.boolean(true);
+  }
   w.key("data");
-  write_payload_json(w, e.payload, e.stored_schema_version);
+  write_payload_json(w, e.payload, e.stored_schema_version, {},
+                     e.sealed ? PersonalForm::sealed : e.erased ? PersonalForm::erased : PersonalForm::plain);
   w.key("meta");
   write_meta(w, e.meta);
   w.key("hash");

@@ -23,6 +23,7 @@ class JsonView {
   bool is_string() const { return e_.is_string(); }
   bool is_object() const { return e_.is_object(); }
   bool is_array() const { return e_.is_array(); }
+  bool is_bool() const { return e_.is_bool(); }
   // An integer (no fraction, no exponent) that fits 64 bits, signed or not.
   bool is_number_integer() const { return e_.is_int64() || e_.is_uint64(); }
   bool is_number_unsigned() const { return e_.is_uint64(); }
@@ -31,6 +32,7 @@ class JsonView {
   std::string_view str() const { return e_.get_string().value_unsafe(); }
   std::uint64_t u64() const { return e_.get_uint64().value_unsafe(); }
   std::int64_t i64() const { return e_.get_int64().value_unsafe(); }
+  bool boolean() const { return e_.get_bool().value_unsafe(); }
   simdjson::dom::array array() const { return e_.get_array().value_unsafe(); }
   simdjson::dom::object object() const { return e_.get_object().value_unsafe(); }
 

@@ -123,6 +123,9 @@ inline constexpr std::string_view meta_log_format = "log_format";
 // Present (value 1) once customer_streams lists every stream: from the first
 // event for a log created with it, after a one-time build for an older log.
 inline constexpr std::string_view meta_customer_index = "customer_index";
+// HMAC-SHA256 of a fixed text under the master key (cs/personal_data.h):
+// present once the log seals personal data, so another key is refused.
+inline constexpr std::string_view meta_master_key_check = "master_key_check";
 inline constexpr std::string_view meta_stream_count = "stream_count";
 inline constexpr std::uint64_t log_format_version = 1;
 

@@ -95,7 +95,7 @@ struct StoredEnvelopeView {
 
   template <class Archive>
   void save(Archive& ar, const std::uint32_t /*class_version*/) const {
-    ar(record_format_version, f.seq.value, f.id);
+    ar(f.sealed ? record_format_sealed : record_format_version, f.seq.value, f.id);
     save_text(ar, f.stream);
     ar(f.version.value, f.timestamp, f.recorded_at);
     save_text(ar, f.meta.source_service);
@@ -131,8 +131,9 @@ void encode_canonical(const CanonicalFields& f, std::string& out) {
 }
 
 void encode_canonical(const RecordedEvent& e, std::string& out) {
-  encode_canonical(CanonicalFields{e.seq, e.id, e.stream, e.version, e.timestamp, e.recorded_at, e.meta, e.stored_schema_version,
-                    e.payload},
+  CS_ASSERT(!e.erased, "an erased event's stored bytes cannot be made again from its emptied fields");
+  encode_canonical(CanonicalFields{e.seq, e.id, e.stream, e.version, e.timestamp, e.recorded_at, e.meta,
+                                   e.stored_schema_version, e.payload, e.sealed},
                    out);
 }
 
@@ -148,7 +149,7 @@ Status decode_canonical_into(std::string_view bytes, RecordedEvent& e) {
   try {
     cereal::PortableBinaryInputArchive ar(is);
     ar(env);
-    if (env.format != record_format_version) {
+    if (env.format != record_format_version && env.format != record_format_sealed) {
       return corruption_error("unknown record format " + std::to_string(env.format));
     }
     auto type = static_cast<EventType>(env.type_code);
@@ -174,6 +175,8 @@ Status decode_canonical_into(std::string_view bytes, RecordedEvent& e) {
     e.meta.correlation_id = env.correlation_id;
     e.meta.causation_id = env.causation_id;
     e.stored_schema_version = env.schema_version;
+    e.sealed = env.format == record_format_sealed;
+    e.erased = false;
   } catch (const std::exception& ex) {
     return corruption_error(std::string("event bytes do not decode: ") + ex.what());
   }

@@ -53,6 +53,7 @@ Result<RecordedEvent> to_recorded(const EventLine& line) {
   e.stored_schema_version = line.schema_version;
   e.payload = line.payload;
   e.hash = *line.hash;
+  e.sealed = line.sealed;
   return e;
 }
 

@@ -130,6 +130,9 @@ void parse_lines(std::istream& in, std::size_t batch_size, BoundedQueue<ParsedBa
       batch.bad = BadLine{reader.number(), "line is longer than " + std::to_string(limits::json_line_bytes_max) + " bytes"};
     } else if (auto parsed = parse_event_line(line); !parsed.ok()) {
       batch.bad = BadLine{reader.number(), parsed.error().message()};
+    } else if (parsed->sealed) {
+      batch.bad = BadLine{reader.number(), "a sealed line (the stored form csctl export writes) is for csctl import; "
+                                           "append takes events in plaintext (csctl read, export --decrypt)"};
     } else {
       batch.events.push_back({reader.number(), to_new_event(*parsed, now)});
       batch_bytes += line.size();

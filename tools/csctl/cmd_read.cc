@@ -24,7 +24,7 @@ int run_read(const Args& args) {
   if (vm.count("type")) {
     q.type = parse_event_type(vm["type"].as<std::string>());
     if (!q.type) {
-      std::cerr << "csctl read: --type " << vm["type"].as<std::string>() << " is not one of the 18 event types\n";
+      std::cerr << "csctl read: --type " << vm["type"].as<std::string>() << " is not one of the 19 event types\n";
       return exit_error;
     }
   }

@@ -63,6 +63,13 @@ struct RecordedEvent {
   std::uint32_t stored_schema_version = 0;
   Payload payload;
   Hash hash{};  // chain hash: SHA-256(previous event's hash || canonical bytes)
+  // The payload's personal fields hold sealed bytes (cs/personal_data.h), as
+  // stored; EventLog::unseal opens them. False for an event stored in
+  // plaintext (written before sealing, or with no personal field).
+  bool sealed = false;
+  // Unsealed, but its customer's data key is destroyed: the personal fields
+  // are empty and read as erased.
+  bool erased = false;
 
   EventType type() const { return payload_type(payload); }
 };

@@ -54,6 +54,8 @@ struct ReadOptions;
 namespace cs {
 
 struct StreamFacts;  // core/src/stream_rules.h
+class DataKeys;      // core/src/data_keys.h
+struct PersonalText;
 
 struct EventLogOptions {
   // true: each group commit waits for its WAL fsync (survives power loss).
@@ -68,6 +70,16 @@ struct EventLogOptions {
   std::size_t append_events_max = limits::append_events_max;
   std::size_t group_commit_events_max = limits::group_commit_events_max;
   std::size_t append_queue_depth_max = limits::append_queue_depth_max;
+  // Personal data (cs/personal_data.h): with a master key file the log seals
+  // the personal fields of every event it appends with their customer's
+  // data key, and opens them for readers. The file holds 64 hex digits.
+  // A writable open creates it (mode 0600) when it is absent and the log has
+  // sealed nothing yet, if `create_master_key`; a log that has is refused
+  // without its key (a read-only open goes on without, and reads only the
+  // stored form). A key that is not the log's is refused by every open.
+  // Empty: no master key (a log that never sealed stays in plaintext).
+  std::filesystem::path master_key_file;
+  bool create_master_key = true;
   // Source of `recordedAt`; tests pin it. Must be thread-safe.
   std::function<Timestamp()> clock = Timestamp::now;
   // Failure point for tests: when set, called by the group-commit leader
@@ -123,6 +135,9 @@ struct ReadQuery {
   // sequences while reading (anchored on the event before from_seq); the
   // read stops with corruption naming the first sequence that fails.
   bool verify_chain = false;
+  // Visit events unsealed (EventLog::unseal): personal fields in plaintext,
+  // or emptied and `erased` for an erased customer. Default: as stored.
+  bool decrypt = false;
 };
 
 struct LogStats {
@@ -208,6 +223,34 @@ class EventLog {
   // fatal / corruption from RocksDB.
   Result<std::optional<std::vector<StreamKey>>> customer_streams(const Uuid& customer) const;
 
+  // Personal data. `unseal` opens a stored event's sealed fields in place
+  // (e.sealed becomes false); for an erased customer it empties its personal
+  // fields and sets e.erased instead, for a sealed event and for one stored
+  // in plaintext before sealing alike. Errors: invalid_argument without the
+  // master key, corruption when a field does not open or the customer has no
+  // key. Any thread.
+  Status unseal(RecordedEvent& event) const;
+  // The same for one personal value of a read model owned by `customer`:
+  // opened in place; true when the customer is erased (the value emptied).
+  Result<bool> open_personal(const Uuid& customer, PersonalText& text) const;
+  // Erased or not (a customer.erased event is in the log).
+  Result<bool> customer_erased(const Uuid& customer) const;
+  // Does this log have a master key, so that it seals and opens?
+  bool seals_personal_data() const;
+  // The data keys as stored (wrapped, or the erased marker), for export and
+  // the keys topic: each customer's, in customer id order; one customer's
+  // (nullopt: none). `import_data_key` stores one read back (an export, the
+  // keys topic): see DataKeys::put_stored for the rules.
+  using DataKeyVisitor = std::function<bool(const Uuid& customer, std::string_view stored)>;
+  Status scan_data_keys(const DataKeyVisitor& visit) const;
+  Result<std::optional<std::string>> stored_data_key(const Uuid& customer) const;
+  Status import_data_key(const Uuid& customer, std::string_view stored);
+  static bool is_erased_marker(std::string_view stored);
+  // After an erasure: flushes every family (so no write-ahead log file still
+  // holds the destroyed key) and compacts the customer's range of the data
+  // keys to the bottom, so its bytes leave the disk. fatal on I/O errors.
+  Status purge_erased_key(const Uuid& customer);
+
   // The stream's current version; 0 when it has no event.
   Result<StreamVersion> stream_version(std::string_view stream) const;
   Sequence head() const;
@@ -266,6 +309,8 @@ class EventLog {
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
   Status build_customer_index();
+  Status open_master_key();
+  Status seal_personal_fields(Writer& writer);
   rocksdb::ColumnFamilyHandle* existing_family(const std::string& name) const;
   // Adds a staged writer's side writes to the batch (values made, sequences
   // taken); invalid_argument when a made value passes the bytes limit.
@@ -282,6 +327,9 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* event_ids_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* customer_streams_cf_ = nullptr;  // null: an old log opened read-only
   bool customer_index_complete_ = false;
+  rocksdb::ColumnFamilyHandle* data_keys_cf_ = nullptr;  // null: an old log opened read-only
+  std::unique_ptr<DataKeys> data_keys_;
+  bool sealed_log_ = false;  // a master key check is stored: the log has sealed data
 
   mutable std::mutex mu_;                // guards writers_, head_hash_, failure_
   std::deque<Writer*> writers_;

@@ -1,4 +1,4 @@
-// The 18 event types the customer-service emits, their wire names, categories
+// The 19 event types the customer-service emits, their wire names, categories
 // and streams. Type codes are stored on disk: never renumber, only append.
 #pragma once
 
@@ -28,11 +28,13 @@ enum class EventType : std::uint16_t {
   token_purchased = 16,
   token_used = 17,
   token_allocated = 18,
+  // The customer's data key was destroyed: its personal data is gone.
+  customer_erased = 19,
 };
 
 enum class Category : std::uint8_t { customer = 1, user = 2, subscription = 3, token = 4 };
 
-inline constexpr std::size_t event_type_count = 18;
+inline constexpr std::size_t event_type_count = 19;
 
 inline constexpr std::array<EventType, event_type_count> all_event_types = {
     EventType::customer_created,      EventType::customer_updated,
@@ -44,6 +46,7 @@ inline constexpr std::array<EventType, event_type_count> all_event_types = {
     EventType::subscription_renewed,  EventType::subscription_cancelled,
     EventType::subscription_expired,  EventType::token_purchased,
     EventType::token_used,            EventType::token_allocated,
+    EventType::customer_erased,
 };
 
 // "customer.created", ... as on the wire and in Kafka topic names.

@@ -37,6 +37,9 @@ struct EventLine {
   std::optional<Timestamp> recorded_at;
   std::optional<Hash> hash;
   std::uint32_t schema_version = 0;  // the data's schema version (current unless given)
+  // "sealed": true — the stored form of an event whose personal fields are
+  // sealed (base64 in the line); only `import` takes it.
+  bool sealed = false;
 };
 
 // Ok when `text` nests arrays and objects at most `depth_max` deep (strings
@@ -59,18 +62,25 @@ Result<EventLine> parse_event_line(std::string_view line);
 // added after that version must be absent. Errors name "data.<field>".
 Result<Payload> payload_from_json(EventType type, const nlohmann::json& data,
                                   std::uint32_t schema_version);
-// Validates a payload built in code against the same rules as parsing.
-Status validate_payload(const Payload& payload, std::uint32_t schema_version);
+// Validates a payload built in code against the same rules as parsing; a
+// sealed payload's personal fields are not checked (they were before).
+Status validate_payload(const Payload& payload, std::uint32_t schema_version, bool sealed = false);
 
 // The payload as a JSON object, fields in table order.
 nlohmann::ordered_json payload_to_json(const Payload& payload, std::uint32_t schema_version);
 
+// How personal fields are written: as they are, sealed (base64 of the sealed
+// bytes), or erased (null).
+enum class PersonalForm { plain, sealed, erased };
+
 // The payload as JSON text appended through `writer`: the same bytes as
 // payload_to_json(...).dump(), minus the fields named in `omit`.
 void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_t schema_version,
-                        std::span<const std::string_view> omit = {});
+                        std::span<const std::string_view> omit = {}, PersonalForm form = PersonalForm::plain);
 
-// The full line that `csctl read` prints and `parse_event_line` accepts.
+// The full line that `csctl read` prints and `parse_event_line` accepts: a
+// sealed event in its stored form ("sealed": true, personal fields base64),
+// an erased one with "erased": true and its personal fields null.
 std::string format_event_line(const RecordedEvent& event);
 // The same line appended to `out` (no newline), for callers that reuse a buffer.
 void append_event_line(std::string& out, const RecordedEvent& event);

@@ -44,6 +44,14 @@ class JsonWriter {
     auto end = std::to_chars(buf, buf + sizeof buf, value).ptr;
     out_.append(buf, end);
   }
+  void boolean(bool value) {
+    value_separator();
+    out_ += value ? "true" : "false";
+  }
+  void null() {
+    value_separator();
+    out_ += "null";
+  }
   // A value that is JSON text already (in nlohmann's compact form).
   void raw(std::string_view json) {
     value_separator();

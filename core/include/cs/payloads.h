@@ -1,4 +1,4 @@
-// Typed payloads of the 18 events, one struct each.
+// Typed payloads of the 19 events, one struct each.
 //
 // Each struct lists its fields once, in `fields()`: wire name, member, the
 // check its value must pass, and the schema version that introduced it. That
@@ -309,6 +309,19 @@ struct TokenAllocated {
   }
 };
 
+// Recorded when a customer's data key is destroyed (csctl forget, the admin
+// action erase): its personal fields, and its users', read as erased from
+// then on. No personal data in it.
+struct CustomerErased {
+  Uuid customer_id;
+  Uuid admin_id;  // who asked; nil when an operator ran csctl forget without --admin-id
+  CS_PAYLOAD(CustomerErased, customer_erased, 1, customer_id);
+  static constexpr auto fields() {
+    using T = CustomerErased;
+    return std::make_tuple(field("customerId", &T::customer_id), field("adminId", &T::admin_id));
+  }
+};
+
 #undef CS_PAYLOAD
 
 // Variant alternative i holds EventType code i + 1.
@@ -317,7 +330,7 @@ using Payload =
                  CustomerReactivated, CustomerDeleted, UserCreated, UserUpdated, UserDeleted,
                  UserPasswordReset, SubscriptionCreated, SubscriptionUpdated, SubscriptionRenewed,
                  SubscriptionCancelled, SubscriptionExpired, TokenPurchased, TokenUsed,
-                 TokenAllocated>;
+                 TokenAllocated, CustomerErased>;
 static_assert(std::variant_size_v<Payload> == event_type_count);
 
 // A stream's identity without its text: category and entity id. Cheap to

@@ -14,7 +14,10 @@
 
 namespace cs {
 
+// Format 1: every field as given. Format 2: the personal fields hold sealed
+// bytes (RecordedEvent::sealed); everything else as in format 1.
 inline constexpr std::uint8_t record_format_version = 1;
+inline constexpr std::uint8_t record_format_sealed = 2;
 
 // What the canonical bytes hold, borrowed from the caller (no copies).
 struct CanonicalFields {
@@ -27,6 +30,7 @@ struct CanonicalFields {
   const EventMeta& meta;
   std::uint32_t schema_version;
   const Payload& payload;
+  bool sealed = false;  // format 2
 };
 
 // The bytes the chain hash covers: everything but the hash itself.

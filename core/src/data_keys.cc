@@ -1,0 +1,140 @@
+#include "data_keys.h"
+
+#include "rocks_status.h"
+
+namespace cs {
+namespace {
+
+rocksdb::Slice key_of(const Uuid& customer) {
+  return {reinterpret_cast<const char*>(customer.bytes().data()), 16};
+}
+
+}  // namespace
+
+void DataKeys::remember(const Uuid& customer, const Lookup& lookup) {
+  if (cache_.size() >= data_key_cache_entries_max) cache_.clear();
+  cache_[customer] = lookup;
+}
+
+Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) {
+  Lookup lookup;
+  if (family_ == nullptr) return lookup;
+  std::string value;
+  auto s = db_.Get({}, family_, key_of(customer), &value);
+  if (s.IsNotFound()) return lookup;
+  if (!s.ok()) return from_rocks(s, "read the data key of customer " + customer.to_string());
+  if (value.size() == 1 && value[0] == erased_tag) {
+    lookup.state = State::erased;
+    return lookup;
+  }
+  if (value.empty() || value[0] != live_tag) {
+    return corruption_error("the stored data key of customer " + customer.to_string() + " is malformed");
+  }
+  if (!master_) return invalid_argument("personal data is sealed in this log: open it with its master key");
+  auto key = unwrap_data_key(*master_, customer, std::string_view(value).substr(1));
+  if (!key.ok()) return corruption_error(key.error().message());
+  lookup.state = State::live;
+  lookup.key = *key;
+  return lookup;
+}
+
+Result<DataKey> DataKeys::for_writing(const Uuid& customer) {
+  if (!master_) return invalid_argument("personal data is sealed in this log: open it with its master key");
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(customer);
+  Lookup lookup;
+  if (it != cache_.end()) {
+    lookup = it->second;
+  } else {
+    auto loaded = load(customer);
+    if (!loaded.ok()) return loaded.error();
+    lookup = *loaded;
+  }
+  if (lookup.state == State::erased) {
+    return conflict_error("customer " + customer.to_string() + " was erased: its personal data cannot be written again");
+  }
+  if (lookup.state == State::none) {
+    if (family_ == nullptr) return invalid_argument("the log is open read-only");
+    lookup.key = random_data_key();
+    lookup.state = State::live;
+    std::string value(1, live_tag);
+    value += wrap_data_key(*master_, customer, lookup.key);
+    auto s = db_.Put(rocksdb::WriteOptions{}, family_, key_of(customer), value);
+    if (!s.ok()) return from_rocks(s, "store the data key of customer " + customer.to_string());
+  }
+  remember(customer, lookup);
+  return lookup.key;
+}
+
+Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
+  std::lock_guard lock(mu_);
+  if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
+  auto loaded = load(customer);
+  if (!loaded.ok()) return loaded.error();
+  remember(customer, *loaded);
+  return *loaded;
+}
+
+Result<bool> DataKeys::erased(const Uuid& customer) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = cache_.find(customer); it != cache_.end()) return it->second.state == State::erased;
+  }
+  auto value = stored(customer);
+  if (!value.ok()) return value.error();
+  const bool is_erased = *value && **value == erased_value();
+  // "None" and "erased" are cached (every write of the family updates the
+  // cache); a live key is cached once it is unwrapped.
+  if (!*value || is_erased) {
+    std::lock_guard lock(mu_);
+    if (!cache_.contains(customer)) remember(customer, Lookup{is_erased ? State::erased : State::none, {}});
+  }
+  return is_erased;
+}
+
+void DataKeys::mark_erased(const Uuid& customer) {
+  std::lock_guard lock(mu_);
+  remember(customer, Lookup{State::erased, {}});
+}
+
+Result<std::optional<std::string>> DataKeys::stored(const Uuid& customer) const {
+  if (family_ == nullptr) return std::optional<std::string>();
+  std::string value;
+  auto s = db_.Get({}, family_, key_of(customer), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_rocks(s, "read the data key of customer " + customer.to_string());
+  return std::optional<std::string>(std::move(value));
+}
+
+Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
+  if (family_ == nullptr) return invalid_argument("the log is open read-only");
+  const bool erasure = value == erased_value();
+  if (!erasure) {
+    if (value.empty() || value[0] != live_tag) {
+      return invalid_argument("the data key of customer " + customer.to_string() + " is malformed");
+    }
+    if (!master_) return invalid_argument("a data key can only be imported with the master key that wrapped it");
+    if (auto key = unwrap_data_key(*master_, customer, value.substr(1)); !key.ok()) {
+      return invalid_argument(key.error().message() + " (it was wrapped under another master key)");
+    }
+  }
+  std::lock_guard lock(mu_);
+  auto current = stored(customer);
+  if (!current.ok()) return current.error();
+  if (*current && **current == erased_value()) return {};  // an erasure is for good
+  if (*current && !erasure && **current != value) {
+    // Two wrappings of the same key differ (fresh nonces): compare the keys.
+    auto mine = unwrap_data_key(*master_, customer, std::string_view(**current).substr(1));
+    auto theirs = unwrap_data_key(*master_, customer, value.substr(1));
+    if (!mine.ok() || !theirs.ok() || *mine != *theirs) {
+      return conflict_error("customer " + customer.to_string() + " already has another data key in this log");
+    }
+    return {};
+  }
+  auto s = db_.Put(rocksdb::WriteOptions{}, family_, key_of(customer), rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) return from_rocks(s, "store the data key of customer " + customer.to_string());
+  cache_.erase(customer);
+  return {};
+}
+
+}  // namespace cs

@@ -1,0 +1,79 @@
+// The customers' data keys, kept wrapped by the master key in the log's
+// `data_keys` family (docs/storage.md), and cached unwrapped in memory.
+//
+//   data_keys: customer id (16) -> 0x01 ‖ wrapped key (61 bytes: scheme,
+//              nonce, ciphertext, tag)   a live customer
+//                               -> 0x00                    an erased one
+//
+// A key is created the first time a customer's personal data is sealed, and
+// written at once (not synced: the append that uses it follows in the same
+// write-ahead log and is synced with it). An erased customer never gets a
+// key again. Thread safety: every method may be called from any thread.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "cs/error.h"
+#include "cs/personal_data.h"
+#include "cs/uuid.h"
+
+namespace cs {
+
+// Unwrapped keys kept in memory; past it the cache starts over.
+inline constexpr std::size_t data_key_cache_entries_max = 1 << 16;
+
+class DataKeys {
+ public:
+  enum class State { none, live, erased };
+  struct Lookup {
+    State state = State::none;
+    DataKey key{};  // when live
+  };
+
+  // Borrows `db` and `family` (null: a log without the family, read-only).
+  DataKeys(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::optional<MasterKey> master)
+      : db_(db), family_(family), master_(master) {}
+
+  bool has_master_key() const { return master_.has_value(); }
+
+  // The key to seal `customer`'s data with, created when it has none.
+  // conflict when the customer was erased; invalid_argument without a
+  // master key; fatal on I/O errors.
+  Result<DataKey> for_writing(const Uuid& customer);
+  // The key to open `customer`'s data with: none, live (with the key) or
+  // erased. invalid_argument without a master key for a live one;
+  // corruption when the stored key does not unwrap.
+  Result<Lookup> for_reading(const Uuid& customer);
+  // Erased or not, from the cache or the family (no master key needed).
+  Result<bool> erased(const Uuid& customer);
+  // After an erasure committed: the cache forgets the key.
+  void mark_erased(const Uuid& customer);
+
+  // The stored value, as export and the distributor carry it (nullopt: none).
+  Result<std::optional<std::string>> stored(const Uuid& customer) const;
+  // Stores a value read from an export or the keys topic: a wrapped key must
+  // unwrap with this master key; an erasure always wins; a live key that
+  // differs from the one stored is a conflict.
+  Status put_stored(const Uuid& customer, std::string_view value);
+
+  static constexpr char live_tag = 1;
+  static constexpr char erased_tag = 0;
+  static std::string erased_value() { return std::string(1, erased_tag); }
+
+ private:
+  Result<Lookup> load(const Uuid& customer);  // from the family; caller holds mu_
+  void remember(const Uuid& customer, const Lookup& lookup);  // caller holds mu_
+
+  rocksdb::DB& db_;
+  rocksdb::ColumnFamilyHandle* family_;
+  std::optional<MasterKey> master_;
+  std::mutex mu_;
+  std::unordered_map<Uuid, Lookup> cache_;  // guarded by mu_
+};
+
+}  // namespace cs

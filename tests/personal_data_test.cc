@@ -1,0 +1,285 @@
+// Personal data sealed at rest: the primitives (AES-256-GCM fields, wrapped
+// data keys, base64, the master key file), then the log: no plaintext name or
+// email in any file of the data dir, reads that open what was sealed, a wrong
+// or missing master key refused before anything is written, and an erasure
+// that empties a customer's fields for every reader and takes its key's
+// bytes off the disk.
+#include <sys/stat.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "cs/json_codec.h"
+#include "cs/personal_data.h"
+#include "generated_history.h"
+#include "test_support.h"
+
+namespace cs {
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Every file under `dir` that holds `needle` (raw bytes).
+std::vector<std::string> files_holding(const std::filesystem::path& dir, std::string_view needle) {
+  std::vector<std::string> out;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    if (slurp(entry.path()).find(needle) != std::string::npos) out.push_back(entry.path().filename().string());
+  }
+  return out;
+}
+
+TEST(PersonalDataTest, FieldsSealAndOpenOnlyWithTheirKeyEventAndField) {
+  const DataKey key = random_data_key(), other = random_data_key();
+  const Uuid event = test::uuid(1);
+  const std::string sealed = seal_field(key, event, "email", "jane@example.org");
+  EXPECT_EQ(sealed.size(), std::string("jane@example.org").size() + 29);
+  EXPECT_EQ(sealed.find("jane"), std::string::npos);
+  EXPECT_NE(seal_field(key, event, "email", "jane@example.org"), sealed) << "a fresh nonce each time";
+  auto opened = open_field(key, event, "email", sealed);
+  ASSERT_TRUE(opened.ok());
+  EXPECT_EQ(*opened, "jane@example.org");
+  EXPECT_EQ(open_field(other, event, "email", sealed).error().code(), ErrorCode::corruption);
+  EXPECT_FALSE(open_field(key, test::uuid(2), "email", sealed).ok()) << "moved to another event";
+  EXPECT_FALSE(open_field(key, event, "name", sealed).ok()) << "moved to another field";
+  std::string altered = sealed;
+  altered[20] = static_cast<char>(altered[20] ^ 1);
+  EXPECT_FALSE(open_field(key, event, "email", altered).ok());
+  EXPECT_FALSE(open_field(key, event, "email", "short").ok());
+  EXPECT_EQ(open_field(key, event, "reason", seal_field(key, event, "reason", "")).value(), "");
+}
+
+TEST(PersonalDataTest, DataKeysUnwrapOnlyWithTheirMasterKeyAndCustomer) {
+  MasterKey master{}, other{};
+  master[0] = 1;
+  other[0] = 2;
+  const DataKey key = random_data_key();
+  const std::string wrapped = wrap_data_key(master, test::uuid(1), key);
+  EXPECT_EQ(wrapped.size(), 61u);
+  EXPECT_EQ(unwrap_data_key(master, test::uuid(1), wrapped).value(), key);
+  EXPECT_FALSE(unwrap_data_key(other, test::uuid(1), wrapped).ok());
+  EXPECT_FALSE(unwrap_data_key(master, test::uuid(2), wrapped).ok()) << "another customer's key";
+  EXPECT_NE(master_key_check(master), master_key_check(other));
+}
+
+TEST(PersonalDataTest, Base64IsRfc4648AndCanonical) {
+  const std::pair<std::string, std::string> vectors[] = {
+      {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="},
+      {"foobar", "Zm9vYmFy"}, {std::string("\0\xff\x10", 3), "AP8Q"}};
+  for (const auto& [bytes, text] : vectors) {
+    EXPECT_EQ(base64_encode(bytes), text);
+    EXPECT_EQ(base64_decode(text), bytes) << text;
+  }
+  for (const char* bad : {"Zg=", "Zh==", "Zm9=", "Z===", "Zm9v\n", "Zm 9", "=Zm9", "Zg==Zg==", "Zm9v!"}) {
+    EXPECT_FALSE(base64_decode(bad).has_value()) << bad;
+  }
+}
+
+TEST(PersonalDataTest, TheMasterKeyFileIsCreatedPrivateAndReadStrictly) {
+  test::TempDir dir;
+  const auto file = dir / "master.key";
+  EXPECT_EQ(read_master_key(file).error().code(), ErrorCode::not_found);
+  auto created = create_master_key(file);
+  ASSERT_TRUE(created.ok()) << created.error().to_string();
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(read_master_key(file).value(), *created);
+  EXPECT_FALSE(create_master_key(file).ok()) << "never overwritten";
+  for (const char* bad : {"", "abc", "zz", "not hex at all"}) {
+    std::ofstream(dir / "bad.key") << bad;
+    auto r = read_master_key(dir / "bad.key");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.error().message().find("64 hex digits"), std::string::npos) << r.error().message();
+  }
+}
+
+TEST(PersonalDataTest, PersonalFieldsAreTheOnesOfTheTable) {
+  std::set<std::string> found;
+  for (auto payload : test::one_of_each_type()) {
+    for_each_personal_field(payload, [&](std::string_view path, std::string&) {
+      found.insert(std::string(event_type_name(payload_type(payload))) + " " + std::string(path));
+    });
+  }
+  const std::set<std::string> expected = {
+      "customer.created name",       "customer.created email",        "customer.updated changes.email",
+      "customer.updated changes.name", "customer.suspended reason",   "customer.deleted reason",
+      "user.created email",          "subscription.cancelled reason", "token.allocated reason"};
+  EXPECT_EQ(found, expected) << "user.updated changes.role and subscription.updated changes.planId stay plain";
+}
+
+struct Generated {
+  std::vector<std::string> names, emails;
+  std::vector<Uuid> customers;
+};
+
+// A generated history through a log with a master key; what it said.
+Generated append_with_key(const std::filesystem::path& data, const std::filesystem::path& key_file,
+                          std::uint64_t customers = 30) {
+  Generated g;
+  auto log = test::open_log(data, {.master_key_file = key_file});
+  HistoryGenerator generator({.customers = customers, .seed = 5});
+  std::vector<NewEvent> batch;
+  while (auto e = generator.next()) {
+    if (const auto* c = std::get_if<CustomerCreated>(&e->payload)) {
+      g.names.push_back(c->name);
+      g.emails.push_back(c->email);
+      g.customers.push_back(c->customer_id);
+    }
+    if (const auto* u = std::get_if<UserCreated>(&e->payload)) g.emails.push_back(u->email);
+    batch.push_back(std::move(*e));
+    if (batch.size() == 256) {
+      EXPECT_TRUE(log->append(batch).ok());
+      batch.clear();
+    }
+  }
+  if (!batch.empty()) {
+    EXPECT_TRUE(log->append(batch).ok());
+  }
+  return g;
+}
+
+TEST(PersonalDataTest, NoNameOrEmailIsStoredInPlaintextAndReadsOpenThem) {
+  test::TempDir dir;
+  const auto data = dir / "data", key = dir / "master.key";
+  const Generated g = append_with_key(data, key);
+  ASSERT_GT(g.names.size(), 10u);
+  ASSERT_TRUE(std::filesystem::exists(key)) << "created on the first writable open";
+  // Every file of the data dir, memtables flushed by the close and not.
+  for (const auto& text : g.emails) ASSERT_EQ(files_holding(data, text), std::vector<std::string>{}) << text;
+  for (const auto& text : g.names) ASSERT_EQ(files_holding(data, text), std::vector<std::string>{}) << text;
+
+  auto log = test::open_log(data, {.master_key_file = key});
+  std::set<std::string> read_names;
+  std::size_t sealed = 0;
+  ASSERT_TRUE(log->read({}, [&](const RecordedEvent& e) {
+                   sealed += e.sealed ? 1 : 0;
+                   return true;
+                 }).ok());
+  EXPECT_GT(sealed, g.names.size());
+  ReadQuery opened{.type = EventType::customer_created};
+  opened.decrypt = true;
+  ASSERT_TRUE(log->read(opened, [&](const RecordedEvent& e) {
+                   EXPECT_FALSE(e.sealed);
+                   read_names.insert(std::get<CustomerCreated>(e.payload).name);
+                   return true;
+                 }).ok());
+  EXPECT_EQ(read_names, std::set<std::string>(g.names.begin(), g.names.end()));
+  auto verified = log->verify();
+  EXPECT_TRUE(verified.ok()) << verified.error().to_string();
+}
+
+TEST(PersonalDataTest, AWrongOrMissingMasterKeyIsRefusedBeforeAnythingIsWritten) {
+  test::TempDir dir;
+  const auto data = dir / "data", key = dir / "master.key";
+  append_with_key(data, key, 5);
+  ASSERT_TRUE(create_master_key(dir / "other.key").ok());
+  auto wrong = EventLog::open(data, {.master_key_file = dir / "other.key"});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code(), ErrorCode::invalid_argument);
+  EXPECT_NE(wrong.error().message().find("is not the key this log's personal data was sealed with"), std::string::npos)
+      << wrong.error().message();
+  auto wrong_read_only = EventLog::open(data, {.read_only = true, .master_key_file = dir / "other.key"});
+  EXPECT_FALSE(wrong_read_only.ok()) << "read-only too";
+  auto missing = EventLog::open(data, {.master_key_file = dir / "gone.key"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("does not exist"), std::string::npos) << missing.error().message();
+  EXPECT_FALSE(std::filesystem::exists(dir / "gone.key")) << "no new key for a log that has sealed data";
+  auto none = EventLog::open(data);
+  EXPECT_FALSE(none.ok()) << "a writable open of a sealed log needs its key";
+
+  // Read-only without the key: the stored form only.
+  auto read_only = test::open_log(data, {.read_only = true, .master_key_file = dir / "gone.key"});
+  ReadQuery opened{.type = EventType::customer_created};
+  opened.decrypt = true;
+  auto s = read_only->read(opened, [](const RecordedEvent&) { return true; });
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("master key"), std::string::npos) << s.error().message();
+  EXPECT_TRUE(read_only->verify().ok()) << "the chain covers the sealed bytes: no key needed";
+  // The right key reads it all.
+  auto log = test::open_log(data, {.master_key_file = key});
+  EXPECT_TRUE(log->read(opened, [](const RecordedEvent&) { return true; }).ok());
+}
+
+TEST(PersonalDataTest, ARetryOfASealedEventIsADuplicateAndOtherDataAConflict) {
+  test::TempDir dir;
+  auto log = test::open_log(dir / "data", {.master_key_file = dir / "master.key"});
+  std::vector<NewEvent> first = {test::make_event(test::customer_created(1), 1)};
+  auto a = log->append(first);
+  ASSERT_TRUE(a.ok());
+  auto again = log->append(first);
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_TRUE(again->duplicate);
+  auto changed = first;
+  std::get<CustomerCreated>(changed[0].payload).email = "other@acme.example";
+  auto conflict = log->append(changed);
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code(), ErrorCode::conflict);
+}
+
+TEST(PersonalDataTest, AnErasedCustomerReadsErasedEverywhereAndItsKeyLeavesTheDisk) {
+  test::TempDir dir;
+  const auto data = dir / "data", key = dir / "master.key";
+  const Generated g = append_with_key(data, key, 12);
+  const Uuid victim = g.customers[3], bystander = g.customers[4];
+  auto log = test::open_log(data, {.master_key_file = key});
+  const std::string wrapped = log->stored_data_key(victim).value().value();
+  ASSERT_EQ(wrapped.size(), 62u);
+  ASSERT_FALSE(log->customer_erased(victim).value());
+  const Hash head_before = log->head_hash();
+
+  NewEvent erase = test::make_event(CustomerErased{victim, test::uuid(9)}, 900);
+  ASSERT_TRUE(log->append(std::vector{erase}).ok());
+  EXPECT_TRUE(log->customer_erased(victim).value());
+  EXPECT_FALSE(log->customer_erased(bystander).value());
+  EXPECT_NE(log->head_hash(), head_before);
+
+  std::size_t erased_events = 0, bystander_events = 0;
+  ReadQuery all;
+  all.decrypt = true;
+  ASSERT_TRUE(log->read(all, [&](const RecordedEvent& e) {
+                   const Uuid& c = payload_customer_id(e.payload);
+                   if (c == victim && has_personal_fields(e.payload)) {
+                     EXPECT_TRUE(e.erased) << "seq " << e.seq.value;
+                     for_each_personal_field(e.payload, [&](std::string_view, const std::string& v) { EXPECT_EQ(v, ""); });
+                     ++erased_events;
+                     const std::string line = format_event_line(e);
+                     EXPECT_NE(line.find("\"erased\":true"), std::string::npos) << line;
+                   }
+                   if (c == bystander && has_personal_fields(e.payload)) {
+                     EXPECT_FALSE(e.erased);
+                     ++bystander_events;
+                   }
+                   return true;
+                 }).ok());
+  EXPECT_GT(erased_events, 0u);
+  EXPECT_GT(bystander_events, 0u);
+  EXPECT_TRUE(log->verify().ok()) << "the chain covers the sealed bytes, which did not change";
+
+  // Nothing more is written for the erased customer; the others go on.
+  auto more = log->append(std::vector{test::make_event(
+      CustomerUpdated{victim, {"email"}, {{"email", "\"back@acme.example\""}}}, 901)});
+  ASSERT_FALSE(more.ok());
+  EXPECT_EQ(more.error().code(), ErrorCode::conflict);
+  EXPECT_NE(more.error().message().find("was erased"), std::string::npos) << more.error().message();
+  EXPECT_TRUE(log->append(std::vector{test::make_event(
+                              CustomerUpdated{bystander, {"email"}, {{"email", "\"new@acme.example\""}}}, 902)})
+                  .ok());
+
+  ASSERT_TRUE(log->purge_erased_key(victim).ok());
+  log.reset();
+  EXPECT_EQ(files_holding(data, wrapped), std::vector<std::string>{}) << "the wrapped key's bytes are gone";
+  EXPECT_EQ(files_holding(data, wrapped.substr(1, 40)), std::vector<std::string>{});
+  // Reopened: still erased.
+  auto reopened = test::open_log(data, {.master_key_file = key});
+  EXPECT_TRUE(reopened->customer_erased(victim).value());
+}
+
+}  // namespace
+}  // namespace cs
