@@ -91,12 +91,12 @@ TEST_F(ProjectionsTest, HandWrittenHistoryGivesTheStateWorkedOutByHand) {
 
   auto c = *live->customer(customer).value();
   EXPECT_EQ(c.status, CustomerStatus::validated);  // reactivated returns to validated
-  EXPECT_EQ(c.name, "Atlas Group SARL");
-  EXPECT_EQ(c.email, "contact@atlas.example");
+  EXPECT_EQ(c.name.value, "Atlas Group SARL");
+  EXPECT_EQ(c.email.value, "contact@atlas.example");
   EXPECT_EQ(c.customer_type, CustomerType::sme);
   EXPECT_EQ(c.validated_by, admin);
   EXPECT_EQ(c.validated_at, hour(1));
-  EXPECT_EQ(c.suspension_reason, "");
+  EXPECT_EQ(c.suspension_reason.value, "");
   EXPECT_EQ(c.last_updated_fields, std::vector<std::string>{"name"});
   EXPECT_EQ(c.created_at, hour(0));
   EXPECT_EQ(c.updated_at, hour(13));
@@ -114,7 +114,7 @@ TEST_F(ProjectionsTest, HandWrittenHistoryGivesTheStateWorkedOutByHand) {
   EXPECT_EQ(format_timestamp(s.period_end), "2026-03-01T00:00:00Z");
   auto u = *live->user(user).value();
   EXPECT_EQ(u.password_resets, 2u);
-  EXPECT_EQ(u.email, "j.doe@atlas.example");
+  EXPECT_EQ(u.email.value, "j.doe@atlas.example");
   EXPECT_EQ(u.status, UserStatus::active);
   EXPECT_EQ(live->users_of(customer)->size(), 1u);
   EXPECT_EQ(live->subscriptions_of(customer)->size(), 1u);
@@ -139,7 +139,7 @@ TEST_F(ProjectionsTest, AsOfReplayGivesTheStateAtEachMoment) {
     ASSERT_TRUE(store.ok()) << store.error().to_string();
     auto c = *store->engine->customer(customer).value();
     EXPECT_EQ(c.status, m.status) << format_timestamp(m.as_of);
-    EXPECT_EQ(c.suspension_reason, m.reason);
+    EXPECT_EQ(c.suspension_reason.value, m.reason);
     EXPECT_EQ(store->engine->token_account(customer).value()->balance, m.balance) << format_timestamp(m.as_of);
   }
   // By sequence: up to seq 4 (the first use), nothing after.

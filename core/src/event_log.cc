@@ -969,8 +969,11 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
     }
     hash = chain_hash(hash, values[i]);
     if (hash != e.hash) {
+      const bool opened = !e.sealed && has_personal_fields(e.payload) && sealed_log_;
       return corruption_error(where(e) + "hash " + hash_to_hex(e.hash) + " does not match the recomputed " +
-                              hash_to_hex(hash) + ": the event was altered or does not continue this log");
+                              hash_to_hex(hash) + ": the event was altered or does not continue this log" +
+                              (opened ? " (a line of export --decrypt cannot be imported: import the stored form)"
+                                      : ""));
     }
     values[i].append(reinterpret_cast<const char*>(hash.data()), hash.size());
     result.positions.push_back({e.seq, e.version});

@@ -5,6 +5,7 @@
 #include "cs/event_log.h"
 #include "cs/personal_data.h"
 #include "data_keys.h"
+#include "keys.h"
 #include "rocks_status.h"
 
 namespace cs {
@@ -108,6 +109,14 @@ Status EventLog::import_data_key(const Uuid& customer, std::string_view stored) 
 }
 
 bool EventLog::is_erased_marker(std::string_view stored) { return stored == DataKeys::erased_value(); }
+
+Result<std::optional<std::string>> EventLog::stored_master_key_check() const {
+  std::string check;
+  auto s = db_->Get({}, std::string(keys::meta_master_key_check), &check);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_rocks(s, "read the master key check");
+  return std::optional<std::string>(std::move(check));
+}
 
 Status EventLog::purge_erased_key(const Uuid& customer) {
   if (options_.read_only || data_keys_cf_ == nullptr) return invalid_argument("the log is open read-only");

@@ -296,7 +296,9 @@ Status check_values(const T& p, std::uint32_t version, bool sealed) {
               } else if constexpr (std::is_same_v<M, std::int64_t>) {
                 result = check_integer(path, value, f.check);
               } else if constexpr (std::is_same_v<M, Uuid>) {
-                if (value.is_nil()) result = invalid_argument(path + " must not be the nil UUID");
+                if (value.is_nil() && f.check != Check::nil_allowed) {
+                  result = invalid_argument(path + " must not be the nil UUID");
+                }
               }
             }(),
             ...);

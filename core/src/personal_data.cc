@@ -171,6 +171,14 @@ Result<MasterKey> create_master_key(const std::filesystem::path& file) {
   return key;
 }
 
+std::filesystem::path default_master_key_file(const std::filesystem::path& data_dir) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(data_dir, ec).lexically_normal();
+  if (ec) dir = data_dir.lexically_normal();
+  while (dir.has_relative_path() && dir.filename().empty()) dir = dir.parent_path();
+  return std::filesystem::path(dir.string() + ".master-key");
+}
+
 std::array<std::uint8_t, 32> master_key_check(const MasterKey& key) {
   std::array<std::uint8_t, 32> out{};
   unsigned int size = 0;

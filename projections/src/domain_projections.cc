@@ -19,7 +19,8 @@ namespace {
 class CustomersProjection final : public EntityProjection<CustomerState> {
  public:
   std::string_view name() const override { return "customers"; }
-  std::uint32_t version() const override { return 1; }
+  // 2: personal values kept sealed (PersonalText), customer.erased.
+  std::uint32_t version() const override { return 2; }
   bool handles(EventType t) const override { return category_of(t) == Category::customer; }
   std::unique_ptr<Projection> clone_empty() const override { return std::make_unique<CustomersProjection>(); }
 
@@ -32,7 +33,7 @@ class CustomersProjection final : public EntityProjection<CustomerState> {
 class UsersProjection final : public EntityProjection<UserState> {
  public:
   std::string_view name() const override { return "users"; }
-  std::uint32_t version() const override { return 1; }
+  std::uint32_t version() const override { return 2; }  // 2: the e-mail kept sealed
   bool handles(EventType t) const override { return category_of(t) == Category::user; }
   std::unique_ptr<Projection> clone_empty() const override { return std::make_unique<UsersProjection>(); }
 
@@ -48,7 +49,7 @@ class UsersProjection final : public EntityProjection<UserState> {
 class SubscriptionsProjection final : public EntityProjection<SubscriptionState> {
  public:
   std::string_view name() const override { return "subscriptions"; }
-  std::uint32_t version() const override { return 1; }
+  std::uint32_t version() const override { return 2; }  // 2: the cancellation reason kept sealed
   bool handles(EventType t) const override { return category_of(t) == Category::subscription; }
   std::unique_ptr<Projection> clone_empty() const override { return std::make_unique<SubscriptionsProjection>(); }
 

@@ -20,6 +20,25 @@ std::optional<Timestamp> changed_time(const Changes& changes, const std::string&
   return text ? parse_timestamp(*text) : std::nullopt;
 }
 
+// A personal value as the event holds it: sealed bytes with what opens them,
+// or plaintext.
+PersonalText personal(const RecordedEvent& e, std::string_view path, const std::string& value) {
+  if (e.sealed) return PersonalText{value, e.id, std::string(path)};
+  return PersonalText{value, Uuid(), {}};
+}
+
+// A string in `changes`: sealed as is, or JSON text to parse.
+std::optional<PersonalText> changed_personal(const RecordedEvent& e, const Changes& changes, const std::string& field) {
+  if (e.sealed) {
+    auto it = changes.find(field);
+    if (it == changes.end()) return std::nullopt;
+    return PersonalText{it->second, e.id, "changes." + field};
+  }
+  auto text = changed_string(changes, field);
+  if (!text) return std::nullopt;
+  return PersonalText{std::move(*text), Uuid(), {}};
+}
+
 const Uuid& stream_entity(const RecordedEvent& e) {
   return std::visit([](const auto& p) -> const Uuid& { return p.stream_key(); }, e.payload);
 }
@@ -35,13 +54,13 @@ void fold_customer(CustomerState& s, const RecordedEvent& e) {
         using P = std::decay_t<decltype(p)>;
         if constexpr (std::is_same_v<P, CustomerCreated>) {
           s.customer_type = p.customer_type;
-          s.name = p.name;
-          s.email = p.email;
+          s.name = personal(e, "name", p.name);
+          s.email = personal(e, "email", p.email);
           s.status = CustomerStatus::pending;
           s.created_at = e.timestamp;
         } else if constexpr (std::is_same_v<P, CustomerUpdated>) {
-          if (auto v = changed_string(p.changes, "name")) s.name = *v;
-          if (auto v = changed_string(p.changes, "email")) s.email = *v;
+          if (auto v = changed_personal(e, p.changes, "name")) s.name = std::move(*v);
+          if (auto v = changed_personal(e, p.changes, "email")) s.email = std::move(*v);
           s.last_updated_fields = p.updated_fields;
         } else if constexpr (std::is_same_v<P, CustomerValidated>) {
           s.status = CustomerStatus::validated;
@@ -49,12 +68,16 @@ void fold_customer(CustomerState& s, const RecordedEvent& e) {
           s.validated_at = e.timestamp;
         } else if constexpr (std::is_same_v<P, CustomerSuspended>) {
           s.status = CustomerStatus::suspended;
-          s.suspension_reason = p.reason;
+          s.suspension_reason = personal(e, "reason", p.reason);
         } else if constexpr (std::is_same_v<P, CustomerReactivated>) {
           s.status = CustomerStatus::validated;
-          s.suspension_reason.clear();
+          s.suspension_reason = PersonalText{};
         } else if constexpr (std::is_same_v<P, CustomerDeleted>) {
           s.status = CustomerStatus::deleted;
+        } else if constexpr (std::is_same_v<P, CustomerErased>) {
+          // The key is gone: what is left of the values is noise.
+          s.erased = true;
+          s.name = s.email = s.suspension_reason = PersonalText{};
         }
       },
       e.payload);
@@ -70,12 +93,12 @@ void fold_user(UserState& s, const RecordedEvent& e) {
       [&](const auto& p) {
         using P = std::decay_t<decltype(p)>;
         if constexpr (std::is_same_v<P, UserCreated>) {
-          s.email = p.email;
+          s.email = personal(e, "email", p.email);
           s.role = p.role;
           s.status = UserStatus::active;
           s.created_at = e.timestamp;
         } else if constexpr (std::is_same_v<P, UserUpdated>) {
-          if (auto v = changed_string(p.changes, "email")) s.email = *v;
+          if (auto v = changed_personal(e, p.changes, "email")) s.email = std::move(*v);
           if (auto v = changed_string(p.changes, "role")) s.role = *v;
         } else if constexpr (std::is_same_v<P, UserDeleted>) {
           s.status = UserStatus::deleted;
@@ -107,7 +130,7 @@ void fold_subscription(SubscriptionState& s, const RecordedEvent& e) {
           ++s.renewals;
         } else if constexpr (std::is_same_v<P, SubscriptionCancelled>) {
           s.status = SubscriptionStatus::cancelled;
-          s.cancellation_reason = p.reason;
+          s.cancellation_reason = personal(e, "reason", p.reason);
         } else if constexpr (std::is_same_v<P, SubscriptionExpired>) {
           s.status = SubscriptionStatus::expired;
         }
@@ -150,6 +173,19 @@ void CustomerViewBuilder::apply(const RecordedEvent& e) {
       fold_subscription(subscriptions_[stream_entity(e)], e);
       break;
   }
+}
+
+Status open_personal(const EventLog& log, CustomerView& view) {
+  if (view.customer) {
+    if (auto s = open_personal(log, *view.customer); !s.ok()) return s;
+  }
+  for (auto& u : view.users) {
+    if (auto s = open_personal(log, u); !s.ok()) return s;
+  }
+  for (auto& s : view.subscriptions) {
+    if (auto st = open_personal(log, s); !st.ok()) return st;
+  }
+  return {};
 }
 
 CustomerView CustomerViewBuilder::finish() && {

@@ -384,6 +384,7 @@ Result<std::optional<State>> ProjectionEngine::find(std::string_view projection,
   if (!*value) return std::optional<State>();
   auto state = decode_state<State>(**value);
   if (!state.ok()) return state.error();
+  if (auto s = open_personal(log_, *state); !s.ok()) return s.error();
   return std::optional<State>(std::move(*state));
 }
 
@@ -455,6 +456,7 @@ Result<std::vector<CustomerState>> ProjectionEngine::customers(std::optional<Cus
     if (!state.ok()) return state.error();
     if (status && state->status != *status) continue;
     if (type && state->customer_type != *type) continue;
+    if (auto s = open_personal(log_, *state); !s.ok()) return s.error();
     out.push_back(std::move(*state));
   }
   if (!it->status().ok()) return fatal_error("projections: scan customers: " + it->status().ToString());

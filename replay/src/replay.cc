@@ -8,16 +8,60 @@
 
 #include "cs/json_codec.h"
 #include "cs/line_reader.h"
+#include "cs/personal_data.h"
 
 namespace cs {
 
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xF]);
+  }
+  return out;
+}
+
+// The key lines of an export: the master key's fingerprint, then each data key.
+Status export_data_keys(const EventLog& log, std::ostream& out, ExportReport& report) {
+  auto check = log.stored_master_key_check();
+  if (!check.ok()) return check.error();
+  if (!*check) return {};  // nothing was ever sealed
+  out << R"({"masterKeyCheck":")" << hex(**check) << "\"}\n";
+  return log.scan_data_keys([&](const Uuid& customer, std::string_view stored) {
+    out << R"({"dataKey":{"customerId":")" << customer.to_string() << '"';
+    if (EventLog::is_erased_marker(stored)) {
+      out << R"(,"erased":true}})";
+    } else {
+      out << R"(,"wrapped":")" << base64_encode(stored.substr(1)) << "\"}}";
+    }
+    out << '\n';
+    ++report.data_keys;
+    return static_cast<bool>(out);
+  });
+}
+
+}  // namespace
+
 Result<ExportReport> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
-                                   std::ostream& out, const Progress& progress) {
+                                   std::ostream& out, const Progress& progress, bool decrypt) {
+  // The head first: every event up to it was appended after its key was stored.
   Sequence last = to ? std::min(*to, log.head()) : log.head();
   std::uint64_t total = last >= from ? last.value - from.value + 1 : 0, written = 0;
   ExportReport report;
-  auto s = log.read({.from_seq = from, .to_seq = last}, [&](const RecordedEvent& e) {
-    out << format_event_line(e) << '\n';
+  if (!decrypt) {
+    if (auto s = export_data_keys(log, out, report); !s.ok()) return s.error();
+  }
+  ReadQuery query{.from_seq = from, .to_seq = last};
+  query.decrypt = decrypt;
+  std::string line;
+  auto s = log.read(query, [&](const RecordedEvent& e) {
+    line.clear();
+    append_event_line(line, e);
+    line.push_back('\n');
+    out << line;
     ++written;
     report.last_seq = e.seq;
     report.last_hash = e.hash;
@@ -69,8 +113,57 @@ constexpr std::size_t import_batches_ahead_max = 2;
 struct ImportBatch {
   std::vector<RecordedEvent> events;
   std::vector<std::uint64_t> line_numbers;
+  // Key lines read with these events, stored before them.
+  struct KeyLine {
+    std::uint64_t line = 0;
+    std::optional<std::string> master_key_check;  // a fingerprint line
+    Uuid customer;
+    std::string stored;  // a data key line: as EventLog stores it
+  };
+  std::vector<KeyLine> keys;
   std::optional<Error> bad;  // the line right after `events`, named
 };
+
+// The first key of a JSON object line, when it is one of the key lines'.
+std::string_view first_key(std::string_view text) {
+  auto open = text.find_first_not_of(" \t");
+  if (open == std::string_view::npos || text[open] != '{') return {};
+  auto quote = text.find_first_not_of(" \t", open + 1);
+  if (quote == std::string_view::npos || text[quote] != '"') return {};
+  auto end = text.find('"', quote + 1);
+  return end == std::string_view::npos ? std::string_view() : text.substr(quote + 1, end - quote - 1);
+}
+
+// {"masterKeyCheck":"<hex>"} or {"dataKey":{"customerId":"…","wrapped":"…"|"erased":true}}.
+Result<ImportBatch::KeyLine> parse_key_line(std::string_view text) {
+  auto doc = parse_json_document(text);
+  if (!doc.ok()) return doc.error();
+  ImportBatch::KeyLine key;
+  if (doc->is_object() && doc->size() == 1 && doc->contains("masterKeyCheck")) {
+    const auto& v = (*doc)["masterKeyCheck"];
+    auto bytes = v.is_string() ? hash_from_hex(v.get<std::string>()) : std::nullopt;
+    if (!bytes) return invalid_argument("masterKeyCheck must be 64 hex digits");
+    key.master_key_check = std::string(reinterpret_cast<const char*>(bytes->data()), bytes->size());
+    return key;
+  }
+  const nlohmann::json* k = doc->is_object() && doc->size() == 1 && doc->contains("dataKey") ? &(*doc)["dataKey"] : nullptr;
+  if (k == nullptr || !k->is_object() || k->size() != 2 || !k->contains("customerId") || !(*k)["customerId"].is_string()) {
+    return invalid_argument("a key line is {\"dataKey\":{\"customerId\":…,\"wrapped\":…}} or {\"masterKeyCheck\":…}");
+  }
+  auto customer = Uuid::parse((*k)["customerId"].get<std::string>());
+  if (!customer) return invalid_argument("dataKey.customerId must be a UUID");
+  key.customer = *customer;
+  if (k->contains("erased") && (*k)["erased"] == true) {
+    key.stored = std::string(1, '\0');
+  } else if (k->contains("wrapped") && (*k)["wrapped"].is_string()) {
+    auto wrapped = base64_decode((*k)["wrapped"].get<std::string>());
+    if (!wrapped) return invalid_argument("dataKey.wrapped must be base64");
+    key.stored = std::string(1, '\1') + *wrapped;
+  } else {
+    return invalid_argument("dataKey needs \"wrapped\" (base64) or \"erased\": true");
+  }
+  return key;
+}
 
 void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
   LineReader reader(in, limits::json_line_bytes_max);
@@ -81,8 +174,16 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
   while (reader.next(text, too_long)) {
     if (!too_long && text.find_first_not_of(" \t") == std::string::npos) continue;
     auto bad = [&](const std::string& why) { batch.bad = invalid_argument("line " + std::to_string(reader.number()) + ": " + why); };
+    const std::string_view first = too_long ? std::string_view() : first_key(text);
     if (too_long) {
       bad("longer than " + std::to_string(limits::json_line_bytes_max) + " bytes");
+    } else if (first == "dataKey" || first == "masterKeyCheck") {
+      if (auto key = parse_key_line(text); !key.ok()) {
+        bad(key.error().message());
+      } else {
+        key->line = reader.number();
+        batch.keys.push_back(std::move(*key));
+      }
     } else if (auto line = parse_event_line(text); !line.ok()) {
       bad(line.error().message());
     } else if (auto event = to_recorded(*line); !event.ok()) {
@@ -99,7 +200,7 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
       batch_bytes = 0;
     }
   }
-  if (!batch.events.empty()) out.push(std::move(batch));
+  if (!batch.events.empty() || !batch.keys.empty()) out.push(std::move(batch));
   out.close();
 }
 
@@ -108,7 +209,31 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
 // Lines are parsed on a second thread while the log commits the batch before.
 Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
   ImportReport report;
+  auto own_check = log.stored_master_key_check();
+  if (!own_check.ok()) return own_check.error();
+  auto store_keys = [&](const ImportBatch& batch) -> Status {
+    for (const auto& key : batch.keys) {
+      const std::string where = "line " + std::to_string(key.line) + ": ";
+      if (key.master_key_check) {
+        if (!*own_check) {
+          return invalid_argument(where + "the export's personal data is sealed under a master key: give it "
+                                          "(--master-key FILE)");
+        }
+        if (**own_check != *key.master_key_check) {
+          return invalid_argument(where + "the export's personal data is sealed under another master key than this "
+                                          "log's: give that key (--master-key)");
+        }
+        continue;
+      }
+      if (auto s = log.import_data_key(key.customer, key.stored); !s.ok()) {
+        return Error(s.error().code(), where + s.error().message());
+      }
+      ++report.data_keys;
+    }
+    return {};
+  };
   auto flush = [&](const ImportBatch& batch) -> Status {
+    if (auto s = store_keys(batch); !s.ok()) return s;
     if (batch.events.empty()) return {};
     auto r = log.import(batch.events);
     if (!r.ok()) {
@@ -152,9 +277,20 @@ Result<ReplayStore> replay_into(const EventLog& source, const std::filesystem::p
     return invalid_argument("replay: the target is the live data directory");
   }
   ReplayStore store;
-  auto log = EventLog::open(target_dir, {.sync_each_group = false});
+  // The store keeps the source's sealed values: it gets its keys, under the
+  // same master key.
+  auto log = EventLog::open(target_dir, {.sync_each_group = false,
+                                         .master_key_file = source.master_key_file(),
+                                         .create_master_key = false});
   if (!log.ok()) return log.error();
   store.log = std::move(*log);
+  Status copied;
+  auto scanned = source.scan_data_keys([&](const Uuid& customer, std::string_view stored) {
+    copied = store.log->import_data_key(customer, stored);
+    return copied.ok();
+  });
+  if (!scanned.ok()) return scanned.error();
+  if (!copied.ok()) return copied.error();
   auto engine = ProjectionEngine::open(*store.log);
   if (!engine.ok()) return engine.error();
   store.engine = std::move(*engine);
@@ -187,7 +323,9 @@ Result<std::optional<CustomerView>> customer_view_at(const EventLog& log, const 
     });
     if (!s.ok()) return s.error();
   }
-  return std::optional<CustomerView>(std::move(builder).finish());
+  CustomerView view = std::move(builder).finish();
+  if (auto s = open_personal(log, view); !s.ok()) return s.error();
+  return std::optional<CustomerView>(std::move(view));
 }
 
 }  // namespace cs

@@ -1,4 +1,5 @@
-// csctl read: events as JSON lines, in the form `csctl append` takes back.
+// csctl read: events as JSON lines, in the form `csctl append` takes back
+// (personal fields opened), or as stored (--stored).
 #include <iostream>
 
 #include "command.h"
@@ -13,9 +14,10 @@ int run_read(const Args& args) {
       "type", po::value<std::string>(), "one event type (token.used)")(
       "category", po::value<std::string>(), "one category (token or token.*)")(
       "from", po::value<std::uint64_t>(), "first sequence (stream version with --stream); backward: the last")(
-      "limit", po::value<std::size_t>(), "at most this many events")("backward", "newest first");
+      "limit", po::value<std::size_t>(), "at most this many events")("backward", "newest first")(
+      "stored", "print personal fields as stored (sealed, base64) instead of opening them with the master key");
   po::variables_map vm;
-  if (auto code = parse_options("read", "--data-dir DIR [--stream S|--type T|--category C] [--from N] [--limit N] [--backward]",
+  if (auto code = parse_options("read", "--data-dir DIR [--stream S|--type T|--category C] [--from N] [--limit N] [--backward] [--stored]",
                                 options, args, vm)) {
     return *code;
   }
@@ -42,6 +44,8 @@ int run_read(const Args& args) {
   }
   if (vm.count("limit")) q.limit = vm["limit"].as<std::size_t>();
   q.backward = vm.count("backward") > 0;
+  // Personal fields in plaintext (null with "erased": true for an erased customer).
+  q.decrypt = vm.count("stored") == 0;
 
   auto log = open_log_read_only("read", vm);
   if (!log) return exit_error;

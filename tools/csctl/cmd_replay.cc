@@ -53,7 +53,9 @@ int import_into(EventLog& log, ImportReport* out = nullptr) {
   ProgressReporter progress("importing");
   auto report = import_events(log, std::cin, progress.callback());
   if (!report.ok()) return import_failed(report.error());
-  std::cerr << "imported " << report->imported << " events; head seq " << report->head.value << ", head hash "
+  std::cerr << "imported " << report->imported << " events";
+  if (report->data_keys > 0) std::cerr << " and " << report->data_keys << " data keys";
+  std::cerr << "; head seq " << report->head.value << ", head hash "
             << hash_to_hex(report->head_hash) << "\n";
   if (out) *out = *report;
   return exit_ok;
@@ -80,7 +82,8 @@ int import_expecting(const po::variables_map& vm, const Hash& expected) {
   std::filesystem::path staging = pattern;
   int code = exit_ok;
   {
-    auto log = EventLog::open(staging, {});
+    // The import is built under the target's master key, which stays where it is.
+    auto log = EventLog::open(staging, {.master_key_file = master_key_file(vm), .create_master_key = false});
     if (!log.ok()) {
       code = import_failed(log.error());
     } else {
@@ -207,9 +210,11 @@ int run_export(const Args& args) {
   po::options_description options("export options");
   add_data_dir_option(options);
   options.add_options()("from-seq", po::value<std::uint64_t>()->default_value(1), "first sequence")(
-      "to-seq", po::value<std::uint64_t>(), "last sequence (default: the head)");
+      "to-seq", po::value<std::uint64_t>(), "last sequence (default: the head)")(
+      "decrypt", "personal fields in plaintext (null for erased customers), without key lines: not for import");
   po::variables_map vm;
-  if (auto code = parse_options("export", "--data-dir D [--from-seq A] [--to-seq B] > log.jsonl", options, args, vm)) {
+  if (auto code = parse_options("export", "--data-dir D [--from-seq A] [--to-seq B] [--decrypt] > log.jsonl", options,
+                                args, vm)) {
     return *code;
   }
   auto log = open_log_read_only("export", vm);
@@ -218,7 +223,7 @@ int run_export(const Args& args) {
   if (vm.count("to-seq")) to = Sequence(vm["to-seq"].as<std::uint64_t>());
   ProgressReporter progress("exporting");
   auto n = export_events(*log, Sequence(std::max<std::uint64_t>(1, vm["from-seq"].as<std::uint64_t>())), to,
-                         std::cout, progress.callback());
+                         std::cout, progress.callback(), vm.count("decrypt") > 0);
   if (!n.ok()) {
     std::cerr << "csctl export: " << n.error().to_string() << "\n";
     return exit_error;
@@ -250,7 +255,10 @@ int run_import(const Args& args) {
     }
     return import_expecting(vm, *expected);
   }
-  auto log = open_log_or_report("import", vm, /*create_if_missing=*/true);
+  // An export of sealed data comes with the fingerprint of its master key:
+  // the import needs that key, and no new one.
+  auto log = open_log_or_report("import", vm, /*create_if_missing=*/true, /*sync=*/true, /*read_only=*/false,
+                                /*create_master_key=*/false);
   if (!log) return exit_error;
   return import_into(*log);
 }

@@ -1,5 +1,7 @@
 #include "command.h"
 
+#include "cs/personal_data.h"
+
 namespace cs::csctl {
 
 std::optional<int> parse_options(const std::string& name, const std::string& usage,
@@ -24,20 +26,37 @@ std::optional<int> parse_options(const std::string& name, const std::string& usa
 }
 
 void add_data_dir_option(po::options_description& options) {
-  options.add_options()("data-dir,d", po::value<std::string>()->required(), "the log's directory");
+  options.add_options()("data-dir,d", po::value<std::string>()->required(), "the log's directory")(
+      "master-key", po::value<std::string>(),
+      "the master key file that seals personal data (64 hex digits; default: <data-dir>.master-key, created with "
+      "mode 0600 when the log has sealed nothing yet)");
+}
+
+std::filesystem::path master_key_file(const po::variables_map& vm) {
+  if (vm.count("master-key")) return vm["master-key"].as<std::string>();
+  return default_master_key_file(vm["data-dir"].as<std::string>());
 }
 
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
-                                             bool create_if_missing, bool sync, bool read_only) {
+                                             bool create_if_missing, bool sync, bool read_only,
+                                             bool create_master_key) {
   std::string dir = vm["data-dir"].as<std::string>();
   EventLogOptions options;
   options.create_if_missing = create_if_missing && !read_only;
   options.read_only = read_only;
   options.sync_each_group = sync;
+  options.master_key_file = master_key_file(vm);
+  options.create_master_key = create_master_key;
+  std::error_code ec;
+  const bool key_existed = std::filesystem::exists(options.master_key_file, ec);
   auto log = EventLog::open(dir, options);
   if (!log.ok()) {
     std::cerr << "csctl " << command << ": cannot open " << dir << ": " << log.error().to_string() << "\n";
     return nullptr;
+  }
+  if (!key_existed && std::filesystem::exists(options.master_key_file, ec)) {
+    std::cerr << "csctl " << command << ": created the master key " << options.master_key_file.string()
+              << " (keep it apart from the data and backed up: without it no personal data can be read)\n";
   }
   return std::move(log).value();
 }

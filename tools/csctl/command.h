@@ -34,13 +34,17 @@ std::optional<int> parse_options(const std::string& name, const std::string& usa
                                  po::variables_map& vm,
                                  const po::positional_options_description* positional = nullptr);
 
-// Adds --data-dir (required).
+// Adds --data-dir (required) and --master-key (default: beside the data dir).
 void add_data_dir_option(po::options_description& options);
+// The master key file --master-key names, or the default for --data-dir.
+std::filesystem::path master_key_file(const po::variables_map& vm);
 
 // Opens the log in --data-dir; prints the error and returns null on failure.
 // `read_only`: commands that only read never create or change anything there.
+// `create_master_key`: a new log gets a master key file when none exists.
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
-                                             bool create_if_missing, bool sync = true, bool read_only = false);
+                                             bool create_if_missing, bool sync = true, bool read_only = false,
+                                             bool create_master_key = true);
 inline std::unique_ptr<EventLog> open_log_read_only(const std::string& command, const po::variables_map& vm) {
   return open_log_or_report(command, vm, /*create_if_missing=*/false, /*sync=*/true, /*read_only=*/true);
 }
@@ -61,6 +65,7 @@ int run_export(const Args& args);
 int run_request(const Args& args);
 int run_import(const Args& args);
 int run_audit(const Args& args);
+int run_forget(const Args& args);
 int run_publish(const Args& args);
 int run_republish(const Args& args);
 

@@ -24,6 +24,7 @@ constexpr Subcommand subcommands[] = {
     {"replay", "state as of a moment or a sequence, without touching the live data", cs::csctl::run_replay},
     {"export", "write the log (or a range) as JSON lines", cs::csctl::run_export},
     {"import", "read an export into an empty log, checking every hash", cs::csctl::run_import},
+    {"forget", "erase a customer's personal data for good (destroys its data key)", cs::csctl::run_forget},
     {"audit", "audit token usage and balances from the log (audit tokens)", cs::csctl::run_audit},
     {"publish", "publish the log to Kafka, exactly once (to the head, or continuously)", cs::csctl::run_publish},
     {"republish", "send a range of the log again, on purpose", cs::csctl::run_republish},

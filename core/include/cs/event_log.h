@@ -246,6 +246,9 @@ class EventLog {
   Result<std::optional<std::string>> stored_data_key(const Uuid& customer) const;
   Status import_data_key(const Uuid& customer, std::string_view stored);
   static bool is_erased_marker(std::string_view stored);
+  // The fingerprint of the master key the log seals under (nullopt: it
+  // seals nothing): what an export carries so an import can check its key.
+  Result<std::optional<std::string>> stored_master_key_check() const;
   // After an erasure: flushes every family (so no write-ahead log file still
   // holds the destroyed key) and compacts the customer's range of the data
   // keys to the bottom, so its bytes leave the disk. fatal on I/O errors.
@@ -279,6 +282,8 @@ class EventLog {
   static std::string sequenced_key(std::uint64_t seq);
 
   const std::filesystem::path& dir() const { return dir_; }
+  // The master key file this log was opened with (empty: none).
+  const std::filesystem::path& master_key_file() const { return options_.master_key_file; }
 
   // For the layers above (projections): the database and its column families,
   // so that their state commits in the same engine. Borrowed, valid while the

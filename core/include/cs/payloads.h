@@ -48,6 +48,7 @@ enum class Check : std::uint8_t {
   currency,      // ISO 4217: three upper-case letters
   positive,      // an integer > 0
   non_negative,  // an integer >= 0
+  nil_allowed,   // a UUID that may be the nil UUID (every other UUID may not)
 };
 
 template <class T, class M>
@@ -318,7 +319,8 @@ struct CustomerErased {
   CS_PAYLOAD(CustomerErased, customer_erased, 1, customer_id);
   static constexpr auto fields() {
     using T = CustomerErased;
-    return std::make_tuple(field("customerId", &T::customer_id), field("adminId", &T::admin_id));
+    return std::make_tuple(field("customerId", &T::customer_id),
+                           field("adminId", &T::admin_id, Check::nil_allowed));
   }
 };
 

@@ -50,6 +50,10 @@ Result<MasterKey> read_master_key(const std::filesystem::path& file);
 // Writes a fresh random key into a new file, mode 0600 (refused when the
 // file exists). invalid_argument / fatal naming the file on failure.
 Result<MasterKey> create_master_key(const std::filesystem::path& file);
+// Where a log's master key file is unless told: beside the data directory,
+// never in it ("/srv/cs/data" -> "/srv/cs/data.master-key"), so that a copy
+// of the data alone does not carry its key.
+std::filesystem::path default_master_key_file(const std::filesystem::path& data_dir);
 // A fingerprint of the key that is safe to store beside the data:
 // HMAC-SHA256(key, "customer-service master key check v1").
 std::array<std::uint8_t, 32> master_key_check(const MasterKey& key);

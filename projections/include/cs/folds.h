@@ -33,6 +33,8 @@ struct CustomerView {
 
 // {"customer": …|null, "tokens": …|null, "subscriptions": […], "users": […]}
 nlohmann::ordered_json to_json(const CustomerView& view);
+// Opens every personal value of the view with `log`'s keys (read_models.h).
+Status open_personal(const EventLog& log, CustomerView& view);
 
 // Folds one customer's events (its customer and token streams, the user and
 // subscription streams it owns) into its view. Each entity folds only its own

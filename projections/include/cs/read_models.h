@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cs/payloads.h"
+#include "cs/personal_data.h"
 
 namespace cs {
 
@@ -27,37 +28,42 @@ std::string_view status_name(SubscriptionStatus s);
 std::optional<CustomerStatus> parse_customer_status(std::string_view text);
 std::optional<CustomerType> parse_customer_type(std::string_view text);
 
+// Personal values (PersonalText) are kept as the events stored them, sealed,
+// and opened when a query reads them (open_personal below): the read models
+// hold no plaintext a log sealed, and an erasure needs no rebuild.
 struct CustomerState {
   Uuid customer_id;
   CustomerType customer_type = CustomerType::sme;
-  std::string name;
-  std::string email;
+  PersonalText name;
+  PersonalText email;
   CustomerStatus status = CustomerStatus::pending;
   std::optional<Uuid> validated_by;
   std::optional<Timestamp> validated_at;
-  std::string suspension_reason;
+  PersonalText suspension_reason;
   std::vector<std::string> last_updated_fields;
   Timestamp created_at;
   Timestamp updated_at;
   std::uint64_t version = 0;  // stream version of the last event folded
+  bool erased = false;        // customer.erased folded, or its key found destroyed
 
   bool operator==(const CustomerState&) const = default;
   template <class Archive>
   void serialize(Archive& ar) {
     ar(customer_id, customer_type, name, email, status, validated_by, validated_at, suspension_reason,
-       last_updated_fields, created_at, updated_at, version);
+       last_updated_fields, created_at, updated_at, version, erased);
   }
 };
 
 struct UserState {
   Uuid user_id;
   Uuid customer_id;
-  std::string email;
+  PersonalText email;
   std::string role;
   UserStatus status = UserStatus::active;
   std::uint64_t password_resets = 0;
   Timestamp created_at;
   Timestamp updated_at;
+  bool erased = false;  // set when opened: its customer is erased
 
   bool operator==(const UserState&) const = default;
   template <class Archive>
@@ -73,9 +79,10 @@ struct SubscriptionState {
   SubscriptionStatus status = SubscriptionStatus::active;
   Timestamp period_end;
   std::uint64_t renewals = 0;
-  std::string cancellation_reason;
+  PersonalText cancellation_reason;
   Timestamp created_at;
   Timestamp updated_at;
+  bool erased = false;  // set when opened: its customer is erased
 
   bool operator==(const SubscriptionState&) const = default;
   template <class Archive>
@@ -100,6 +107,18 @@ struct TokenAccount {
   }
 };
 
+class EventLog;
+// Opens the personal values of a read model with `log`'s keys, in place:
+// plaintext, or emptied with `erased` set when its customer is erased.
+// Errors: invalid_argument without the master key, corruption when a value
+// does not open.
+Status open_personal(const EventLog& log, CustomerState& s);
+Status open_personal(const EventLog& log, UserState& s);
+Status open_personal(const EventLog& log, SubscriptionState& s);
+inline Status open_personal(const EventLog&, TokenAccount&) { return {}; }
+
+// JSON of opened states: personal values as strings, or null with
+// "erased": true. (A value still sealed shows as null.)
 nlohmann::ordered_json to_json(const CustomerState& s);
 nlohmann::ordered_json to_json(const UserState& s);
 nlohmann::ordered_json to_json(const SubscriptionState& s);

@@ -17,26 +17,36 @@ inline constexpr std::size_t import_batch_events_max = 1'000;
 
 struct ExportReport {
   std::uint64_t events = 0;
+  std::uint64_t data_keys = 0;  // key lines written before the events
   Sequence last_seq;  // of the last event written (0: none)
   Hash last_hash{};   // its chain hash, which commits to every event before it
 };
 
-// Writes every event of [from, to] (to: the head) as one JSON line each, in
-// the form `csctl read` prints.
+// Writes every event of [from, to] (to: the head) as one JSON line each.
+// The stored form by default: sealed personal fields as they are (base64),
+// preceded by what an import needs to read them again — the master key's
+// fingerprint and every customer's data key, wrapped by the master key (or
+// marked erased):
+//   {"masterKeyCheck":"<hex>"}
+//   {"dataKey":{"customerId":"…","wrapped":"<base64>"}}   {"dataKey":{"customerId":"…","erased":true}}
+// `decrypt`: personal fields opened (null and "erased" for erased
+// customers), no key lines: for people and `csctl append`, not for import.
 Result<ExportReport> export_events(const EventLog& log, Sequence from, std::optional<Sequence> to,
-                                    std::ostream& out, const Progress& progress = {});
+                                    std::ostream& out, const Progress& progress = {}, bool decrypt = false);
 
 struct ImportReport {
   std::uint64_t imported = 0;
+  std::uint64_t data_keys = 0;
   Sequence head;
   Hash head_hash{};
 };
 
 // Reads exported lines from `in` into `log`, which they must continue (an
-// empty log takes an export that starts at seq 1). Every line needs its seq,
-// version, recordedAt and hash. Stops at the first bad line with an
-// invalid_argument / corruption error that names the line; what came before
-// it is imported.
+// empty log takes an export that starts at seq 1). Every event line needs its
+// seq, version, recordedAt and hash; key lines are stored as they come (a
+// fingerprint of another master key than the log's is refused). Stops at the
+// first bad line with an invalid_argument / corruption error that names the
+// line; what came before it is imported.
 Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress = {});
 
 // A projection store built by replay: its own log directory (holding no
