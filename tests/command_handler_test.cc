@@ -169,7 +169,7 @@ TEST(RequestParsingTest, RequestsAreParsedStrictlyAndTheRequestIdIsKeptForTheAns
       {"admin.customer.action", R"({"requestId":"x","sourceService":"a"})", "requestId must be a UUID"},
       {"admin.customer.action", R"({"requestId":")" + id + R"("})", "sourceService is missing"},
       {"admin.customer.action", R"({"requestId":")" + id + R"(","sourceService":"a","action":"bless"})",
-       "not an action of admin.customer.action (validate, suspend, reactivate, delete, allocate_tokens)"},
+       "not an action of admin.customer.action (validate, suspend, reactivate, delete, allocate_tokens, erase)"},
       {"some.topic", R"({"requestId":")" + id + R"(","sourceService":"a","action":"x"})", "not a request topic"},
       {"admin.customer.action", R"({"requestId":")" + id + R"(","sourceService":"a","action":"validate"})",
        "customerId is missing"},

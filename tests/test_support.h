@@ -9,6 +9,7 @@
 
 #include "cs/event.h"
 #include "cs/event_log.h"
+#include "cs/personal_data.h"
 
 namespace cs::test {
 
@@ -62,7 +63,13 @@ void remove_customer_index(const std::filesystem::path& dir);
 // One valid payload of each of the 18 types, all for customer 1.
 std::vector<Payload> one_of_each_type();
 
+// Opens a log as the tools do: with the master key beside it when there is
+// one (csctl made the log), without one otherwise (plaintext, for the tests of
+// the log itself).
 inline std::unique_ptr<EventLog> open_log(const std::filesystem::path& dir, EventLogOptions options = {}) {
+  if (options.master_key_file.empty() && std::filesystem::exists(default_master_key_file(dir))) {
+    options.master_key_file = default_master_key_file(dir);
+  }
   auto log = EventLog::open(dir, std::move(options));
   EXPECT_TRUE(log.ok()) << log.error().to_string();
   return std::move(log).value();

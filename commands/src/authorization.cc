@@ -15,7 +15,7 @@ constexpr std::array<std::string_view, 4> resource_names = {"customer", "user", 
 // Every action each resource knows (design.md's matrix and request table).
 const std::map<Resource, std::set<std::string, std::less<>>>& known_actions() {
   static const std::map<Resource, std::set<std::string, std::less<>>> actions = {
-      {Resource::customer, {"read", "create", "update", "validate", "suspend", "reactivate", "delete"}},
+      {Resource::customer, {"read", "create", "update", "validate", "suspend", "reactivate", "delete", "erase"}},
       {Resource::user, {"read", "create", "update", "delete", "reset_password"}},
       {Resource::subscription, {"read", "create", "update", "renew", "cancel", "expire"}},
       {Resource::token, {"read", "purchase", "allocate", "use"}},
@@ -25,7 +25,7 @@ const std::map<Resource, std::set<std::string, std::less<>>>& known_actions() {
 
 constexpr std::string_view default_matrix = R"({"services": {
   "admin-service": {
-    "customer": ["read", "create", "update", "validate", "suspend", "reactivate", "delete"],
+    "customer": ["read", "create", "update", "validate", "suspend", "reactivate", "delete", "erase"],
     "user": ["read", "create", "update", "delete", "reset_password"],
     "subscription": ["read", "create", "update", "cancel"],
     "token": ["read", "allocate"]},

@@ -316,6 +316,9 @@ Status CommandHandler::check_entity_rules(const Request& request, Context& c) co
     return {};
   }
   if (!c.customer) return not_found_error(customer + " does not exist");
+  if (c.customer->erased) return conflict_error(customer + " was erased: only reads are possible");
+  // Erasure (GDPR): whatever the status, a deleted customer included.
+  if (type == EventType::customer_erased) return {};
   const CustomerStatus status = c.customer->status;
   if (status == CustomerStatus::deleted) return conflict_error(customer + " is deleted: only reads are possible");
   auto must_be = [&](CustomerStatus wanted) -> Status {

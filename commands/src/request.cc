@@ -34,6 +34,7 @@ const std::vector<RequestKind>& request_kinds() {
       {"admin.customer.action", "reactivate", R::customer, "reactivate", E::customer_reactivated},
       {"admin.customer.action", "delete", R::customer, "delete", E::customer_deleted},
       {"admin.customer.action", "allocate_tokens", R::token, "allocate", E::token_allocated},
+      {"admin.customer.action", "erase", R::customer, "erase", E::customer_erased},
       {"customer.data.request", "read", R::customer, "read", std::nullopt},
       {"customer.update.request", "create", R::customer, "create", E::customer_created},
       {"customer.update.request", "update", R::customer, "update", E::customer_updated},

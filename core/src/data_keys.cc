@@ -110,12 +110,15 @@ Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
   if (family_ == nullptr) return invalid_argument("the log is open read-only");
   const bool erasure = value == erased_value();
   if (!erasure) {
-    if (value.empty() || value[0] != live_tag) {
+    if (value.size() < 2 || value[0] != live_tag) {
       return invalid_argument("the data key of customer " + customer.to_string() + " is malformed");
     }
-    if (!master_) return invalid_argument("a data key can only be imported with the master key that wrapped it");
-    if (auto key = unwrap_data_key(*master_, customer, value.substr(1)); !key.ok()) {
-      return invalid_argument(key.error().message() + " (it was wrapped under another master key)");
+    // Without the master key the wrapped key is kept as it came: the log's
+    // check says which master key it needs, and that key opens it later.
+    if (master_) {
+      if (auto key = unwrap_data_key(*master_, customer, value.substr(1)); !key.ok()) {
+        return invalid_argument(key.error().message() + " (it was wrapped under another master key)");
+      }
     }
   }
   std::lock_guard lock(mu_);
@@ -123,6 +126,7 @@ Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
   if (!current.ok()) return current.error();
   if (*current && **current == erased_value()) return {};  // an erasure is for good
   if (*current && !erasure && **current != value) {
+    if (!master_) return conflict_error("customer " + customer.to_string() + " already has another data key in this log");
     // Two wrappings of the same key differ (fresh nonces): compare the keys.
     auto mine = unwrap_data_key(*master_, customer, std::string_view(**current).substr(1));
     auto theirs = unwrap_data_key(*master_, customer, value.substr(1));

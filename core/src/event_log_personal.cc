@@ -118,6 +118,22 @@ Result<std::optional<std::string>> EventLog::stored_master_key_check() const {
   return std::optional<std::string>(std::move(check));
 }
 
+Status EventLog::adopt_master_key_check(std::string_view check) {
+  auto own = stored_master_key_check();
+  if (!own.ok()) return own.error();
+  if (*own) {
+    if (**own == check) return {};
+    return invalid_argument("the export's personal data is sealed under another master key than this log's: give "
+                            "that key (--master-key)");
+  }
+  if (options_.read_only) return invalid_argument("the log is open read-only");
+  auto s = db_->Put(rocksdb::WriteOptions{}, std::string(keys::meta_master_key_check),
+                    rocksdb::Slice(check.data(), check.size()));
+  if (!s.ok()) return from_rocks(s, "store the master key check");
+  sealed_log_ = true;
+  return {};
+}
+
 Status EventLog::purge_erased_key(const Uuid& customer) {
   if (options_.read_only || data_keys_cf_ == nullptr) return invalid_argument("the log is open read-only");
   std::vector<rocksdb::ColumnFamilyHandle*> handles;

@@ -209,19 +209,13 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
 // Lines are parsed on a second thread while the log commits the batch before.
 Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
   ImportReport report;
-  auto own_check = log.stored_master_key_check();
-  if (!own_check.ok()) return own_check.error();
   auto store_keys = [&](const ImportBatch& batch) -> Status {
     for (const auto& key : batch.keys) {
       const std::string where = "line " + std::to_string(key.line) + ": ";
       if (key.master_key_check) {
-        if (!*own_check) {
-          return invalid_argument(where + "the export's personal data is sealed under a master key: give it "
-                                          "(--master-key FILE)");
-        }
-        if (**own_check != *key.master_key_check) {
-          return invalid_argument(where + "the export's personal data is sealed under another master key than this "
-                                          "log's: give that key (--master-key)");
+        // Under the log's own key, or (a log without a key) the export's is taken.
+        if (auto s = log.adopt_master_key_check(*key.master_key_check); !s.ok()) {
+          return Error(s.error().code(), where + s.error().message());
         }
         continue;
       }

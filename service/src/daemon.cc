@@ -12,6 +12,7 @@
 #include "cs/metrics.h"
 #include "cs/event_log.h"
 #include "cs/outbox.h"
+#include "cs/personal_data.h"
 #include "cs/projection_engine.h"
 #include "cs/request.h"
 #include "cs/request_consumer.h"
@@ -192,6 +193,7 @@ Status run_daemon(const DaemonOptions& o) {
   d.transactional_id = o.transactional_id;
   d.topic_template = prefix + o.topic_template;
   d.full_log_topic = prefix + d.full_log_topic;
+  d.keys_topic = prefix + d.keys_topic;
   d.checkpoint_topic = prefix + d.checkpoint_topic;
   d.topic_partitions = o.topic_partitions;
   d.replication_factor = o.replication_factor;
@@ -202,7 +204,11 @@ Status run_daemon(const DaemonOptions& o) {
   d.outbox_topics = {prefix + request_result_topic, prefix + data_response_topic, prefix + dead_letter_topic};
   for (const auto& t : request_topics()) d.outbox_topics.push_back(prefix + t + ".reply");  // NestJS replies
 
-  auto opened = EventLog::open(o.data_dir);
+  const std::filesystem::path key_file =
+      o.master_key_file.empty() ? default_master_key_file(o.data_dir) : o.master_key_file;
+  std::error_code key_ec;
+  const bool key_existed = std::filesystem::exists(key_file, key_ec);
+  auto opened = EventLog::open(o.data_dir, {.master_key_file = key_file});
   if (!opened.ok()) {
     const std::string& m = opened.error().message();
     if (m.find("lock") != std::string::npos || m.find("LOCK") != std::string::npos) {
@@ -212,6 +218,7 @@ Status run_daemon(const DaemonOptions& o) {
     return opened.error();
   }
   std::unique_ptr<EventLog> event_log = std::move(*opened);
+  if (!key_existed) log("warn", "master_key_created", {{"file", key_file.string()}});
   auto engine = ProjectionEngine::open(*event_log);
   if (!engine.ok()) return engine.error();
   if (auto caught = (*engine)->catch_up(); !caught.ok()) return caught.error();
@@ -271,6 +278,12 @@ Status run_daemon(const DaemonOptions& o) {
       metrics.count_request(r.topic, p.action, answer_code_name(p.code), seconds);
     }
     if (p.events_appended > 0 && p.event_type) metrics.count_events(event_type_name(*p.event_type), p.events_appended);
+    if (p.events_appended > 0 && p.event_type == EventType::customer_erased && p.customer_id) {
+      // The destroyed key's bytes leave the disk now, not at some compaction.
+      if (auto s = event_log->purge_erased_key(*p.customer_id); !s.ok()) {
+        log("error", "purge", {{"error", s.error().message()}});
+      }
+    }
     if (p.outcome == RecordOutcome::dead_lettered) {
       metrics.count_dead_letter(r.topic, std::string_view(p.reason).substr(0, p.reason.find(':')));
     }

@@ -82,7 +82,7 @@ Distributor::Distributor(const EventLog& log, DistributorOptions options)
     : log_(log), options_(std::move(options)), kafka_(std::make_unique<Kafka>()) {
   preparer_ = std::make_unique<RecordPreparer>(
       log_, options_.routing, [&](const std::string& service, EventType t) { return topic_for(service, t); },
-      options_.full_log_topic, options_.customer_type_cache_max);
+      options_.full_log_topic, options_.customer_type_cache_max, options_.keys_topic);
 }
 
 Distributor::~Distributor() = default;
@@ -138,19 +138,25 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
 }
 
 Status Distributor::create_topics() {
-  std::vector<std::pair<std::string, bool>> names;  // name, compacted
-  for (const auto& name : preparer_->topics()) names.emplace_back(name, false);  // the full-log topic included
-  for (const auto& name : options_.outbox_topics) names.emplace_back(name, false);
-  names.emplace_back(options_.checkpoint_topic, true);
+  enum class Kind { events, checkpoints, keys, full_log };
+  std::vector<std::pair<std::string, Kind>> names;
+  for (const auto& name : preparer_->topics()) {
+    names.emplace_back(name, name == options_.keys_topic       ? Kind::keys
+                             : name == options_.full_log_topic ? Kind::full_log
+                                                               : Kind::events);
+  }
+  for (const auto& name : options_.outbox_topics) names.emplace_back(name, Kind::events);
+  names.emplace_back(options_.checkpoint_topic, Kind::checkpoints);
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::vector<TopicSpec> topics;
-  for (const auto& [name, compacted] : names) {
+  for (const auto& [name, kind] : names) {
     // One partition for checkpoints: they are read back in full on start.
-    TopicSpec t{.name = name, .partitions = compacted ? 1 : options_.topic_partitions,
+    TopicSpec t{.name = name, .partitions = kind == Kind::checkpoints ? 1 : options_.topic_partitions,
                 .replication_factor = options_.replication_factor,
                 .configs = {{"max.message.bytes", std::to_string(message_max_bytes)}}};
-    if (compacted) t.configs.emplace_back("cleanup.policy", "compact");
+    if (kind == Kind::checkpoints || kind == Kind::keys) t.configs.emplace_back("cleanup.policy", "compact");
+    if (kind == Kind::full_log) t.configs.emplace_back("retention.ms", "-1");
     topics.push_back(std::move(t));
   }
   auto s = cs::create_topics(kafka_->producer, topics, options_.operation_timeout_ms, options_.brokers);
@@ -414,19 +420,22 @@ namespace {
 
 // Produces one record, waiting (within a limit) while librdkafka's queue is
 // full. Takes ownership of `headers` (may be null).
-Status produce(rd_kafka_t* p, rd_kafka_topic_t* topic, std::string_view key, std::string_view value,
+Status produce(rd_kafka_t* p, rd_kafka_topic_t* topic, std::string_view key, std::optional<std::string_view> value,
                rd_kafka_headers_t* headers, const std::atomic<bool>* stop_requested) {
+  // No value: a tombstone.
+  char* value_bytes = value ? const_cast<char*>(value->data()) : nullptr;
+  const std::size_t value_size = value ? value->size() : 0;
   for (int attempt = 0;; ++attempt) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        p, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(key.data(), key.size()),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        p, RD_KAFKA_V_RKT(topic), RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(value_bytes, value_size),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
     const bool stop = stop_requested && stop_requested->load();
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= produce_queue_full_retries_max || stop) {
       if (headers) rd_kafka_headers_destroy(headers);
       std::string what = std::string("produce to ") + rd_kafka_topic_name(topic) + " (" +
-                         std::to_string(value.size()) + " bytes): " + rd_kafka_err2str(err);
+                         std::to_string(value_size) + " bytes): " + rd_kafka_err2str(err);
       if (stop) return stopped_error("distributor: stopped while Kafka's queue was full");
       if (is_permanent_record_error(err)) return invalid_argument(what);
       return retriable_error(what);
@@ -575,8 +584,9 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     for (const auto& r : chunk.records) {
       const auto& event = chunk.events[r.event];
       // librdkafka owns the headers once the record is accepted: one set per record.
-      failed = produce(p, kafka_->topics[r.topic], chunk.key(event), chunk.value(r), event_headers(chunk, event),
-                       options_.stop_requested);
+      failed = produce(p, kafka_->topics[r.topic], chunk.key(event),
+                       r.tombstone ? std::nullopt : std::optional<std::string_view>(chunk.value(r)),
+                       event_headers(chunk, event), options_.stop_requested);
       if (!failed.ok()) break;
     }
     if (!failed.ok()) return abort_and_fail(failed.error());

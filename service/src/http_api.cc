@@ -84,6 +84,8 @@ const CommandRoute command_routes[] = {
      "reactivate", "customerId", false},
     {"POST", R"(/v1/customers/([^/]+)/delete)", "/v1/customers/{id}/delete", "admin.customer.action", "delete",
      "customerId", false},
+    {"POST", R"(/v1/customers/([^/]+)/erase)", "/v1/customers/{id}/erase", "admin.customer.action", "erase",
+     "customerId", false},
     {"POST", R"(/v1/customers/([^/]+)/tokens/purchase)", "/v1/customers/{id}/tokens/purchase",
      "accounting.customer.request", "record_purchase", "customerId", false},
     {"POST", R"(/v1/customers/([^/]+)/tokens/allocate)", "/v1/customers/{id}/tokens/allocate",
@@ -252,7 +254,15 @@ struct HttpApi::Impl {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics.count_request("http", route.action, answer_code_name(answer.code), seconds);
     for (const auto& [type, seq] : answer.events) {
-      if (answer.message == "applied") metrics.count_events(event_type_name(type), 1);
+      if (answer.message != "applied") continue;
+      metrics.count_events(event_type_name(type), 1);
+      if (type == EventType::customer_erased && answer.customer_id) {
+        // The destroyed key's bytes leave the disk now.
+        if (auto purged = log.purge_erased_key(*answer.customer_id); !purged.ok()) {
+          return reply_error(res, 503, "unavailable", "erased, but the key's range could not be compacted: " +
+                                                          purged.error().message());
+        }
+      }
     }
     if (answer.accepted()) return reply_json(res, http_status(answer.code, route.creation), answer.result_record());
     reply_error(res, http_status(answer.code, route.creation), answer_code_name(answer.code), answer.message);

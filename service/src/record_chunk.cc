@@ -4,11 +4,12 @@
 #include <limits>
 
 #include "cs/json_codec.h"
+#include "cs/personal_data.h"
 
 namespace cs {
 
 void RecordPreparer::init(const Routing& routing, const std::vector<std::vector<std::string>>& topic_names,
-                          const std::string& full_log_topic) {
+                          const std::string& full_log_topic, const std::string& keys_topic) {
   std::unordered_map<std::string, std::uint32_t> topic_index;
   auto index_of = [&](const std::string& name) {
     auto [it, added] = topic_index.emplace(name, static_cast<std::uint32_t>(topics_.size()));
@@ -35,6 +36,32 @@ void RecordPreparer::init(const Routing& routing, const std::vector<std::vector<
     }
   }
   full_log_topic_ = index_of(full_log_topic);
+  if (!keys_topic.empty()) keys_topic_ = index_of(keys_topic);
+}
+
+Result<std::optional<std::size_t>> RecordPreparer::key_record(const RecordedEvent& event, RecordChunk& chunk) {
+  if (!keys_topic_) return std::optional<std::size_t>();
+  const Uuid& customer = payload_customer_id(event.payload);
+  if (event.type() == EventType::customer_erased) {
+    keys_published_.erase(customer);
+    return std::optional<std::size_t>(SIZE_MAX);
+  }
+  if (!event.sealed || keys_published_.contains(customer)) return std::optional<std::size_t>();
+  auto stored = log_.stored_data_key(customer);
+  if (!stored.ok()) return stored.error();
+  // Erased since (its tombstone follows with the erasure), or none: nothing to send.
+  if (!*stored || EventLog::is_erased_marker(**stored)) return std::optional<std::size_t>();
+  if (keys_published_.size() >= keys_published_max) keys_published_.clear();
+  keys_published_.insert(customer);
+  const std::size_t offset = chunk.text.size();
+  char id[37];
+  customer.to_chars(id);
+  chunk.text += R"({"customerId":")";
+  chunk.text.append(id, 36);
+  chunk.text += R"(","wrapped":")";
+  chunk.text += base64_encode(std::string_view(**stored).substr(1));
+  chunk.text += "\"}";
+  return std::optional<std::size_t>(offset);
 }
 
 Result<std::optional<CustomerType>> RecordPreparer::customer_type(const Uuid& customer) {
@@ -72,9 +99,9 @@ Status RecordPreparer::add(const RecordedEvent& event, const std::optional<std::
   }
   const auto& targets = targets_[ti][customer_type_index];
   auto wanted = [&](const Target& t) { return !only_service || services_[t.service] == *only_service; };
-  std::size_t record_count = only_service ? 0 : 1;
-  for (const auto& t : targets) record_count += wanted(t) ? 1 : 0;
-  if (record_count == 0) return {};
+  std::size_t service_records = 0;
+  for (const auto& t : targets) service_records += wanted(t) ? 1 : 0;
+  if (service_records == 0 && only_service) return {};
 
   CS_ASSERT(chunk.text.size() < std::numeric_limits<std::uint32_t>::max() / 2, "a record chunk stays far below 2 GiB");
   RecordChunk::Event headers;
@@ -106,9 +133,26 @@ Status RecordPreparer::add(const RecordedEvent& event, const std::optional<std::
     chunk.records.push_back({topic, event_index, static_cast<std::uint32_t>(value_offset),
                              static_cast<std::uint32_t>(chunk.text.size() - value_offset)});
   };
-  if (record_count > (only_service ? 0u : 1u)) {
+  if (!only_service) {
+    // The key first, so a consumer that restores the log has it before the
+    // event that needs it; both in the same transaction anyway.
+    auto key = key_record(event, chunk);
+    if (!key.ok()) return key.error();
+    if (*key && **key == SIZE_MAX) {
+      chunk.records.push_back({*keys_topic_, event_index, 0, 0, /*tombstone=*/true});
+    } else if (*key) {
+      add_record(*keys_topic_, **key);
+    }
+  }
+  if (service_records > 0) {
+    const RecordedEvent* for_services = &event;
+    if (event.sealed) {
+      opened_ = event;
+      if (auto s = log_.unseal(opened_); !s.ok()) return s;
+      for_services = &opened_;
+    }
     prefix_.clear();
-    append_published_prefix(prefix_, event);
+    append_published_prefix(prefix_, *for_services);
     for (const auto& t : targets) {
       if (!wanted(t)) continue;
       std::size_t offset = chunk.text.size();

@@ -12,12 +12,16 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cs/event_log.h"
 #include "cs/routing.h"
 
 namespace cs {
+
+// Customers whose data key a preparer remembers having sent.
+inline constexpr std::size_t keys_published_max = 1 << 18;
 
 struct RecordChunk {
   // Header values of one event, consecutive in `text` from `text_offset`:
@@ -31,6 +35,7 @@ struct RecordChunk {
     std::uint32_t topic = 0;  // index into RecordPreparer::topics()
     std::uint32_t event = 0;  // index into `events`
     std::uint32_t value_offset = 0, value_size = 0;
+    bool tombstone = false;   // a null value (a compacted topic forgets the key)
   };
 
   Sequence first, last;          // the log events this chunk covers, [first, last]
@@ -67,16 +72,21 @@ class RecordPreparer {
  public:
   // `topic_for(service, type)` names a service's topic for an event type.
   // `log` is borrowed (customer types are looked up in it) and must outlive this.
+  // `keys_topic` (empty: none) gets each customer's wrapped data key before
+  // its first sealed event of this run, and a tombstone with its erasure.
   template <class TopicFor>
   RecordPreparer(const EventLog& log, const Routing& routing, TopicFor topic_for, const std::string& full_log_topic,
-                 std::size_t customer_type_cache_max);
+                 std::size_t customer_type_cache_max, const std::string& keys_topic = {});
 
   // Every topic a record may go to, by index; RecordChunk::Record::topic indexes it.
   const std::vector<std::string>& topics() const { return topics_; }
 
   // Appends the records of `event` (only those for `only_service` when given,
-  // and then none on the full-log topic) to `chunk`, and counts the event.
-  // Errors: reading the customer's first event to learn its type.
+  // and then none on the full-log topic nor the keys topic) to `chunk`, and
+  // counts the event. The services' records are made from the event opened
+  // (their free-text reason in plaintext, null once erased); the full-log
+  // record is the stored form. Errors: reading the customer's first event to
+  // learn its type, its data key, opening the event.
   Status add(const RecordedEvent& event, const std::optional<std::string>& only_service, RecordChunk& chunk);
 
  private:
@@ -88,7 +98,10 @@ class RecordPreparer {
   using TargetTable = std::array<std::array<std::vector<Target>, 3>, event_type_count>;
 
   void init(const Routing& routing, const std::vector<std::vector<std::string>>& topic_names,
-            const std::string& full_log_topic);
+            const std::string& full_log_topic, const std::string& keys_topic);
+  // The keys-topic record `event` calls for, if any: appended to the chunk's
+  // text; returns its value offset, or SIZE_MAX for a tombstone.
+  Result<std::optional<std::size_t>> key_record(const RecordedEvent& event, RecordChunk& chunk);
   Result<std::optional<CustomerType>> customer_type(const Uuid& customer);
   // Caches a customer's type within customer_type_cache_max (emptied when full).
   void remember(const Uuid& customer, CustomerType type);
@@ -99,6 +112,10 @@ class RecordPreparer {
   TargetTable targets_;
   std::array<bool, event_type_count> needs_customer_type_{};
   std::uint32_t full_log_topic_ = 0;
+  std::optional<std::uint32_t> keys_topic_;
+  // Customers whose key went out in this run (emptied when full: sent again).
+  std::unordered_set<Uuid> keys_published_;
+  RecordedEvent opened_;  // scratch: the current event opened for the services
   std::size_t customer_type_cache_max_;
   std::unordered_map<Uuid, CustomerType> customer_types_;
   std::string prefix_;  // scratch: the current event's shared value prefix
@@ -106,14 +123,15 @@ class RecordPreparer {
 
 template <class TopicFor>
 RecordPreparer::RecordPreparer(const EventLog& log, const Routing& routing, TopicFor topic_for,
-                               const std::string& full_log_topic, std::size_t customer_type_cache_max)
+                               const std::string& full_log_topic, std::size_t customer_type_cache_max,
+                               const std::string& keys_topic)
     : log_(log), customer_type_cache_max_(customer_type_cache_max) {
   std::vector<std::vector<std::string>> names;  // [rule][type index], rules in routing order
   for (const auto& rule : routing.rules()) {
     auto& per_type = names.emplace_back(event_type_count);
     for (EventType t : rule.events) per_type[static_cast<std::size_t>(t) - 1] = topic_for(rule.service, t);
   }
-  init(routing, names, full_log_topic);
+  init(routing, names, full_log_topic, keys_topic);
 }
 
 }  // namespace cs

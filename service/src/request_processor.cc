@@ -326,6 +326,7 @@ Status RequestProcessor::commit_wave(const std::vector<const ConsumedRecord*>& r
     if (!d.event) continue;
     d.out.events_appended = appended->duplicate ? 0 : 1;
     d.out.event_type = payload_type(d.event->payload);
+    d.out.customer_id = payload_customer_id(d.event->payload);
     d.out.reason = appended->duplicate ? "already applied (a redelivered request)" : "applied";
   }
   return {};

@@ -68,11 +68,12 @@ Routing Routing::defaults() {
   auto routing = from_json(nlohmann::json::parse(R"({"services": {
     "admin-service": {"events": ["customer.*", "user.*", "subscription.*", "token.*"]},
     "accounting-service": {"events": ["subscription.*", "token.*", "customer.created", "customer.validated",
-                                      "customer.suspended", "customer.reactivated", "customer.deleted"]},
+                                      "customer.suspended", "customer.reactivated", "customer.deleted",
+                                      "customer.erased"]},
     "portfolio-sme-service": {"events": ["customer.*"], "customerType": "sme"},
     "portfolio-institution-service": {"events": ["customer.*"], "customerType": "institution"},
     "app-mobile-service": {"events": ["customer.validated", "customer.suspended", "customer.reactivated",
-                                      "customer.deleted", "user.*"]}
+                                      "customer.deleted", "customer.erased", "user.*"]}
   }})"));
   CS_ASSERT(routing.ok(), "the default routing is valid");
   return std::move(routing).value();
@@ -102,7 +103,8 @@ constexpr std::string_view personal_fields[] = {"name", "email", "changes"};
 
 void append_published_prefix(std::string& out, const RecordedEvent& event) {
   JsonWriter writer(out);
-  write_payload_json(writer, event.payload, event.stored_schema_version, personal_fields);
+  write_payload_json(writer, event.payload, event.stored_schema_version, personal_fields,
+                     event.erased ? PersonalForm::erased : PersonalForm::plain);
   out.pop_back();  // '}'; every payload has its customerId, so a member precedes
   out += ",\"timestamp\":";
   JsonWriter::append_quoted(out, format_timestamp(event.timestamp));

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "cs/personal_data.h"
 #include "cs/replay.h"
 #include "progress.h"
 
@@ -201,6 +202,17 @@ int run_replay(const Args& args) {
     }
     if (code == exit_ok && vm.count("out")) {
       std::cerr << "replay: projection store written to " << target.string() << "\n";
+      // The store keeps the source's sealed values under its master key; a
+      // copy of the key goes beside it, where csctl looks for it.
+      const auto key = source->master_key_file();
+      const auto beside = default_master_key_file(target);
+      std::error_code ec;
+      if (source->seals_personal_data() && !std::filesystem::exists(beside, ec) &&
+          std::filesystem::copy_file(key, beside, ec)) {
+        std::filesystem::permissions(beside, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                     ec);
+        std::cerr << "replay: its master key copied to " << beside.string() << "\n";
+      }
     }
   }
   return code;

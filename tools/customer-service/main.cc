@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   options.add_options()("help", "this help")(
       "config", po::value<std::string>(), "a file of the same keys as the flags (key = value); flags win")(
       "data-dir", po::value<std::string>(), "the store's directory (created when absent)")(
+      "master-key", po::value<std::string>(),
+      "the master key file sealing personal data (default: <data-dir>.master-key, created 0600 for a new store)")(
       "brokers", po::value<std::string>(), "Kafka bootstrap servers (host:port,...)")(
       "services", po::value<std::string>(), "services file: each service's secret (and HTTP token)")(
       "insecure", po::bool_switch(), "without --services: trust each request's sourceService (development only)")(
@@ -78,7 +80,7 @@ int main(int argc, char** argv) {
   }
   if (vm.count("help")) {
     std::cout << "usage: customer-service --data-dir DIR --brokers HOST:PORT (--services FILE | --insecure) "
-                 "[options]\n\n"
+                 "[--master-key FILE] [options]\n\n"
               << options;
     return 0;
   }
@@ -90,6 +92,7 @@ int main(int argc, char** argv) {
   }
   cs::DaemonOptions o;
   o.data_dir = vm["data-dir"].as<std::string>();
+  if (vm.count("master-key")) o.master_key_file = vm["master-key"].as<std::string>();
   o.brokers = vm["brokers"].as<std::string>();
   if (vm.count("services")) o.services_file = vm["services"].as<std::string>();
   o.insecure = vm["insecure"].as<bool>();

@@ -249,6 +249,10 @@ class EventLog {
   // The fingerprint of the master key the log seals under (nullopt: it
   // seals nothing): what an export carries so an import can check its key.
   Result<std::optional<std::string>> stored_master_key_check() const;
+  // An import opened without a master key takes the export's: stores the
+  // check when the log has none (from then on only that key opens it), ok
+  // when it has the same; invalid_argument when it has another.
+  Status adopt_master_key_check(std::string_view check);
   // After an erasure: flushes every family (so no write-ahead log file still
   // holds the destroyed key) and compacts the customer's range of the data
   // keys to the bottom, so its bytes leave the disk. fatal on I/O errors.

@@ -28,6 +28,9 @@ namespace cs {
 
 struct DaemonOptions {
   std::filesystem::path data_dir;
+  // Seals personal data (cs/personal_data.h); empty: beside the data dir
+  // (default_master_key_file), created on the first start of a new store.
+  std::filesystem::path master_key_file;
   std::string brokers;
   std::optional<std::string> services_file;  // required unless insecure
   bool insecure = false;                      // trust sourceService (development only)

@@ -43,7 +43,14 @@ struct DistributorOptions {
   std::string brokers;                                     // "127.0.0.1:19092"
   std::string transactional_id = "customer-service-distributor";
   std::string topic_template = "{event}";                  // or "{service}.{event}"
+  // Every event in its stored form (sealed personal fields stay sealed),
+  // kept for good (retention.ms = -1 when the distributor creates it): what
+  // csctl restore rebuilds a log from.
   std::string full_log_topic = "customer-service.events";
+  // Compacted: each customer's data key, wrapped by the master key, sent in
+  // the transaction of its first sealed event of a run; a tombstone in the
+  // transaction of its customer.erased. Empty: not published.
+  std::string keys_topic = "customer-service.keys";
   std::string checkpoint_topic = "customer-service.distributor-checkpoints";
   int topic_partitions = 3;
   int replication_factor = 1;

@@ -81,6 +81,7 @@ struct ProcessedRecord {
   std::string reason;           // the dead letter's reason, or the answer's message
   std::size_t events_appended = 0;  // newly appended (0 for a request applied before)
   std::optional<EventType> event_type;
+  std::optional<Uuid> customer_id;  // of the event appended
 };
 
 class RequestProcessor {
