@@ -76,9 +76,7 @@ Result<ExportReport> export_events(const EventLog& log, Sequence from, std::opti
   return report;
 }
 
-namespace {
-
-Result<RecordedEvent> to_recorded(const EventLine& line) {
+Result<RecordedEvent> recorded_event_from_line(const EventLine& line) {
   if (!line.seq || !line.version || !line.recorded_at || !line.hash || !line.id || !line.timestamp) {
     return invalid_argument("an imported line needs id, seq, version, timestamp, recordedAt and hash (as `csctl export` writes)");
   }
@@ -100,8 +98,6 @@ Result<RecordedEvent> to_recorded(const EventLine& line) {
   e.sealed = line.sealed;
   return e;
 }
-
-}  // namespace
 
 namespace {
 
@@ -186,7 +182,7 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
       }
     } else if (auto line = parse_event_line(text); !line.ok()) {
       bad(line.error().message());
-    } else if (auto event = to_recorded(*line); !event.ok()) {
+    } else if (auto event = recorded_event_from_line(*line); !event.ok()) {
       bad(event.error().message());
     } else {
       batch.events.push_back(std::move(*event));

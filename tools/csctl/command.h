@@ -66,6 +66,7 @@ int run_request(const Args& args);
 int run_import(const Args& args);
 int run_audit(const Args& args);
 int run_forget(const Args& args);
+int run_restore(const Args& args);
 int run_publish(const Args& args);
 int run_republish(const Args& args);
 

@@ -28,6 +28,7 @@ constexpr Subcommand subcommands[] = {
     {"audit", "audit token usage and balances from the log (audit tokens)", cs::csctl::run_audit},
     {"publish", "publish the log to Kafka, exactly once (to the head, or continuously)", cs::csctl::run_publish},
     {"republish", "send a range of the log again, on purpose", cs::csctl::run_republish},
+    {"restore", "rebuild a log from what was published to Kafka (the keys, then the full log)", cs::csctl::run_restore},
     {"generate", "print a deterministic demo history as JSON lines", cs::csctl::run_generate},
     {"request", "send one signed request to the daemon over Kafka and print its answer", cs::csctl::run_request},
 };

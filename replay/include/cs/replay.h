@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "cs/event_log.h"
+#include "cs/json_codec.h"
 #include "cs/projection_engine.h"
 
 namespace cs {
@@ -48,6 +49,10 @@ struct ImportReport {
 // first bad line with an invalid_argument / corruption error that names the
 // line; what came before it is imported.
 Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress = {});
+
+// An exported line (parsed) as the event import takes: it needs its id, seq,
+// version, timestamp, recordedAt and hash. invalid_argument naming what lacks.
+Result<RecordedEvent> recorded_event_from_line(const EventLine& line);
 
 // A projection store built by replay: its own log directory (holding no
 // events) and the engine over it. Owns both.
