@@ -539,3 +539,108 @@ TEST_F(DaemonTest, CsctlRequestSendsASignedRequestAndPrintsItsAnswer) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every file under `dir` holding `needle`.
+std::vector<std::string> holding(const std::filesystem::path& dir, const std::string& needle) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file() && file_bytes(e.path()).find(needle) != std::string::npos) {
+      out.push_back(e.path().filename().string());
+    }
+  }
+  return out;
+}
+
+TEST_F(DaemonTest, TheAdminActionEraseForgetsACustomerAndItsKeyLeavesDiskAndKafka) {
+  test::DaemonProcess daemon(dir_.path(), args());
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  test::TestProducer producer(test::kafka_brokers());
+  const std::string name = "Erasable Holding " + prefix_, email = "dpo-" + std::to_string(getpid()) + "@erasable.example";
+  const std::string user_email = "jane-" + std::to_string(getpid()) + "@erasable.example";
+  const std::string create = send(producer, "customer.update.request",
+                                  {{"action", "create"}, {"customerType", "sme"}, {"name", name}, {"email", email}});
+  ASSERT_TRUE(producer.flush());
+  auto created = answer_to(answers(1), create);
+  ASSERT_TRUE(created && (*created)["code"] == "accepted") << daemon.stderr_text();
+  const std::string customer = (*created)["customerId"];
+  const std::string user = send(producer, "mobile.user.action",
+                                {{"action", "create_user"}, {"customerId", customer}, {"email", user_email},
+                                 {"role", "owner"}},
+                                "app-mobile-service");
+  ASSERT_TRUE(producer.flush());
+  ASSERT_TRUE(answer_to(answers(2), user));
+  const std::string admin_id = test::uuid(78).to_string();
+  const std::string denied = send(producer, "admin.customer.action",
+                                  {{"action", "erase"}, {"customerId", customer}, {"adminId", admin_id}},
+                                  "app-mobile-service");
+  const std::string erase = send(producer, "admin.customer.action",
+                                 {{"action", "erase"}, {"customerId", customer}, {"adminId", admin_id}});
+  ASSERT_TRUE(producer.flush());
+  // Topics are not ordered among themselves: the erasure is answered first.
+  ASSERT_TRUE(answer_to(answers(4), erase)) << daemon.stderr_text().substr(0, 3000);
+  const std::string later = send(producer, "customer.update.request",
+                                 {{"action", "update"}, {"customerId", customer}, {"changes", {{"name", "Back"}}}});
+  const std::string read = send(producer, "customer.data.request",
+                                {{"customerId", customer}, {"include", {"customer", "users"}}});
+  ASSERT_TRUE(producer.flush());
+  auto records = answers(5);
+  auto answer = [&](const std::string& id) {
+    auto a = answer_to(records, id);
+    EXPECT_TRUE(a) << id << ": " << daemon.stderr_text().substr(0, 3000);
+    return a.value_or(nlohmann::json::object());
+  };
+  EXPECT_EQ(answer(user)["code"], "accepted");
+  EXPECT_EQ(answer(denied)["code"], "forbidden") << "erase is admin-service's alone";
+  auto erased = answer(erase);
+  EXPECT_EQ(erased["code"], "accepted") << erased.dump();
+  EXPECT_EQ(erased["events"][0]["type"], "customer.erased");
+  EXPECT_EQ(answer(later)["code"], "conflict") << "nothing is written after an erasure: " << answer(later).dump();
+
+  auto responses = test::consume_until(test::kafka_brokers(), {topic("customer.data.response")},
+                                       [&](const auto& r) { return answer_to(r, read).has_value(); });
+  auto response = answer_to(responses, read).value_or(nlohmann::json::object());
+  EXPECT_TRUE(response["customer"]["name"].is_null()) << response.dump();
+  EXPECT_EQ(response["customer"]["erased"], true);
+  ASSERT_EQ(response["users"].size(), 1u) << response.dump();
+  EXPECT_TRUE(response["users"][0]["email"].is_null());
+
+  // Every service that had the customer hears of its erasure.
+  auto routed = test::consume_until(test::kafka_brokers(), {topic("customer.erased")},
+                                    [](const auto& r) { return r.size() >= 4; });
+  std::set<std::string> targets;
+  for (const auto& r : routed) targets.insert(nlohmann::json::parse(r.value)["targetService"]);
+  EXPECT_EQ(targets, (std::set<std::string>{"admin-service", "accounting-service", "app-mobile-service",
+                                            "portfolio-sme-service"}));
+  // The keys topic: the wrapped key, then its tombstone.
+  auto keys = test::consume_until(test::kafka_brokers(), {topic("customer-service.keys")}, [&](const auto& r) {
+    return std::any_of(r.begin(), r.end(), [&](const auto& k) { return k.key == customer && k.value.empty(); });
+  });
+  std::string wrapped;
+  for (const auto& k : keys) {
+    if (k.key == customer && !k.value.empty()) wrapped = nlohmann::json::parse(k.value)["wrapped"];
+  }
+  ASSERT_FALSE(wrapped.empty()) << "the key went out with the customer's first sealed event";
+  // Nothing of it in plaintext on the full log.
+  for (const auto& r : test::consume_all_of(test::kafka_brokers(), {topic("customer-service.events")})) {
+    EXPECT_EQ(r.value.find(email), std::string::npos);
+    EXPECT_EQ(r.value.find(name), std::string::npos);
+  }
+  ASSERT_TRUE(daemon.stop(SIGTERM, std::chrono::seconds(10)));
+  // At rest: no plaintext, and the destroyed key's bytes are gone from every file.
+  const auto wrapped_bytes = base64_decode(wrapped);
+  ASSERT_TRUE(wrapped_bytes);
+  for (const auto& needle : {name, email, user_email, *wrapped_bytes}) {
+    EXPECT_EQ(holding(dir_ / "data", needle), std::vector<std::string>{}) << needle.substr(0, 20);
+  }
+}
+
+}  // namespace
+}  // namespace cs
