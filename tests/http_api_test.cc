@@ -141,6 +141,38 @@ TEST_F(HttpDaemonTest, ACustomerReadsAsOfASequenceOrAMoment) {
   EXPECT_EQ(get(base + "/view?asOf=2100-01-01T00:00:00Z"), get(base + "/view"));
 }
 
+TEST_F(HttpDaemonTest, AnEraseLeavesTheCustomerErasedForEveryQuery) {
+  auto created = call("POST", "/v1/customers", admin_token,
+                      R"({"customerType":"sme","name":"Gone Co","email":"gone@gone.example"})");
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->status, 201) << created->body;
+  const std::string customer = nlohmann::json::parse(created->body)["customerId"];
+  const std::string admin = R"({"adminId":"00000000-0000-4000-8000-000000000001"})";
+  auto denied = call("POST", "/v1/customers/" + customer + "/erase", mobile_token, admin);
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403) << denied->body;
+  auto erased = call("POST", "/v1/customers/" + customer + "/erase", admin_token, admin);
+  ASSERT_TRUE(erased);
+  ASSERT_EQ(erased->status, 200) << erased->body;
+  EXPECT_EQ(nlohmann::json::parse(erased->body)["events"][0]["type"], "customer.erased");
+  for (const std::string path : {"", "?asOf=2100-01-01T00:00:00Z"}) {
+    auto got = call("GET", "/v1/customers/" + customer + path, admin_token);
+    ASSERT_TRUE(got);
+    ASSERT_EQ(got->status, 200) << got->body;
+    auto c = nlohmann::json::parse(got->body);
+    EXPECT_TRUE(c["name"].is_null()) << path;
+    EXPECT_TRUE(c["email"].is_null()) << path;
+    EXPECT_EQ(c["erased"], true) << path;
+    EXPECT_EQ(c["status"], "pending") << "everything else unchanged";
+  }
+  auto again = call("POST", "/v1/customers/" + customer + "/erase", admin_token, admin);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status, 409) << again->body;
+  auto update = call("PATCH", "/v1/customers/" + customer, admin_token, R"({"changes":{"name":"Back"}})");
+  ASSERT_TRUE(update);
+  EXPECT_EQ(update->status, 409) << update->body;
+}
+
 TEST_F(HttpDaemonTest, CommandsAndQueriesFollowTheRulesWithTheirStatusCodes) {
   const std::string key = "6f1c0d7e-1111-4a2b-9c3d-000000000001";
   auto created = call("POST", "/v1/customers", admin_token,
