@@ -223,6 +223,33 @@ TEST(PersonalDataTest, ARetryOfASealedEventIsADuplicateAndOtherDataAConflict) {
   EXPECT_EQ(conflict.error().code(), ErrorCode::conflict);
 }
 
+TEST(PersonalDataTest, ADataKeyIsStoredWithTheFirstEventSealedWithItAndOnlyThen) {
+  test::TempDir dir;
+  auto log = test::open_log(dir / "data", {.master_key_file = dir / "master.key"});
+  // Refused as a whole (the second event expects a version the stream does not have): no key either.
+  std::vector<NewEvent> refused = {test::make_event(test::customer_created(1), 1),
+                                   test::make_event(CustomerValidated{test::uuid(1), test::uuid(9)}, 2,
+                                                    ExpectedVersion::exactly(StreamVersion(5)))};
+  ASSERT_FALSE(log->append(refused).ok());
+  EXPECT_FALSE(log->stored_data_key(test::uuid(1)).value().has_value());
+  // The same customer again: its key goes with its first stored event, once.
+  ASSERT_TRUE(log->append(std::vector{test::make_event(test::customer_created(1), 1)}).ok());
+  auto stored = log->stored_data_key(test::uuid(1)).value();
+  ASSERT_TRUE(stored.has_value());
+  ASSERT_TRUE(log->append(std::vector{test::make_event(CustomerSuspended{test::uuid(1), test::uuid(9), "late"}, 3)}).ok());
+  EXPECT_EQ(log->stored_data_key(test::uuid(1)).value(), stored) << "one key for life";
+  log.reset();
+  auto reopened = test::open_log(dir / "data", {.master_key_file = dir / "master.key"});
+  ReadQuery all;
+  all.decrypt = true;
+  std::vector<std::string> reasons;
+  ASSERT_TRUE(reopened->read(all, [&](const RecordedEvent& e) {
+                        if (auto* p = std::get_if<CustomerSuspended>(&e.payload)) reasons.push_back(p->reason);
+                        return true;
+                      }).ok());
+  EXPECT_EQ(reasons, std::vector<std::string>{"late"});
+}
+
 TEST(PersonalDataTest, AnErasedCustomerReadsErasedEverywhereAndItsKeyLeavesTheDisk) {
   test::TempDir dir;
   const auto data = dir / "data", key = dir / "master.key";

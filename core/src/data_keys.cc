@@ -38,9 +38,10 @@ Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) {
   return lookup;
 }
 
-Result<DataKey> DataKeys::for_writing(const Uuid& customer) {
+Result<DataKeys::ForWriting> DataKeys::for_writing(const Uuid& customer) {
   if (!master_) return invalid_argument("personal data is sealed in this log: open it with its master key");
   std::lock_guard lock(mu_);
+  if (auto u = unstored_.find(customer); u != unstored_.end()) return ForWriting{u->second.first, u->second.second};
   auto it = cache_.find(customer);
   Lookup lookup;
   if (it != cache_.end()) {
@@ -53,17 +54,24 @@ Result<DataKey> DataKeys::for_writing(const Uuid& customer) {
   if (lookup.state == State::erased) {
     return conflict_error("customer " + customer.to_string() + " was erased: its personal data cannot be written again");
   }
-  if (lookup.state == State::none) {
-    if (family_ == nullptr) return invalid_argument("the log is open read-only");
-    lookup.key = random_data_key();
-    lookup.state = State::live;
-    std::string value(1, live_tag);
-    value += wrap_data_key(*master_, customer, lookup.key);
-    auto s = db_.Put(rocksdb::WriteOptions{}, family_, key_of(customer), value);
-    if (!s.ok()) return from_rocks(s, "store the data key of customer " + customer.to_string());
+  if (lookup.state == State::live) {
+    remember(customer, lookup);
+    return ForWriting{lookup.key, std::nullopt};
   }
-  remember(customer, lookup);
-  return lookup.key;
+  if (family_ == nullptr) return invalid_argument("the log is open read-only");
+  const DataKey key = random_data_key();
+  std::string value(1, live_tag);
+  value += wrap_data_key(*master_, customer, key);
+  unstored_.emplace(customer, std::make_pair(key, value));
+  return ForWriting{key, std::move(value)};
+}
+
+void DataKeys::mark_stored(const Uuid& customer) {
+  std::lock_guard lock(mu_);
+  auto u = unstored_.find(customer);
+  if (u == unstored_.end()) return;
+  remember(customer, Lookup{State::live, u->second.first});
+  unstored_.erase(u);
 }
 
 Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
@@ -94,6 +102,7 @@ Result<bool> DataKeys::erased(const Uuid& customer) {
 
 void DataKeys::mark_erased(const Uuid& customer) {
   std::lock_guard lock(mu_);
+  unstored_.erase(customer);
   remember(customer, Lookup{State::erased, {}});
 }
 

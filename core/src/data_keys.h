@@ -5,10 +5,11 @@
 //              nonce, ciphertext, tag)   a live customer
 //                               -> 0x00                    an erased one
 //
-// A key is created the first time a customer's personal data is sealed, and
-// written at once (not synced: the append that uses it follows in the same
-// write-ahead log and is synced with it). An erased customer never gets a
-// key again. Thread safety: every method may be called from any thread.
+// A key is created the first time a customer's personal data is sealed and
+// stored in the same batch as the first events sealed with it: until that
+// batch commits it is "unstored", and every append that uses it carries its
+// value to write. An erased customer never gets a key again. Thread safety:
+// every method may be called from any thread.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -41,10 +42,17 @@ class DataKeys {
 
   bool has_master_key() const { return master_.has_value(); }
 
-  // The key to seal `customer`'s data with, created when it has none.
+  // The key to seal `customer`'s data with, created when it has none, and
+  // its stored value when it is not stored yet (the caller's batch writes it).
   // conflict when the customer was erased; invalid_argument without a
   // master key; fatal on I/O errors.
-  Result<DataKey> for_writing(const Uuid& customer);
+  struct ForWriting {
+    DataKey key{};
+    std::optional<std::string> unstored;
+  };
+  Result<ForWriting> for_writing(const Uuid& customer);
+  // A batch holding the key's value committed.
+  void mark_stored(const Uuid& customer);
   // The key to open `customer`'s data with: none, live (with the key) or
   // erased. invalid_argument without a master key for a live one;
   // corruption when the stored key does not unwrap.
@@ -74,6 +82,9 @@ class DataKeys {
   std::optional<MasterKey> master_;
   std::mutex mu_;
   std::unordered_map<Uuid, Lookup> cache_;  // guarded by mu_
+  // Keys made and not stored yet, with their value; never evicted (a second
+  // key made for the same customer would make the first one's events unreadable).
+  std::unordered_map<Uuid, std::pair<DataKey, std::string>> unstored_;  // guarded by mu_
 };
 
 }  // namespace cs

@@ -38,6 +38,8 @@ struct EventLog::Writer {
   std::vector<std::uint32_t> sealed_at;  // per event: index in `sealed`, or not_sealed
   static constexpr std::uint32_t not_sealed = UINT32_MAX;
   bool is_sealed(std::size_t i) const { return !sealed_at.empty() && sealed_at[i] != not_sealed; }
+  // Data keys made for these events and not stored yet: written with them.
+  std::vector<std::pair<Uuid, std::string>> unstored_keys;
   const Payload& stored(std::size_t i) const { return is_sealed(i) ? sealed[sealed_at[i]] : events[i].payload; }
   std::span<const SideWrite> side_writes;
   std::vector<rocksdb::ColumnFamilyHandle*> side_families;  // one per side write
@@ -77,6 +79,7 @@ struct EventLog::GroupState {
   std::unordered_map<StreamKey, StreamBlock> stream_blocks;
   std::map<EventType, std::vector<std::uint64_t>> type_blocks;
   std::unordered_set<Uuid> erased;  // customers whose customer.erased is staged
+  std::vector<Uuid> stored_keys;     // data keys whose value is staged
 };
 
 namespace {
@@ -490,11 +493,15 @@ Status EventLog::seal_personal_fields(Writer& w) {
       return Error(key.error().code(), "event " + std::to_string(i) + " (" + e.id.to_string() + "): " +
                                            key.error().message());
     }
+    if (key->unstored && std::none_of(w.unstored_keys.begin(), w.unstored_keys.end(),
+                                      [&](const auto& k) { return k.first == customer; })) {
+      w.unstored_keys.emplace_back(customer, *key->unstored);
+    }
     if (w.sealed_at.empty()) w.sealed_at.assign(w.events.size(), Writer::not_sealed);
     w.sealed_at[i] = static_cast<std::uint32_t>(w.sealed.size());
     Payload& sealed = w.sealed.emplace_back(e.payload);
     for_each_personal_field(sealed, [&](std::string_view path, std::string& value) {
-      value = seal_field(*key, e.id, path, value);
+      value = seal_field(key->key, e.id, path, value);
     });
   }
   return {};
@@ -622,6 +629,7 @@ void EventLog::commit_group(std::span<Writer*> group) {
   auto& cache = leader_->streams;
   if (cache.size() + state.streams.size() > limits::stream_head_cache_entries_max) cache.clear();
   for (const auto& [stream, facts] : state.streams) cache[stream] = facts;
+  for (const Uuid& customer : state.stored_keys) data_keys_->mark_stored(customer);
   for (const Uuid& customer : state.erased) data_keys_->mark_erased(customer);
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
@@ -846,7 +854,11 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     value.append(reinterpret_cast<const char*>(hash.data()), hash.size());
   }
 
-  // 4. Stage.
+  // 4. Stage: the new data keys first, then the events sealed with them.
+  for (const auto& [customer, value] : w.unstored_keys) {
+    batch.Put(data_keys_cf_, rocksdb::Slice(reinterpret_cast<const char*>(customer.bytes().data()), 16), value);
+    group.stored_keys.push_back(customer);
+  }
   for (std::size_t i = 0; i < events.size(); ++i) {
     stage_event(events[i].id, streams[i], events[i].payload, result.positions[i], values[i], group, batch);
   }
