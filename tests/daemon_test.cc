@@ -543,22 +543,6 @@ TEST_F(DaemonTest, CsctlRequestSendsASignedRequestAndPrintsItsAnswer) {
 namespace cs {
 namespace {
 
-std::string file_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Every file under `dir` holding `needle`.
-std::vector<std::string> holding(const std::filesystem::path& dir, const std::string& needle) {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file() && file_bytes(e.path()).find(needle) != std::string::npos) {
-      out.push_back(e.path().filename().string());
-    }
-  }
-  return out;
-}
-
 TEST_F(DaemonTest, TheAdminActionEraseForgetsACustomerAndItsKeyLeavesDiskAndKafka) {
   test::DaemonProcess daemon(dir_.path(), args());
   ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
@@ -577,6 +561,13 @@ TEST_F(DaemonTest, TheAdminActionEraseForgetsACustomerAndItsKeyLeavesDiskAndKafk
                                 "app-mobile-service");
   ASSERT_TRUE(producer.flush());
   ASSERT_TRUE(answer_to(answers(2), user));
+  // A read while it is live: its answer holds the name, and is stored (sealed) until published.
+  const std::string early_read = send(producer, "customer.data.request",
+                                      {{"customerId", customer}, {"include", {"customer", "users"}}});
+  ASSERT_TRUE(producer.flush());
+  auto early = test::consume_until(test::kafka_brokers(), {topic("customer.data.response")},
+                                   [&](const auto& r) { return answer_to(r, early_read).has_value(); });
+  ASSERT_EQ(answer_to(early, early_read).value_or(nlohmann::json::object())["customer"]["name"], name);
   const std::string admin_id = test::uuid(78).to_string();
   const std::string denied = send(producer, "admin.customer.action",
                                   {{"action", "erase"}, {"customerId", customer}, {"adminId", admin_id}},
@@ -638,7 +629,7 @@ TEST_F(DaemonTest, TheAdminActionEraseForgetsACustomerAndItsKeyLeavesDiskAndKafk
   const auto wrapped_bytes = base64_decode(wrapped);
   ASSERT_TRUE(wrapped_bytes);
   for (const auto& needle : {name, email, user_email, *wrapped_bytes}) {
-    EXPECT_EQ(holding(dir_ / "data", needle), std::vector<std::string>{}) << needle.substr(0, 20);
+    EXPECT_EQ(test::stored_anywhere(dir_ / "data", needle), std::vector<std::string>{}) << needle.substr(0, 20);
   }
 }
 

@@ -152,8 +152,8 @@ TEST(PersonalDataTest, NoNameOrEmailIsStoredInPlaintextAndReadsOpenThem) {
   ASSERT_GT(g.names.size(), 10u);
   ASSERT_TRUE(std::filesystem::exists(key)) << "created on the first writable open";
   // Every file of the data dir, memtables flushed by the close and not.
-  for (const auto& text : g.emails) ASSERT_EQ(files_holding(data, text), std::vector<std::string>{}) << text;
-  for (const auto& text : g.names) ASSERT_EQ(files_holding(data, text), std::vector<std::string>{}) << text;
+  for (const auto& text : g.emails) ASSERT_EQ(test::stored_anywhere(data, text), std::vector<std::string>{}) << text;
+  for (const auto& text : g.names) ASSERT_EQ(test::stored_anywhere(data, text), std::vector<std::string>{}) << text;
 
   auto log = test::open_log(data, {.master_key_file = key});
   std::set<std::string> read_names;
@@ -303,6 +303,7 @@ TEST(PersonalDataTest, AnErasedCustomerReadsErasedEverywhereAndItsKeyLeavesTheDi
   log.reset();
   EXPECT_EQ(files_holding(data, wrapped), std::vector<std::string>{}) << "the wrapped key's bytes are gone";
   EXPECT_EQ(files_holding(data, wrapped.substr(1, 40)), std::vector<std::string>{});
+  EXPECT_EQ(test::stored_anywhere(data, wrapped.substr(1, 40)), std::vector<std::string>{});
   // Reopened: still erased.
   auto reopened = test::open_log(data, {.master_key_file = key});
   EXPECT_TRUE(reopened->customer_erased(victim).value());

@@ -2,7 +2,42 @@
 
 #include <rocksdb/db.h>
 
+#include <fstream>
+
 namespace cs::test {
+
+std::vector<std::string> stored_anywhere(const std::filesystem::path& dir, std::string_view needle) {
+  std::vector<std::string> hits;
+  rocksdb::Options options;
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(options, dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  EXPECT_TRUE(rocksdb::DB::OpenForReadOnly(options, dir.string(), descriptors, &handles, &raw).ok());
+  if (raw) {
+    std::unique_ptr<rocksdb::DB> db(raw);
+    for (std::size_t i = 0; i < handles.size(); ++i) {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, handles[i]));
+      for (it->SeekToFirst(); it->Valid(); it->Next()) {
+        if (it->key().ToStringView().find(needle) != std::string_view::npos ||
+            it->value().ToStringView().find(needle) != std::string_view::npos) {
+          hits.push_back(names[i]);
+          break;
+        }
+      }
+    }
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+  }
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    if (bytes.find(needle) != std::string::npos) hits.push_back(entry.path().filename().string());
+  }
+  return hits;
+}
 
 // What a log written before the customer index looks like: no family, no marker.
 void remove_customer_index(const std::filesystem::path& dir) {

@@ -60,7 +60,14 @@ inline TokenUsed token_used(std::uint64_t customer, std::int64_t amount, std::ui
 // index existed: no customer_streams family, no marker.
 void remove_customer_index(const std::filesystem::path& dir);
 
-// One valid payload of each of the 18 types, all for customer 1.
+// Where `needle` is found in the database in `dir` (closed): every key and
+// value of every column family, read through RocksDB (so a compressed SST
+// block hides nothing), then the raw bytes of every file there (the
+// write-ahead log, the key file if one were there). Each hit as
+// "<family or file>". Empty: nowhere.
+std::vector<std::string> stored_anywhere(const std::filesystem::path& dir, std::string_view needle);
+
+// One valid payload of each of the 19 types, all for customer 1.
 std::vector<Payload> one_of_each_type();
 
 // Opens a log as the tools do: with the master key beside it when there is

@@ -29,6 +29,8 @@ inline constexpr const char* type_index_family = "type_index";
 inline constexpr const char* event_ids_family = "event_ids";
 inline constexpr const char* customer_streams_family = "customer_streams";
 inline constexpr const char* data_keys_family = "data_keys";
+// The first byte of a side value stored sealed (SideWrite::seal).
+inline constexpr char sealed_side_tag = static_cast<char>(0xE5);
 
 struct EventLog::Writer {
   std::span<const NewEvent> events;
@@ -284,6 +286,7 @@ Status EventLog::open_master_key() {
     }
   }
   data_keys_ = std::make_unique<DataKeys>(*db_, data_keys_cf_, master);
+  if (master) side_key_ = side_data_key(*master);
   return {};
 }
 
@@ -673,7 +676,12 @@ Status EventLog::stage_side_writes(const Writer& w, rocksdb::WriteBatch& batch) 
       key = sequenced_key(++it->second);
     }
     const auto& value = side.value_after ? made[i] : side.value;
-    if (value) {
+    if (value && side.seal && side_key_) {
+      // Marked by its first byte: no plain side value starts with it.
+      std::string sealed(1, sealed_side_tag);
+      sealed += seal_field(*side_key_, Uuid(), side.family + "/" + key, *value);
+      batch.Put(family, key, sealed);
+    } else if (value) {
       batch.Put(family, key, *value);
     } else {
       batch.Delete(family, key);
@@ -694,6 +702,15 @@ rocksdb::ColumnFamilyHandle* EventLog::existing_family(const std::string& name) 
   return it == families_.end() ? nullptr : it->second;
 }
 
+Result<std::string> EventLog::open_side_value(const std::string& family, std::string_view key,
+                                             std::string_view value) const {
+  if (value.empty() || value[0] != sealed_side_tag) return std::string(value);
+  if (!side_key_) return invalid_argument(family + " holds sealed values: open the log with its master key");
+  auto opened = open_field(*side_key_, Uuid(), family + "/" + std::string(key), value.substr(1));
+  if (!opened.ok()) return corruption_error(family + ": a sealed value does not open with this master key");
+  return std::move(*opened);
+}
+
 Result<std::optional<std::string>> EventLog::read_side(const std::string& family, std::string_view key) const {
   rocksdb::ColumnFamilyHandle* handle = existing_family(family);
   if (!handle) return std::optional<std::string>{};
@@ -701,7 +718,21 @@ Result<std::optional<std::string>> EventLog::read_side(const std::string& family
   auto s = db_->Get({}, handle, rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>{};
   if (!s.ok()) return from_rocks(s, "read " + family);
-  return std::optional<std::string>(std::move(value));
+  auto opened = open_side_value(family, key, value);
+  if (!opened.ok()) return opened.error();
+  return std::optional<std::string>(std::move(*opened));
+}
+
+Status EventLog::delete_side_range(const std::string& family, std::string_view from_key, std::string_view to_key) {
+  if (is_log_family(family) || family.starts_with("proj.")) {
+    return invalid_argument("delete_side_range: not a side family: " + family);
+  }
+  rocksdb::ColumnFamilyHandle* handle = existing_family(family);
+  if (!handle) return {};
+  auto s = db_->DeleteRange(rocksdb::WriteOptions{}, handle, rocksdb::Slice(from_key.data(), from_key.size()),
+                            rocksdb::Slice(to_key.data(), to_key.size()));
+  if (!s.ok()) return from_rocks(s, "sweep " + family);
+  return {};
 }
 
 Status EventLog::scan_side(const std::string& family, std::string_view from_key, std::size_t limit,
@@ -711,10 +742,10 @@ Status EventLog::scan_side(const std::string& family, std::string_view from_key,
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, handle));
   std::size_t seen = 0;
   for (it->Seek(rocksdb::Slice(from_key.data(), from_key.size())); it->Valid() && seen < limit; it->Next(), ++seen) {
-    if (!visit(std::string_view(it->key().data(), it->key().size()),
-               std::string_view(it->value().data(), it->value().size()))) {
-      break;
-    }
+    const std::string_view key(it->key().data(), it->key().size());
+    auto value = open_side_value(family, key, std::string_view(it->value().data(), it->value().size()));
+    if (!value.ok()) return value.error();
+    if (!visit(key, *value)) break;
   }
   if (!it->status().ok()) return from_rocks(it->status(), "scan " + family);
   return {};

@@ -216,6 +216,16 @@ std::array<std::uint8_t, 32> master_key_check(const MasterKey& key) {
   return out;
 }
 
+DataKey side_data_key(const MasterKey& master) {
+  static constexpr std::string_view text = "customer-service side data key v1";
+  DataKey out{};
+  unsigned int size = 0;
+  unsigned char* done = HMAC(EVP_sha256(), master.data(), static_cast<int>(master.size()),
+                             reinterpret_cast<const unsigned char*>(text.data()), text.size(), out.data(), &size);
+  CS_ASSERT(done != nullptr && size == out.size(), "HMAC-SHA256 failed");
+  return out;
+}
+
 DataKey random_data_key() {
   DataKey key{};
   random_bytes(key.data(), key.size());

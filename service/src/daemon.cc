@@ -30,7 +30,7 @@ constexpr std::uint64_t readiness_projection_lag_max = 10'000;
 // publish_interval_ms; reopens the distributor after a failure.
 class PublishLoop {
  public:
-  PublishLoop(const EventLog& log, DistributorOptions options, const DaemonOptions& daemon, Metrics& metrics)
+  PublishLoop(EventLog& log, DistributorOptions options, const DaemonOptions& daemon, Metrics& metrics)
       : log_(log), options_(std::move(options)), daemon_(daemon), metrics_(metrics) {
     options_.stop_requested = &abort_;
     options_.on_transaction = [this](bool committed) { metrics_.count_transaction(committed); };
@@ -111,6 +111,7 @@ class PublishLoop {
         continue;
       }
       report(*distributor);
+      sweep(*distributor);
       if (draining) break;
       pause(daemon_.publish_interval_ms);
     }
@@ -128,6 +129,21 @@ class PublishLoop {
     }
     metrics_.set_publish(checkpoint.value, head.value - std::min(head.value, checkpoint.value), lag_seconds);
   }
+  // Published outbox records are deleted, all but the last (whose key tells
+  // the next record's sequence): answers and data responses, sealed, stay
+  // at rest only until they are out. Best effort: a failure is logged, and
+  // the next sweep covers the range again.
+  void sweep(const Distributor& d) {
+    const std::uint64_t published = d.outbox_checkpoint();
+    if (published <= swept_below_) return;
+    auto s = log_.delete_side_range(options_.outbox_family, EventLog::sequenced_key(swept_below_),
+                                    EventLog::sequenced_key(published));
+    if (!s.ok()) {
+      log("warn", "outbox_sweep_failed", {{"error", s.error().message()}});
+      return;
+    }
+    swept_below_ = published;
+  }
   // Waits until woken or `ms` passed; true when draining began.
   bool pause(int ms) {
     std::unique_lock lock(mu_);
@@ -143,9 +159,10 @@ class PublishLoop {
     cv_done_.notify_all();
   }
 
-  const EventLog& log_;
+  EventLog& log_;
   DistributorOptions options_;
   const DaemonOptions& daemon_;
+  std::uint64_t swept_below_ = 1;  // outbox records below this sequence are deleted
   Metrics& metrics_;
   std::atomic<bool> abort_{false};
   std::atomic<bool> opened_{false};

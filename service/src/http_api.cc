@@ -248,7 +248,7 @@ struct HttpApi::Impl {
       return std::vector<SideWrite>{
           outbox_write(record),
           SideWrite{.family = request_answers_family, .key = key,
-                    .value = encode_remembered_answer(a.source_service, record)}};
+                    .value = encode_remembered_answer(a.source_service, record), .seal = true}};
     })
                                          : handler.handle(*request);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

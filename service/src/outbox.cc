@@ -76,7 +76,8 @@ Result<OutboxRecord> decode_outbox_record(std::string_view in) {
 }
 
 SideWrite outbox_write(const OutboxRecord& record) {
-  return SideWrite{.family = outbox_family, .value = encode_outbox_record(record), .sequenced = true};
+  // Sealed at rest: a data response holds a customer's name, a dead letter a refused request's bytes.
+  return SideWrite{.family = outbox_family, .value = encode_outbox_record(record), .sequenced = true, .seal = true};
 }
 
 std::string encode_remembered_answer(std::string_view source_service, const OutboxRecord& answer) {

@@ -111,9 +111,14 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
   for (const auto& r : records) writes.push_back(outbox_write(r));
   if (remember && answer.request_id) {
     const auto& id = answer.request_id->bytes();
+    // A read is remembered without what it read: a retry reads again, so an
+    // erased customer's data is not kept here for ever.
+    OutboxRecord remembered = records.front();
+    if (read) remembered.value = answer.result_record();
     writes.push_back(SideWrite{.family = request_answers_family,
                                .key = std::string(reinterpret_cast<const char*>(id.data()), id.size()),
-                               .value = encode_remembered_answer(answer.source_service, records.front())});
+                               .value = encode_remembered_answer(answer.source_service, remembered),
+                               .seal = true});
   }
   if (dead_letter_reason) {
     OutboxRecord dlq;
@@ -231,9 +236,17 @@ Result<RequestProcessor::Decision> RequestProcessor::decide(const ConsumedRecord
   Decision d;
   d.out.topic = std::string(record.topic);
   d.out.action = action;
+  std::optional<RememberedAnswer> first;
   if (*earlier) {
-    auto first = decode_remembered_answer(**earlier);
-    if (!first.ok()) return first.error();
+    auto decoded = decode_remembered_answer(**earlier);
+    if (!decoded.ok()) return decoded.error();
+    first = std::move(*decoded);
+    // A read asked again by the same service is read again.
+    if (first->source_service == request.source_service && first->answer.topic == topic_prefix_ + data_response_topic) {
+      first.reset();
+    }
+  }
+  if (first) {
     d.out.outcome = RecordOutcome::replayed;
     if (first->source_service != request.source_service) {
       Answer answer = refusal(AnswerCode::conflict,

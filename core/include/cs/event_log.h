@@ -43,6 +43,7 @@
 #include "cs/error.h"
 #include "cs/event.h"
 #include "cs/limits.h"
+#include "cs/personal_data.h"
 
 namespace rocksdb {
 class DB;
@@ -112,6 +113,11 @@ struct SideWrite {
   // sequence (8 bytes big-endian, 1, 2, 3, … in commit order): an outbox
   // that a reader follows in order without missing a write committed late.
   bool sequenced = false;
+  // A value that may hold personal data (an answer with a customer's name, a
+  // refused request's bytes): stored sealed under a key derived from the
+  // master key (AES-256-GCM, family and key as associated data), opened by
+  // read_side and scan_side. Stored as given in a log without a master key.
+  bool seal = false;
 };
 
 struct AppendResult {
@@ -277,7 +283,11 @@ class EventLog {
   // in key order until `visit` returns false or `limit` entries were seen;
   // and the last sequence a `sequenced` side write took in `family` (0: none).
   // Errors: corruption / fatal from RocksDB. Any thread.
+  // Values stored with SideWrite::seal are opened (invalid_argument without
+  // the master key, corruption when one does not open). `delete_side_range`
+  // removes [from_key, to_key) (a swept outbox).
   Result<std::optional<std::string>> read_side(const std::string& family, std::string_view key) const;
+  Status delete_side_range(const std::string& family, std::string_view from_key, std::string_view to_key);
   using SideVisitor = std::function<bool(std::string_view key, std::string_view value)>;
   Status scan_side(const std::string& family, std::string_view from_key, std::size_t limit,
                    const SideVisitor& visit) const;
@@ -320,6 +330,7 @@ class EventLog {
   Status build_customer_index();
   Status open_master_key();
   Status seal_personal_fields(Writer& writer);
+  Result<std::string> open_side_value(const std::string& family, std::string_view key, std::string_view value) const;
   rocksdb::ColumnFamilyHandle* existing_family(const std::string& name) const;
   // Adds a staged writer's side writes to the batch (values made, sequences
   // taken); invalid_argument when a made value passes the bytes limit.
@@ -339,6 +350,7 @@ class EventLog {
   rocksdb::ColumnFamilyHandle* data_keys_cf_ = nullptr;  // null: an old log opened read-only
   std::unique_ptr<DataKeys> data_keys_;
   bool sealed_log_ = false;  // a master key check is stored: the log has sealed data
+  std::optional<DataKey> side_key_;  // from the master key: seals side values
 
   mutable std::mutex mu_;                // guards writers_, head_hash_, failure_
   std::deque<Writer*> writers_;

@@ -59,6 +59,9 @@ std::filesystem::path default_master_key_file(const std::filesystem::path& data_
 std::array<std::uint8_t, 32> master_key_check(const MasterKey& key);
 
 DataKey random_data_key();
+// The key that seals the log's side values (outbox records, remembered
+// answers): HMAC-SHA256(master, "customer-service side data key v1").
+DataKey side_data_key(const MasterKey& master);
 // The data key sealed under the master key (61 bytes: scheme, nonce,
 // ciphertext, tag; the customer id as associated data).
 std::string wrap_data_key(const MasterKey& master, const Uuid& customer, const DataKey& key);
