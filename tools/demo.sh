@@ -101,6 +101,10 @@ echo "     $csctl request --brokers $brokers --topic admin.customer.action --ser
 echo "       --services $services '{\"customerId\":\"$pending\",\"adminId\":\"00000000-0000-4000-8000-000000000001\",\"action\":\"suspend\",\"reason\":\"demo\"}'"
 echo "  3. the metrics Prometheus scrapes (docs/prometheus.yml, dashboard docs/grafana/customer-service.json):"
 echo "     curl -s http://$http/metrics"
+echo "  4. erase that customer's personal data for good (its data key destroyed; names and emails read null):"
+echo "     $csctl request --brokers $brokers --topic admin.customer.action --service admin-service \\"
+echo "       --services $services '{\"customerId\":\"$pending\",\"adminId\":\"00000000-0000-4000-8000-000000000001\",\"action\":\"erase\"}'"
+echo "  personal data is sealed under the master key $data_dir.master-key (keep it apart and backed up)"
 echo "  answers on Kafka: customer.request.result (commands), customer.data.response (reads), customer-service.dlq"
 if [ "$serve" = 1 ]; then
   echo "The daemon serves on Kafka ($brokers) and HTTP ($http) until Ctrl-C."
