@@ -9,6 +9,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -596,10 +597,17 @@ void EventLog::commit_group(std::span<Writer*> group) {
   }
   if (staged.empty()) return;
 
+  // In key order: the memtable's skiplist then finds each insert from the
+  // one before (its "splice") instead of from the top, which halves the
+  // cost of these random-keyed inserts.
+  std::vector<std::pair<std::string, const GroupState::StreamBlock*>> stream_blocks;
+  stream_blocks.reserve(state.stream_blocks.size());
   for (const auto& [stream, block] : state.stream_blocks) {
-    batch.Put(stream_index_cf_, keys::block_key(keys::stream_prefix_key(stream.name()), block.first_version),
-              keys::encode_block(block.seqs));
+    stream_blocks.emplace_back(keys::block_key(keys::stream_prefix_key(stream.name()), block.first_version), &block);
   }
+  std::sort(stream_blocks.begin(), stream_blocks.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [key, block] : stream_blocks) batch.Put(stream_index_cf_, key, keys::encode_block(block->seqs));
   for (const auto& [type, seqs] : state.type_blocks) {
     batch.Put(type_index_cf_, keys::block_key(keys::type_prefix_key(type), seqs.front()), keys::encode_block(seqs));
   }

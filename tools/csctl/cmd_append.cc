@@ -28,36 +28,36 @@ class Appender {
   // Returns false when the command must stop (a bad line in strict mode, or
   // an operating error).
   bool flush() {
-    if (pending_.empty()) return true;
-    std::vector<NewEvent> events;
-    events.reserve(pending_.size());
-    for (const auto& p : pending_) events.push_back(p.event);
-    auto r = log_.append(events);
+    if (events_.empty()) return true;
+    auto r = log_.append(events_);
     if (r.ok()) {
       record(*r);
-      pending_.clear();
+      clear();
       return true;
     }
     if (!is_about_the_input(r.error())) return operating_error(r.error());
     // Find the offending line(s): the batch again, one line at a time.
-    for (const auto& p : pending_) {
-      auto one = log_.append(std::span(&p.event, 1));
+    for (std::size_t i = 0; i < events_.size(); ++i) {
+      auto one = log_.append(std::span(&events_[i], 1));
       if (one.ok()) {
         record(*one);
         continue;
       }
       if (!is_about_the_input(one.error())) return operating_error(one.error());
-      reject(p.line_number, one.error().message());
+      reject(line_numbers_[i], one.error().message());
       if (!skip_invalid_) {
-        pending_.clear();
+        clear();
         return false;
       }
     }
-    pending_.clear();
+    clear();
     return true;
   }
 
-  void add(std::uint64_t line_number, NewEvent event) { pending_.push_back({line_number, std::move(event)}); }
+  void add(std::uint64_t line_number, NewEvent event) {
+    line_numbers_.push_back(line_number);
+    events_.push_back(std::move(event));
+  }
 
   void reject(std::uint64_t line_number, const std::string& why) {
     std::cerr << "line " << line_number << ": " << why << "\n";
@@ -93,9 +93,16 @@ class Appender {
     appended_ += r.positions.size();
   }
 
+  void clear() {
+    events_.clear();
+    line_numbers_.clear();
+  }
+
   EventLog& log_;
   bool skip_invalid_;
-  std::vector<Pending> pending_;
+  // The batch, appended as it is (no copy); line_numbers_[i] is events_[i]'s.
+  std::vector<NewEvent> events_;
+  std::vector<std::uint64_t> line_numbers_;
   std::uint64_t appended_ = 0, duplicates_ = 0, rejected_ = 0, first_seq_ = 0, last_seq_ = 0;
   bool failed_ = false;
 };

@@ -1,5 +1,5 @@
 // A 128-bit UUID, stored as 16 bytes and written as the canonical lowercase
-// 8-4-4-4-12 hex form on the wire. Parsing and formatting use libuuid.
+// 8-4-4-4-12 hex form on the wire. Random ids come from libuuid.
 #pragma once
 
 #include <array>
