@@ -10,6 +10,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -91,8 +92,35 @@ namespace {
 // million ids, so buckets stay a few entries long (8 MiB of pointers).
 constexpr std::size_t hash_buckets = 1 << 20;
 
+// The stream a stream-index key belongs to: its bytes up to and including
+// the 0x00 after the stream's name. Every new stream an append meets is a
+// lookup that finds nothing; a bloom filter over this prefix answers it
+// without searching the memtable's skiplist or the files' indexes.
+class StreamPrefixTransform : public rocksdb::SliceTransform {
+ public:
+  const char* Name() const override { return "cs.StreamPrefix.1"; }
+  rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
+    const auto* end = static_cast<const char*>(std::memchr(key.data(), '\0', key.size()));
+    CS_ASSERT(end != nullptr, "RocksDB transforms only keys in the domain");
+    return rocksdb::Slice(key.data(), static_cast<std::size_t>(end - key.data()) + 1);
+  }
+  bool InDomain(const rocksdb::Slice& key) const override {
+    return std::memchr(key.data(), '\0', key.size()) != nullptr;
+  }
+};
+
 rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_only = false) {
   rocksdb::ColumnFamilyOptions cf;
+  if (name == stream_index_family) {
+    // Read only by stream (IndexCursor), except two whole scans that ask for
+    // total order (the customer index's build, verify).
+    cf.prefix_extractor = std::make_shared<StreamPrefixTransform>();
+    cf.memtable_prefix_bloom_size_ratio = 0.02;
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    table.whole_key_filtering = false;  // no point reads of whole keys here
+    cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
   if (name.starts_with("proj.")) {
     // Projection state: point reads by entity, many of them for entities not
     // stored yet.
@@ -307,7 +335,9 @@ Status EventLog::build_customer_index() {
   };
   for (Category category : {Category::user, Category::subscription}) {
     const std::string prefix(stream_prefix(category));
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, stream_index_cf_));
+    rocksdb::ReadOptions whole;
+    whole.total_order_seek = true;  // across streams: past the prefix bloom
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(whole, stream_index_cf_));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
       auto key = it->key().ToStringView();
       if (key.size() < 10 || key[key.size() - 9] != '\0') return corruption_error("stream index: malformed key");

@@ -144,7 +144,9 @@ Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snaps
   std::uint64_t entries = 0, streams = 0;
   std::string current;
   std::uint64_t next_version = 0;
-  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator(snapshot_read, stream_index_cf_));
+  rocksdb::ReadOptions whole_index = snapshot_read;
+  whole_index.total_order_seek = true;  // across streams: past the prefix bloom
+  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator(whole_index, stream_index_cf_));
   for (sit->SeekToFirst(); sit->Valid(); sit->Next()) {
     auto key = sit->key().ToStringView();
     if (key.size() < 10 || key[key.size() - 9] != '\0') return corruption_error("stream index: malformed key");
