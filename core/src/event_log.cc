@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+
 #include <unordered_map>
-#include <unordered_set>
 
 #include "cs/json_codec.h"
 #include "cs/personal_data.h"
@@ -24,6 +26,13 @@
 #include "stream_rules.h"
 
 namespace cs {
+
+// Open-addressing maps for the append path's per-event lookups (the node maps
+// of std:: cost a cache miss per lookup, 4% of an append).
+template <class K, class V>
+using FlatMap = absl::flat_hash_map<K, V, std::hash<K>>;
+template <class K>
+using FlatSet = absl::flat_hash_set<K, std::hash<K>>;
 
 inline constexpr const char* events_family = "events";
 inline constexpr const char* stream_index_family = "stream_index";
@@ -55,7 +64,7 @@ struct EventLog::Writer {
 };
 
 struct EventLog::LeaderState {
-  std::unordered_map<StreamKey, StreamFacts> streams;  // committed, bounded by stream_head_cache_entries_max
+  FlatMap<StreamKey, StreamFacts> streams;  // committed, bounded by stream_head_cache_entries_max
   // The last sequence taken in each sequenced side family (loaded on first
   // use; staged values count, since a failed write stops all appends).
   std::unordered_map<rocksdb::ColumnFamilyHandle*, std::uint64_t> side_sequences;
@@ -66,7 +75,7 @@ struct EventLog::GroupState {
   Sequence last_seq;
   Hash last_hash{};
   Timestamp recorded_at;
-  std::unordered_map<StreamKey, StreamFacts> streams;  // staged facts
+  FlatMap<StreamKey, StreamFacts> streams;  // staged facts
   std::uint64_t new_streams = 0;
   struct StagedId {
     Sequence seq;
@@ -74,15 +83,15 @@ struct EventLog::GroupState {
     StreamKey stream;
     const Payload* payload;  // the staging writer's, alive until the group is done
   };
-  std::unordered_map<Uuid, StagedId> ids;
+  FlatMap<Uuid, StagedId> ids;
   // One index block per stream and per type, written at the end of the group.
   struct StreamBlock {
     std::uint64_t first_version = 0;
     std::vector<std::uint64_t> seqs;
   };
-  std::unordered_map<StreamKey, StreamBlock> stream_blocks;
+  FlatMap<StreamKey, StreamBlock> stream_blocks;
   std::map<EventType, std::vector<std::uint64_t>> type_blocks;
-  std::unordered_set<Uuid> erased;  // customers whose customer.erased is staged
+  FlatSet<Uuid> erased;  // customers whose customer.erased is staged
   std::vector<Uuid> stored_keys;     // data keys whose value is staged
 };
 
@@ -495,7 +504,7 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
                             std::to_string(options_.append_events_max) + " in one append");
   }
   // Checks that need no log state run before queueing, outside the lock.
-  std::unordered_set<Uuid> ids;
+  FlatSet<Uuid> ids;
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (auto s = check_event(events[i], i); !s.ok()) return s.error();
     if (!ids.insert(events[i].id).second) {
@@ -866,7 +875,7 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
 
   // 2. Expected versions and stream rules: staged facts first, then
   // committed ones, then the index.
-  std::unordered_map<StreamKey, StreamFacts> facts;  // this writer's view
+  FlatMap<StreamKey, StreamFacts> facts;  // this writer's view
   for (std::size_t i = 0; i < events.size(); ++i) {
     const StreamKey& stream = streams[i];
     auto it = facts.find(stream);
@@ -1012,7 +1021,7 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   auto where = [](const RecordedEvent& e) { return "import: seq " + std::to_string(e.seq.value) + ": "; };
   AppendResult result;
   std::vector<StreamKey> streams(events.size());
-  std::unordered_map<StreamKey, StreamFacts> facts;
+  FlatMap<StreamKey, StreamFacts> facts;
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
   for (std::size_t i = 0; i < events.size(); ++i) {
