@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "cs/json_codec.h"
 #include "cs/json_writer.h"
@@ -69,6 +70,22 @@ TEST(UuidTest, ParsesOnlyTheCanonicalForm) {
   EXPECT_FALSE(Uuid::parse("0f8fad5b-d9cb-469f-a165-70867728950g"));
   EXPECT_EQ(Uuid::from_words(1, 2), Uuid::from_words(1, 2));
   EXPECT_NE(Uuid::random(), Uuid::random());
+}
+
+// The chain is SHA-256 over the previous hash then the stored bytes; the
+// expected values come from Python's hashlib, not from our code. Hashed on
+// two threads: the digest context is per thread.
+TEST(ChainHashTest, IsSha256OfThePreviousHashThenTheEvent) {
+  auto check = [] {
+    const Hash first = chain_hash(Hash{}, "abc");
+    EXPECT_EQ(hash_to_hex(first), "365aa7d8f7f9402c4b9434502b4cc89ddb09fe50d7cd95b493b834c62d5a5370");
+    EXPECT_EQ(hash_to_hex(chain_hash(first, "second event")),
+              "a047b88b25b47c7d7c5c9e2c9e21a00e616d7e24f1af0fec177152e2b3f10f61");
+  };
+  check();
+  std::thread other(check);
+  other.join();
+  check();  // the reused context starts afresh
 }
 
 // Parsing and formatting are our own (libuuid's were a hot spot): they must

@@ -209,16 +209,35 @@ Result<RecordedEvent> decode_stored(std::string_view value) {
   return e;
 }
 
-Hash chain_hash(const Hash& previous, std::string_view canonical) {
-  Hash out{};
+namespace {
+
+// Fetched once: with EVP_sha256(), OpenSSL 3 looks the implementation up
+// again at every init, and a context was allocated per event; together they
+// cost as much as hashing the event's few hundred bytes.
+const EVP_MD* sha256() {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  CS_ASSERT(md != nullptr, "OpenSSL has no SHA-256");
+  return md;
+}
+
+struct DigestContext {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  CS_ASSERT(ctx != nullptr, "EVP_MD_CTX_new failed");
+  DigestContext() { CS_ASSERT(ctx != nullptr, "EVP_MD_CTX_new failed"); }
+  ~DigestContext() { EVP_MD_CTX_free(ctx); }
+  DigestContext(const DigestContext&) = delete;
+  DigestContext& operator=(const DigestContext&) = delete;
+};
+
+}  // namespace
+
+Hash chain_hash(const Hash& previous, std::string_view canonical) {
+  thread_local DigestContext context;  // reused: reinitialised by each init
+  Hash out{};
   unsigned int len = 0;
-  bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(ctx, previous.data(), previous.size()) == 1 &&
-            EVP_DigestUpdate(ctx, canonical.data(), canonical.size()) == 1 &&
-            EVP_DigestFinal_ex(ctx, out.data(), &len) == 1;
-  EVP_MD_CTX_free(ctx);
+  bool ok = EVP_DigestInit_ex(context.ctx, sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(context.ctx, previous.data(), previous.size()) == 1 &&
+            EVP_DigestUpdate(context.ctx, canonical.data(), canonical.size()) == 1 &&
+            EVP_DigestFinal_ex(context.ctx, out.data(), &len) == 1;
   CS_ASSERT(ok && len == out.size(), "SHA-256 failed");
   return out;
 }
