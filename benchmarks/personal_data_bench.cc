@@ -117,8 +117,8 @@ void view(benchmark::State& state, bool sealed) {
 void BM_LogSealedView(benchmark::State& state) { view(state, true); }
 void BM_RawSealedView(benchmark::State& state) { view(state, false); }
 
-BENCHMARK(BM_LogSealedAppend)->Args({256, 1})->Args({256, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-BENCHMARK(BM_RawSealedAppend)->Args({256, 1})->Args({256, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(BM_LogSealedAppend)->Args({256, 1})->Args({256, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(BM_RawSealedAppend)->Args({256, 1})->Args({256, 0})->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_LogSealedRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_RawSealedRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_LogSealedView)->Unit(benchmark::kMicrosecond)->UseRealTime();
