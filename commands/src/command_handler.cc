@@ -251,7 +251,10 @@ Answer CommandHandler::decide(const Request& request, std::optional<NewEvent>& e
   if (!customer_id.ok()) return fail(customer_id.error());
   context.customer_id = *customer_id;
   answer.customer_id = *customer_id;
-  auto customer = engine_.customer(*customer_id);
+  // A command's rules read the customer's status, type and version only: its
+  // personal fields stay sealed (a read opens them).
+  auto customer = engine_.customer(*customer_id, kind.event ? ProjectionEngine::PersonalFields::kept_sealed
+                                                            : ProjectionEngine::PersonalFields::opened);
   if (!customer.ok()) return fail(customer.error());
   context.customer = *customer;
 

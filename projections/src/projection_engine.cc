@@ -377,14 +377,17 @@ Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& rang
 // --- queries ------------------------------------------------------------
 
 template <class State>
-Result<std::optional<State>> ProjectionEngine::find(std::string_view projection, const Uuid& id) const {
+Result<std::optional<State>> ProjectionEngine::find(std::string_view projection, const Uuid& id,
+                                                    PersonalFields fields) const {
   std::shared_lock lock(swap_mu_);
   auto value = StateReader(log_.db(), slot(projection)->family).get(projection_keys::entity(id));
   if (!value.ok()) return value.error();
   if (!*value) return std::optional<State>();
   auto state = decode_state<State>(**value);
   if (!state.ok()) return state.error();
-  if (auto s = open_personal(log_, *state); !s.ok()) return s.error();
+  if (fields == PersonalFields::opened) {
+    if (auto s = open_personal(log_, *state); !s.ok()) return s.error();
+  }
   return std::optional<State>(std::move(*state));
 }
 
@@ -411,8 +414,8 @@ Result<std::vector<State>> ProjectionEngine::owned_by(std::string_view projectio
   return out;
 }
 
-Result<std::optional<CustomerState>> ProjectionEngine::customer(const Uuid& id) const {
-  return find<CustomerState>("customers", id);
+Result<std::optional<CustomerState>> ProjectionEngine::customer(const Uuid& id, PersonalFields fields) const {
+  return find<CustomerState>("customers", id, fields);
 }
 Result<std::optional<UserState>> ProjectionEngine::user(const Uuid& id) const { return find<UserState>("users", id); }
 Result<std::optional<SubscriptionState>> ProjectionEngine::subscription(const Uuid& id) const {

@@ -92,7 +92,12 @@ class ProjectionEngine {
   std::vector<std::string> names() const;
 
   // Queries of the live state. nullopt when the entity is unknown.
-  Result<std::optional<CustomerState>> customer(const Uuid& id) const;
+  // Personal fields come opened (plaintext, or null and `erased` when the
+  // customer's key is gone); a caller that needs none of them (a command's
+  // rules: status, type, version) asks kept_sealed and pays no decryption.
+  enum class PersonalFields { opened, kept_sealed };
+  Result<std::optional<CustomerState>> customer(const Uuid& id,
+                                                PersonalFields fields = PersonalFields::opened) const;
   Result<std::optional<UserState>> user(const Uuid& id) const;
   Result<std::optional<SubscriptionState>> subscription(const Uuid& id) const;
   Result<std::optional<TokenAccount>> token_account(const Uuid& customer_id) const;
@@ -125,7 +130,8 @@ class ProjectionEngine {
   std::vector<Slot*> select(const std::vector<std::string>& names, Status& error);
   const Slot* slot(std::string_view name) const;
   template <class State>
-  Result<std::optional<State>> find(std::string_view projection, const Uuid& id) const;
+  Result<std::optional<State>> find(std::string_view projection, const Uuid& id,
+                                    PersonalFields fields = PersonalFields::opened) const;
   template <class State>
   Result<std::vector<State>> owned_by(std::string_view projection, const Uuid& customer) const;
 
