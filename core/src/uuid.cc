@@ -9,8 +9,8 @@ namespace cs {
 
 namespace {
 
-// The 16 hex digit groups' positions in the 8-4-4-4-12 form.
-constexpr int hyphen_at[] = {8, 13, 18, 23};
+// Where the 8-4-4-4-12 form has its hyphens.
+constexpr bool is_hyphen_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -27,18 +27,18 @@ int hex_value(char c) {
 // hyphens at 8, 13, 18 and 23, hex digits of either case elsewhere.
 std::optional<Uuid> Uuid::parse(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
-  for (int at : hyphen_at) {
-    if (text[static_cast<std::size_t>(at)] != '-') return std::nullopt;
+  for (std::size_t i = 8; i <= 23; ++i) {
+    if (is_hyphen_position(i) && text[i] != '-') return std::nullopt;
   }
   Bytes bytes{};
   std::size_t out = 0;
   for (std::size_t i = 0; i < 36;) {
-    if (text[i] == '-') {
+    if (is_hyphen_position(i)) {  // checked above
       ++i;
       continue;
     }
     const int high = hex_value(text[i]), low = hex_value(text[i + 1]);
-    if (high < 0 || low < 0 || text[i + 1] == '-') return std::nullopt;
+    if (high < 0 || low < 0) return std::nullopt;
     bytes[out++] = static_cast<std::uint8_t>(high << 4 | low);
     i += 2;
   }
