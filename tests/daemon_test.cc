@@ -64,6 +64,18 @@ class DaemonTest : public ::testing::Test {
     return test::consume_until(test::kafka_brokers(), {topic("customer.request.result")},
                                [&](const auto& r) { return r.size() >= at_least; });
   }
+  // Every line of `text` as JSON; a failure for each that is not one of the
+  // daemon's structured lines (an object with "level" and "event").
+  static std::vector<nlohmann::json> structured_lines(const std::string& text) {
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      auto v = nlohmann::json::parse(line, nullptr, false);
+      EXPECT_TRUE(v.is_object() && v.contains("level") && v.contains("event")) << "not a structured line: " << line;
+      if (v.is_object()) lines.push_back(std::move(v));
+    }
+    return lines;
+  }
   static std::optional<nlohmann::json> answer_to(const std::vector<test::KafkaRecord>& records, const std::string& id) {
     for (const auto& r : records) {
       auto v = nlohmann::json::parse(r.value, nullptr, false);
@@ -125,17 +137,32 @@ TEST_F(DaemonTest, TheSeedsAdminActionBecomesCustomerValidatedForTheRoutedServic
   ASSERT_TRUE(status) << "did not stop within 10 s";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << daemon.stderr_text();
   EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
-  for (const auto& line : [&] {
-         std::vector<std::string> lines;
-         std::istringstream in(daemon.stderr_text());
-         for (std::string l; std::getline(in, l);) lines.push_back(l);
-         return lines;
-       }()) {
-    auto v = nlohmann::json::parse(line, nullptr, false);
-    EXPECT_TRUE(v.is_object() && v.contains("level") && v.contains("event")) << "not a structured line: " << line;
+  for (const auto& v : structured_lines(daemon.stderr_text())) {
+    const std::string line = v.dump();
     EXPECT_EQ(line.find("ops@acme.example"), std::string::npos) << "personal data in the log: " << line;
     EXPECT_EQ(line.find("Acme SME"), std::string::npos) << "personal data in the log: " << line;
   }
+}
+
+// librdkafka's own complaints (here: a bootstrap broker that refuses
+// connections) reach stderr as the daemon's structured lines, not in
+// librdkafka's "%3|ts|FAIL|..." format that log collectors cannot parse.
+TEST_F(DaemonTest, KafkaClientLogsAreStructuredLinesToo) {
+  auto with_dead_broker = args();
+  with_dead_broker[3] += ",127.0.0.1:1";  // --brokers: nothing listens on port 1
+  test::DaemonProcess daemon(dir_.path(), with_dead_broker);
+  ASSERT_TRUE(daemon.start()) << daemon.stderr_text();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (daemon.stderr_text().find("127.0.0.1:1") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto status = daemon.stop(SIGTERM, std::chrono::seconds(10));
+  ASSERT_TRUE(status);
+  bool dead_broker_reported = false;
+  for (const auto& v : structured_lines(daemon.stderr_text())) {
+    if (v.dump().find("127.0.0.1:1") != std::string::npos) dead_broker_reported = true;
+  }
+  EXPECT_TRUE(dead_broker_reported) << daemon.stderr_text();
 }
 
 TEST_F(DaemonTest, ASecondProcessOnTheDataDirAndAnUnauthenticatedSetupAreRefused) {

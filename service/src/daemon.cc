@@ -18,6 +18,7 @@
 #include "cs/request_consumer.h"
 #include "cs/request_processor.h"
 #include "cs/service_credentials.h"
+#include "kafka_log.h"
 
 namespace cs {
 namespace {
@@ -179,6 +180,15 @@ Status run_daemon(const DaemonOptions& o) {
   auto log = [&](std::string_view level, std::string_view event, nlohmann::json fields) {
     if (o.log) o.log(level, event, fields);
   };
+  // Declared before every Kafka client of this function, so that it outlives them.
+  std::optional<ScopedKafkaLogSink> kafka_log_sink;
+  if (o.log) {
+    kafka_log_sink.emplace([&](int syslog_level, std::string_view client, std::string_view facility,
+                               std::string_view message) {
+      const char* level = syslog_level <= 3 ? "error" : syslog_level == 4 ? "warn" : syslog_level <= 6 ? "info" : "debug";
+      o.log(level, "kafka", {{"client", client}, {"facility", facility}, {"message", message}});
+    });
+  }
   auto stopping = [&] { return o.stop_requested && o.stop_requested->load(); };
   if (o.brokers.empty()) return invalid_argument("--brokers is required");
   if (!o.services_file && !o.insecure) {

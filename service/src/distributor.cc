@@ -16,6 +16,7 @@
 #include "cs/outbox.h"
 #include "kafka_admin.h"
 #include "kafka_errors.h"
+#include "kafka_log.h"
 
 namespace cs {
 namespace {
@@ -103,6 +104,7 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
   std::unique_ptr<Distributor> d(new Distributor(log, std::move(options)));
   const auto& o = d->options_;
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  route_kafka_logs(conf);
   std::string error;
   bool ok = set(conf, "bootstrap.servers", o.brokers, error) && set(conf, "transactional.id", o.transactional_id, error) &&
             set(conf, "transaction.timeout.ms", std::to_string(o.transaction_timeout_ms), error) &&
@@ -169,6 +171,7 @@ namespace {
 // A consumer of the checkpoint topic with the given isolation level.
 rd_kafka_t* checkpoint_consumer(const DistributorOptions& o, const char* isolation, std::string& error) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  route_kafka_logs(conf);
   bool ok = set(conf, "bootstrap.servers", o.brokers, error) &&
             set(conf, "group.id", o.transactional_id + ".checkpoint-reader", error) &&
             set(conf, "isolation.level", isolation, error) && set(conf, "enable.partition.eof", "true", error) &&

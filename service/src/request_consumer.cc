@@ -2,11 +2,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
 #include "cs/request.h"
 #include "kafka_admin.h"
+#include "kafka_log.h"
 
 namespace cs {
 
@@ -63,6 +65,7 @@ Result<std::unique_ptr<RequestConsumer>> RequestConsumer::open(RequestProcessor&
   c->kafka_->options = &c->options_;
 
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  route_kafka_logs(conf);
   char buf[512];
   std::vector<std::pair<std::string, std::string>> settings = {
       {"bootstrap.servers", o.brokers},
@@ -171,6 +174,22 @@ void RequestConsumer::report_lag() {
   rd_kafka_topic_partition_list_destroy(assigned);
 }
 
+// The group's committed offsets are for the operators' tools only (lag,
+// kafka-consumer-groups): the log's database holds the offsets that count.
+// One asynchronous commit per batch: a commit per record sent the broker an
+// OffsetCommit request per request consumed.
+static void commit_for_operators(rd_kafka_t* rk, const std::vector<rd_kafka_message_t*>& batch) {
+  rd_kafka_topic_partition_list_t* next = rd_kafka_topic_partition_list_new(1);
+  for (const rd_kafka_message_t* m : batch) {
+    const char* topic = rd_kafka_topic_name(m->rkt);
+    rd_kafka_topic_partition_t* p = rd_kafka_topic_partition_list_find(next, topic, m->partition);
+    if (!p) p = rd_kafka_topic_partition_list_add(next, topic, m->partition);
+    p->offset = std::max(p->offset, m->offset + 1);
+  }
+  (void)rd_kafka_commit(rk, next, /*async=*/1);  // a failure only delays what the operators see
+  rd_kafka_topic_partition_list_destroy(next);
+}
+
 Status RequestConsumer::run() {
   rd_kafka_t* rk = kafka_->consumer;
   auto lag_reported = std::chrono::steady_clock::now();
@@ -212,9 +231,7 @@ Status RequestConsumer::run() {
     if (batch.empty()) continue;
     for (auto* m : batch) records.push_back(view_of(m));
     Status s = process_with_retries(records);
-    if (s.ok()) {
-      for (auto* m : batch) rd_kafka_commit_message(rk, m, /*async=*/1);  // for the operators' tools only
-    }
+    if (s.ok()) commit_for_operators(rk, batch);
     release();
     if (!s.ok()) return s;
   }

@@ -12,6 +12,7 @@
 #include "cs/json_codec.h"
 #include "cs/personal_data.h"
 #include "cs/replay.h"
+#include "kafka_log.h"
 
 namespace cs {
 namespace {
@@ -22,6 +23,7 @@ using Consumer = std::unique_ptr<rd_kafka_t, decltype(&rd_kafka_destroy)>;
 // group: assigned by hand, told when it reaches each partition's end.
 Result<Consumer> open_reader(const RestoreOptions& o, const std::string& topic, int& partitions) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  route_kafka_logs(conf);
   char buf[512];
   for (const auto& [key, value] : std::vector<std::pair<const char*, std::string>>{
            {"bootstrap.servers", o.brokers},
