@@ -2,6 +2,9 @@
 // expected versions, multi-stream atomicity, idempotency, every read path,
 // limits, group commit under concurrent appenders, reopen, and tamper detection.
 #include <rocksdb/db.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <functional>
 #include <random>
@@ -316,6 +319,61 @@ TEST_F(EventLogTest, ReopeningRestoresHeadHashAndStreams) {
   EXPECT_EQ(stats->events_by_type[EventType::token_purchased], 1u);
   EXPECT_GT(stats->size_on_disk_bytes, 0u);
   EXPECT_TRUE(log_->verify().ok());
+}
+
+// Durability::deferred: the append is visible at once, and it survives the
+// death of the process that made it (SIGKILL before any sync_wal), because
+// the WAL holds it in the kernel's cache; sync_wal then makes it durable.
+TEST_F(EventLogTest, ADeferredAppendIsVisibleAtOnceAndSurvivesAKilledProcess) {
+  std::vector<NewEvent> first{make_event(test::customer_created(1), 1)};
+  auto r = log_->append(first, {}, Durability::deferred);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(log_->head(), Sequence(1));
+  EXPECT_EQ(read({}).size(), 1u);
+  ASSERT_TRUE(log_->sync_wal().ok());
+  log_.reset();
+
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto log = test::open_log(dir_.path());
+    std::vector<NewEvent> second{make_event(test::token_purchased(1, 10), 2)};
+    SideWrite offset{.family = "consumer_offsets", .key = "t/0", .value = "8"};
+    auto appended = log->append(second, std::span(&offset, 1), Durability::deferred);
+    const char byte = appended.ok() ? 'y' : 'n';
+    (void)!::write(ready[1], &byte, 1);
+    for (;;) pause();  // killed here, the log never closed nor synced
+  }
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  close(ready[1]);
+  ASSERT_EQ(byte, 'y') << "the child's deferred append failed";
+
+  log_ = test::open_log(dir_.path());
+  EXPECT_EQ(log_->head(), Sequence(2));
+  EXPECT_EQ(seqs(read({})), (std::vector<std::uint64_t>{1, 2}));
+  auto offset = log_->read_side("consumer_offsets", "t/0");
+  ASSERT_TRUE(offset.ok());
+  EXPECT_EQ(*offset, std::optional<std::string>("8")) << "the side write is in the same batch as the event";
+  EXPECT_TRUE(log_->verify().ok());
+}
+
+// After a failed write nothing more is promised durable: sync_wal says so.
+TEST(EventLogSyncTest, SyncWalReportsTheLogsFailure) {
+  test::TempDir dir;
+  EventLogOptions options;
+  options.write_failure_probe = [] { return Status(fatal_error("injected I/O error")); };
+  auto log = test::open_log(dir.path(), options);
+  std::vector<NewEvent> events{make_event(test::customer_created(1), 1)};
+  EXPECT_FALSE(log->append(events, {}, Durability::deferred).ok());
+  auto s = log->sync_wal();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("injected I/O error"), std::string::npos) << s.error().message();
 }
 
 TEST_F(EventLogTest, ChainedHashesAreReproducibleFromTheBytes) {

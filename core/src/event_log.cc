@@ -57,6 +57,7 @@ struct EventLog::Writer {
   std::span<const SideWrite> side_writes;
   std::vector<rocksdb::ColumnFamilyHandle*> side_families;  // one per side write
   std::span<const RecordedEvent> imported;  // set instead of `events` by import()
+  Durability durability = Durability::synced;
   std::size_t size() const { return events.size() + imported.size(); }
   Result<AppendResult> result{fatal_error("append was not run")};
   bool done = false;
@@ -378,6 +379,9 @@ EventLog::~EventLog() {
     db_->Close().PermitUncheckedError();
     return;
   }
+  // Deferred appends become durable before the close, whatever the flush
+  // below does (it is best effort).
+  (void)sync_wal();
   // Flush memtables so that the next open (every csctl command opens the
   // store) does not replay a long WAL. Best effort: the WAL has it all anyway.
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -388,6 +392,21 @@ EventLog::~EventLog() {
 }
 
 Sequence EventLog::head() const { return Sequence(head_seq_.load()); }
+
+Status EventLog::sync_wal() const {
+  if (options_.read_only || !options_.sync_each_group) return {};
+  {
+    std::lock_guard lock(mu_);
+    if (failure_) return fatal_error("log refuses appends after a failed write: " + failure_->message());
+  }
+  // RocksDB syncs only the WAL files with unsynced bytes: nothing to do costs no fsync.
+  auto s = db_->SyncWAL();
+  if (s.ok()) return {};
+  Error e = from_rocks(s, "sync the write-ahead log");
+  std::lock_guard lock(mu_);
+  if (!failure_) failure_ = e;
+  return e;
+}
 
 std::size_t EventLog::queued_appends() const {
   std::lock_guard lock(mu_);
@@ -476,7 +495,8 @@ Status check_same_event(const NewEvent& e, const StreamKey& stream, const Staged
 
 Result<AppendResult> EventLog::append(std::span<const NewEvent> events) { return append(events, {}); }
 
-Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes) {
+Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes,
+                                      Durability durability) {
   if (events.empty() && side_writes.empty()) return invalid_argument("append: no events");
   if (side_writes.size() > limits::side_writes_max) {
     return invalid_argument("append: " + std::to_string(side_writes.size()) + " side writes, at most " +
@@ -515,6 +535,7 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
   Writer w;
   w.events = events;
   w.side_writes = side_writes;
+  w.durability = durability;
   w.side_families = std::move(side_families);
   if (auto s = seal_personal_fields(w); !s.ok()) return s.error();
   return enqueue(w);
@@ -658,7 +679,9 @@ void EventLog::commit_group(std::span<Writer*> group) {
   }
 
   rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_each_group;
+  // One synced member syncs the whole group (and every deferred write before it).
+  write_options.sync = options_.sync_each_group &&
+                       std::any_of(staged.begin(), staged.end(), [](const Writer* w) { return w->durability == Durability::synced; });
   Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
   if (written.ok()) {
     auto s = db_->Write(write_options, &batch);

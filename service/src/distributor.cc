@@ -472,6 +472,10 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
                                                  bool move_checkpoint, std::uint64_t outbox_to) {
   using clock = std::chrono::steady_clock;
   rd_kafka_t* p = kafka_->producer;
+  // The callers read `to` and `outbox_to` from the log's heads; appends may
+  // be visible there before they are durable (Durability::deferred). One
+  // WAL sync now, and nothing published would be lost by a power loss.
+  if (auto s = log_.sync_wal(); !s.ok()) return s.error();
   std::optional<RecordPipeline> pipeline;
   if (from <= to) {
     pipeline.emplace(log_, *preparer_, from, to, only_service, distributor_chunk_events,

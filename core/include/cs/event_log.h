@@ -120,6 +120,16 @@ struct SideWrite {
   bool seal = false;
 };
 
+// When an append returns. `synced`: after its WAL fsync (with
+// EventLogOptions::sync_each_group), so it survives a power loss. `deferred`:
+// once it is written and visible to readers, before any fsync: it survives a
+// crash of this process (the WAL is in the kernel's cache) but not a power
+// loss until the next EventLog::sync_wal, or a synced append, makes it durable.
+// For a writer whose results leave the process only through a reader that
+// calls sync_wal first (the daemon's requests: their answers are published by
+// the distributor), so the writer's thread never waits for the disk.
+enum class Durability { synced, deferred };
+
 struct AppendResult {
   std::vector<EventPosition> positions;  // one per event, in the order given
   bool duplicate = false;                // true: nothing written, positions are the originals
@@ -192,7 +202,16 @@ class EventLog {
   // `events` may be empty when `side_writes` is not (an answer and an offset
   // without events). invalid_argument for a log family, an empty key, more
   // than limits::side_writes_max writes or limits::side_write_bytes_max bytes.
-  Result<AppendResult> append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes);
+  Result<AppendResult> append(std::span<const NewEvent> events, std::span<const SideWrite> side_writes,
+                              Durability durability = Durability::synced);
+
+  // Makes every append visible when it is called durable: one fsync of the
+  // write-ahead log (none when nothing is waiting for one, or when the log
+  // was opened without sync_each_group). A reader that sends what it read
+  // out of the process reads first, then calls this. Errors: fatal on I/O
+  // (the log then refuses appends until reopened: what the failed fsync
+  // covered may be lost). Any thread; it changes nothing a reader sees.
+  Status sync_wal() const;
 
   // Appends events exported from a log (`csctl export`) with their original
   // positions, recordedAt and schema version: the first must continue this
@@ -360,7 +379,7 @@ class EventLog {
   // Committed stream facts (heads, owners, token totals); touched by the
   // group leader only.
   std::unique_ptr<LeaderState> leader_;
-  std::optional<Error> failure_;         // set after a failed write
+  mutable std::optional<Error> failure_;  // set after a failed write or WAL sync
 };
 
 }  // namespace cs

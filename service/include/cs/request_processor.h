@@ -96,15 +96,18 @@ class RequestProcessor {
   // stored. Errors: corruption (a stored offset that is not a number), I/O.
   Result<std::optional<std::int64_t>> stored_offset(std::string_view topic, std::int32_t partition) const;
 
-  // Applies one record and stores its outcome with its offset. Errors:
+  // Applies one record and stores its outcome with its offset. Stored means
+  // visible and safe from a crash of this process, durable against a power
+  // loss only after the next EventLog::sync_wal (Durability::deferred): the
+  // outcome leaves the process through the distributor, which syncs first.
+  // Errors:
   // retriable / fatal when the store could not be read or written (nothing
   // was stored: give the same record again, or stop). Never fails on the
   // record's content.
   Result<ProcessedRecord> process(const ConsumedRecord& record);
   // The same for records in the order Kafka gave them, one outcome each.
   // Consecutive records that touch different customers and requestIds are
-  // decided on the same state and stored in one append (one batch, one WAL
-  // sync: a "wave"); a record touching a customer already in the wave starts
+  // decided on the same state and stored in one append (one batch: a "wave"); a record touching a customer already in the wave starts
   // the next one, so each decision sees the ones before it. A wave the log
   // refuses is decided again record by record. On an error, the outcomes of
   // the waves before it are stored: give the records again (the stored ones
