@@ -88,6 +88,12 @@ TEST(ServiceCredentialsTest, HmacSha256MatchesRfc4231) {
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   EXPECT_EQ(hmac_sha256_hex(std::string(20, '\x0b'), "Hi There"),
             "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  // RFC 4231 case 6: a key longer than SHA-256's block is hashed first.
+  EXPECT_EQ(hmac_sha256_hex(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+  // An empty key is a key too (OpenSSL's EVP_MAC_init would keep the last one).
+  EXPECT_EQ(hmac_sha256_hex("", ""), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  EXPECT_EQ(hmac_sha256_hex("", "x"), hmac_sha256_hex(std::string(1, '\0'), "x"));
 }
 
 TEST(ServiceCredentialsTest, SignaturesAndTokensAreCheckedExactly) {

@@ -1,9 +1,12 @@
 #include "cs/service_credentials.h"
 
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <fstream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -21,11 +24,26 @@ bool equal_in_constant_time(std::string_view a, std::string_view b) {
 }  // namespace
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+  // Fetched once: OpenSSL 3's one-shot HMAC() looks the algorithm up on
+  // every call, which was most of a signature check's cost. A fetched
+  // EVP_MAC is immutable and may be shared by threads.
+  static EVP_MAC* const hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  CS_ASSERT(hmac != nullptr, "OpenSSL has no HMAC");
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(hmac), &EVP_MAC_CTX_free);
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+                               OSSL_PARAM_construct_end()};
+  // EVP_MAC_init takes an empty key as "keep the key set before"; HMAC pads
+  // a key with zeros to the block size, so one zero byte is the same key.
+  if (key.empty()) key = std::string_view("\0", 1);
   Hash digest{};  // SHA-256 sized, so the log's hex form serves
-  unsigned int size = 0;
-  unsigned char* done = HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-                             reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest.data(), &size);
-  CS_ASSERT(done != nullptr && size == digest.size(), "HMAC-SHA256 failed");
+  std::size_t size = 0;
+  const bool done = ctx && EVP_MAC_init(ctx.get(), reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+                                        params) == 1 &&
+                    EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(message.data()),
+                                   message.size()) == 1 &&
+                    EVP_MAC_final(ctx.get(), digest.data(), &size, digest.size()) == 1;
+  CS_ASSERT(done && size == digest.size(), "HMAC-SHA256 failed");
   return hash_to_hex(digest);
 }
 

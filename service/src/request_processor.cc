@@ -1,10 +1,12 @@
 #include "cs/request_processor.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <memory>
 #include <set>
 
+#include "cs/assert.h"
 #include "cs/outbox.h"
 #include "cs/request.h"
 
@@ -292,6 +294,33 @@ std::vector<SideWrite> RequestProcessor::writes_for(const ConsumedRecord& record
   return answer_writes(record, answer, read, /*remember=*/true, reason);
 }
 
+// Every record of a wave moves its partition's stored offset. The wave is
+// one batch, so only the last offset of each partition counts: the others
+// would cost a memtable insert each and change nothing.
+static void keep_last_offset_of_each_partition(std::vector<SideWrite>& writes) {
+  std::vector<std::string_view> seen;  // a wave spans a handful of partitions
+  std::vector<bool> keep(writes.size(), true);
+  bool dropped = false;
+  for (std::size_t i = writes.size(); i-- > 0;) {
+    const SideWrite& w = writes[i];
+    if (w.family != consumer_offsets_family) continue;
+    CS_ASSERT(!w.sequenced && !w.value_after, "a stored offset is a plain write");
+    if (std::find(seen.begin(), seen.end(), std::string_view(w.key)) != seen.end()) {
+      keep[i] = false;
+      dropped = true;
+    } else {
+      seen.push_back(w.key);
+    }
+  }
+  if (!dropped) return;
+  std::vector<SideWrite> kept;
+  kept.reserve(writes.size());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    if (keep[i]) kept.push_back(std::move(writes[i]));
+  }
+  writes = std::move(kept);
+}
+
 // Stores a wave of decisions in one append (one batch, one WAL sync): the
 // events of those that have one, every side write, the answers made once
 // the sequences are known. Refused (a stream rule, a partial duplicate):
@@ -324,11 +353,15 @@ Status RequestProcessor::commit_wave(const std::vector<const ConsumedRecord*>& r
     const auto shape = writes_for(*record, d.answer, d.read);
     for (std::size_t k = 0; k < shape.size(); ++k) {
       SideWrite w = shape[k];
-      if (w.value) w.value_after = [build, k](const AppendResult& r) { return *build(r)[k].value; };
+      // The answer and the remembered answer name the event's sequence; the offset does not.
+      if (w.value && w.family != consumer_offsets_family) {
+        w.value_after = [build, k](const AppendResult& r) { return *build(r)[k].value; };
+      }
       writes.push_back(std::move(w));
     }
   }
   if (events.empty() && writes.empty()) return {};
+  keep_last_offset_of_each_partition(writes);
   const auto started = std::chrono::steady_clock::now();
   // Deferred: what a wave stores leaves the process only through the
   // distributor, which syncs the WAL before it publishes; this thread goes on
