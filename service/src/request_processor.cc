@@ -75,8 +75,9 @@ Result<std::optional<std::int64_t>> RequestProcessor::stored_offset(std::string_
 }
 
 // The answer's records: on its topic, and on a NestJS reply topic when asked.
+// Without `with_values`, their values are left empty (a wave's shape).
 static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, const Answer& answer, bool read,
-                                                const std::string& prefix) {
+                                                const std::string& prefix, bool with_values = true) {
   std::vector<OutboxRecord> out;
   OutboxRecord main;
   main.topic = prefix + (read ? data_response_topic : request_result_topic);
@@ -85,7 +86,7 @@ static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, co
   } else if (answer.request_id) {
     main.key = answer.request_id->to_string();
   }
-  main.value = read ? answer.data_response_record() : answer.result_record();
+  if (with_values) main.value = read ? answer.data_response_record() : answer.result_record();
   out.push_back(main);
   auto reply_topic = header(record, nest_reply_topic);
   auto correlation = header(record, nest_correlation_id);
@@ -106,10 +107,10 @@ static std::vector<OutboxRecord> answer_records(const ConsumedRecord& record, co
 }
 
 std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& record, const Answer& answer, bool read,
-                                                       bool remember,
-                                                       std::optional<std::string> dead_letter_reason) const {
+                                                       bool remember, std::optional<std::string> dead_letter_reason,
+                                                       bool with_values) const {
   std::vector<SideWrite> writes;
-  auto records = answer_records(record, answer, read, topic_prefix_);
+  auto records = answer_records(record, answer, read, topic_prefix_, with_values);
   for (const auto& r : records) writes.push_back(outbox_write(r));
   if (remember && answer.request_id) {
     const auto& id = answer.request_id->bytes();
@@ -119,7 +120,8 @@ std::vector<SideWrite> RequestProcessor::answer_writes(const ConsumedRecord& rec
     if (read) remembered.value = answer.result_record();
     writes.push_back(SideWrite{.family = request_answers_family,
                                .key = std::string(reinterpret_cast<const char*>(id.data()), id.size()),
-                               .value = encode_remembered_answer(answer.source_service, remembered),
+                               .value = with_values ? encode_remembered_answer(answer.source_service, remembered)
+                                                    : std::string(),
                                .seal = true});
   }
   if (dead_letter_reason) {
@@ -287,11 +289,11 @@ Result<RequestProcessor::Decision> RequestProcessor::decide(const ConsumedRecord
   return d;
 }
 
-std::vector<SideWrite> RequestProcessor::writes_for(const ConsumedRecord& record, const Answer& answer,
-                                                    bool read) const {
+std::vector<SideWrite> RequestProcessor::writes_for(const ConsumedRecord& record, const Answer& answer, bool read,
+                                                    bool with_values) const {
   std::optional<std::string> reason;
   if (dead_letter_code(answer.code)) reason = std::string(answer_code_name(answer.code)) + ": " + answer.message;
-  return answer_writes(record, answer, read, /*remember=*/true, reason);
+  return answer_writes(record, answer, read, /*remember=*/true, reason, with_values);
 }
 
 // Every record of a wave moves its partition's stored offset. The wave is
@@ -350,9 +352,10 @@ Status RequestProcessor::commit_wave(const std::vector<const ConsumedRecord*>& r
       }
       return **made;
     };
-    const auto shape = writes_for(*record, d.answer, d.read);
+    // Families, keys and order only: the values are made by `build`, once.
+    auto shape = writes_for(*record, d.answer, d.read, /*with_values=*/false);
     for (std::size_t k = 0; k < shape.size(); ++k) {
-      SideWrite w = shape[k];
+      SideWrite w = std::move(shape[k]);
       // The answer and the remembered answer name the event's sequence; the offset does not.
       if (w.value && w.family != consumer_offsets_family) {
         w.value_after = [build, k](const AppendResult& r) { return *build(r)[k].value; };

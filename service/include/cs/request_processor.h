@@ -139,9 +139,13 @@ class RequestProcessor {
   Status commit_wave(const std::vector<const ConsumedRecord*>& records, std::vector<Decision>& wave);
   Result<ProcessedRecord> process_alone(const ConsumedRecord& record);
   Decision dead_letter(const ConsumedRecord& record, std::string reason, const std::optional<Answer>& answer) const;
-  std::vector<SideWrite> writes_for(const ConsumedRecord& record, const Answer& answer, bool read) const;
+  // Without `with_values`, the answer's values are left empty: the writes'
+  // families, keys and order, for values made later (SideWrite::value_after).
+  std::vector<SideWrite> writes_for(const ConsumedRecord& record, const Answer& answer, bool read,
+                                    bool with_values = true) const;
   std::vector<SideWrite> answer_writes(const ConsumedRecord& record, const Answer& answer, bool read,
-                                       bool remember, std::optional<std::string> dead_letter_reason) const;
+                                       bool remember, std::optional<std::string> dead_letter_reason,
+                                       bool with_values = true) const;
 
   EventLog& log_;
   CommandHandler& handler_;
