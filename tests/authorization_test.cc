@@ -91,8 +91,9 @@ TEST(ServiceCredentialsTest, HmacSha256MatchesRfc4231) {
   // RFC 4231 case 6: a key longer than SHA-256's block is hashed first.
   EXPECT_EQ(hmac_sha256_hex(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First"),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
-  // An empty key is a key too (OpenSSL's EVP_MAC_init would keep the last one).
+  // An empty key is a key too, also one whose view has no data pointer.
   EXPECT_EQ(hmac_sha256_hex("", ""), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  EXPECT_EQ(hmac_sha256_hex(std::string_view(), ""), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
   EXPECT_EQ(hmac_sha256_hex("", "x"), hmac_sha256_hex(std::string(1, '\0'), "x"));
 }
 

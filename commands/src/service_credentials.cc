@@ -33,8 +33,9 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   char digest_name[] = "SHA256";
   const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
                                OSSL_PARAM_construct_end()};
-  // EVP_MAC_init takes an empty key as "keep the key set before"; HMAC pads
-  // a key with zeros to the block size, so one zero byte is the same key.
+  // EVP_MAC_init reads a null key as "keep the key set before", and a fresh
+  // context has none, so an empty view without a data pointer failed. HMAC
+  // pads a key with zeros to the block size: one zero byte is the same key.
   if (key.empty()) key = std::string_view("\0", 1);
   Hash digest{};  // SHA-256 sized, so the log's hex form serves
   std::size_t size = 0;
