@@ -179,7 +179,6 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   rocksdb::Options db_options;
   db_options.create_if_missing = log->options_.create_if_missing;
   db_options.create_missing_column_families = true;
-  db_options.IncreaseParallelism(2);
   db_options.max_open_files = 512;
   // The hashed memtable of event_ids does not take concurrent inserts; the
   // group commit leader is the only writer anyway.
@@ -189,9 +188,17 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   const bool read_only = log->options_.read_only;
   if (read_only) {
     // A read command opens, reads and exits: no statistics to refresh, no
-    // file sizes to check against the manifest.
+    // file sizes to check against the manifest, and no threads to start —
+    // flush and compaction never run, the few table files open on this
+    // thread faster than 16 opener threads start, and there is nothing to
+    // dump statistics about.
     db_options.skip_stats_update_on_db_open = true;
     db_options.skip_checking_sst_file_sizes_on_db_open = true;
+    db_options.max_file_opening_threads = 1;
+    db_options.stats_dump_period_sec = 0;
+    db_options.stats_persist_period_sec = 0;
+  } else {
+    db_options.IncreaseParallelism(2);
   }
   std::vector<std::string> names;
   auto listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names);
