@@ -54,6 +54,19 @@ TEST(TimestampTest, ParsesAndFormatsIso8601Utc) {
   EXPECT_EQ(format_timestamp(*parse_timestamp("2026-03-01T10:15:00.123+00:00")), "2026-03-01T10:15:00.123Z");
   EXPECT_EQ(format_timestamp(*parse_timestamp("2024-02-29T23:59:59.000001Z")), "2024-02-29T23:59:59.000001Z");
   EXPECT_EQ(format_timestamp_millis(*t), "2026-03-01T10:15:00.000Z");
+  // The edges of the hand-written form, and years it hands to printf.
+  EXPECT_EQ(format_timestamp(Timestamp{0}), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(format_timestamp(Timestamp{-1}), "1969-12-31T23:59:59.999999Z");
+  EXPECT_EQ(format_timestamp_millis(Timestamp{-1'000}), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_timestamp(Timestamp::from_seconds(-62'135'596'800)), "0001-01-01T00:00:00Z");
+  EXPECT_EQ(format_timestamp(Timestamp::from_seconds(253'402'300'799)), "9999-12-31T23:59:59Z");
+  EXPECT_EQ(format_timestamp(Timestamp::from_seconds(253'402'300'800)), "10000-01-01T00:00:00Z");
+  EXPECT_EQ(format_timestamp(Timestamp::from_seconds(-62'167'219'201)), "-001-12-31T23:59:59Z");
+  char buf[timestamp_chars_max];
+  for (std::int64_t micros : {INT64_MIN, INT64_MAX}) {
+    EXPECT_LE(write_timestamp(Timestamp{micros}, buf), timestamp_chars_max);
+    EXPECT_LE(write_timestamp_millis(Timestamp{micros}, buf), timestamp_chars_max);
+  }
   for (const char* bad : {"2026-02-30T00:00:00Z", "2026-03-01 10:15:00Z", "2026-03-01T10:15:00",
                           "2026-03-01T10:15:00+01:00", "2026-13-01T00:00:00Z", "2026-03-01T24:00:00Z",
                           "2026-03-01T10:15:00.Z", "yesterday", ""}) {
@@ -194,6 +207,17 @@ TEST(JsonWriterTest, EscapesEveryByteAsNlohmannDoes) {
   std::string quoted;
   JsonWriter::append_quoted(quoted, all);
   EXPECT_EQ(quoted, nlohmann::json(all).dump());
+  // Strings are scanned 8 bytes at a time: every byte that needs an escape,
+  // at every offset of a word, in strings longer than one.
+  for (int c = 0; c < 0x80; ++c) {
+    for (std::size_t at = 0; at < 20; ++at) {
+      std::string text(21, 'a');
+      text[at] = static_cast<char>(c);
+      std::string q;
+      JsonWriter::append_quoted(q, text);
+      EXPECT_EQ(q, nlohmann::json(text).dump()) << "byte " << c << " at " << at;
+    }
+  }
 }
 
 TEST(JsonWriterTest, PlacesCommasInNestedObjectsAndArrays) {

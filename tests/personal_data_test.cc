@@ -12,6 +12,7 @@
 
 #include "cs/json_codec.h"
 #include "cs/personal_data.h"
+#include "cs/read_ahead.h"
 #include "generated_history.h"
 #include "test_support.h"
 
@@ -248,6 +249,37 @@ TEST(PersonalDataTest, ADataKeyIsStoredWithTheFirstEventSealedWithItAndOnlyThen)
                         return true;
                       }).ok());
   EXPECT_EQ(reasons, std::vector<std::string>{"late"});
+}
+
+// read_ahead (what csctl read and export print through) opens personal
+// fields when asked, on whole-log reads too, exactly as read() does.
+TEST(PersonalDataTest, ReadAheadOpensPersonalFieldsAsReadDoes) {
+  test::TempDir dir;
+  const auto data = dir / "data", key = dir / "master.key";
+  append_with_key(data, key, 12);
+  auto log = test::open_log(data, {.master_key_file = key});
+  for (bool decrypt : {true, false}) {
+    for (std::optional<Category> category : {std::optional<Category>(), std::optional<Category>(Category::customer)}) {
+      ReadQuery q;
+      q.category = category;
+      q.decrypt = decrypt;
+      std::vector<std::string> direct, ahead;
+      std::size_t sealed = 0;
+      ASSERT_TRUE(log->read(q, [&](const RecordedEvent& e) {
+                       direct.push_back(format_event_line(e));
+                       return true;
+                     }).ok());
+      ASSERT_TRUE(read_ahead(*log, q, [&](const RecordedEvent& e) {
+                    sealed += e.sealed ? 1 : 0;
+                    ahead.push_back(format_event_line(e));
+                    return true;
+                  }).ok());
+      EXPECT_EQ(ahead, direct) << "decrypt " << decrypt << ", category " << category.has_value();
+      EXPECT_GT(direct.size(), 12u);
+      if (decrypt) EXPECT_EQ(sealed, 0u) << "category " << category.has_value();
+      else EXPECT_GT(sealed, 0u) << "category " << category.has_value();
+    }
+  }
 }
 
 TEST(PersonalDataTest, AnErasedCustomerReadsErasedEverywhereAndItsKeyLeavesTheDisk) {

@@ -192,12 +192,15 @@ ordered_json encode(const Changes& v) {
 void write(JsonWriter& w, const Uuid& v) {
   char buf[37];
   v.to_chars(buf);
-  w.string(std::string_view(buf, 36));
+  w.unescaped_string(std::string_view(buf, 36));
 }
 void write(JsonWriter& w, const std::string& v) { w.string(v); }
 void write(JsonWriter& w, std::int64_t v) { w.integer(v); }
-void write(JsonWriter& w, CustomerType v) { w.string(customer_type_name(v)); }
-void write(JsonWriter& w, const Timestamp& v) { w.string(format_timestamp(v)); }
+void write(JsonWriter& w, CustomerType v) { w.unescaped_string(customer_type_name(v)); }
+void write(JsonWriter& w, const Timestamp& v) {
+  char buf[timestamp_chars_max];
+  w.unescaped_string(std::string_view(buf, write_timestamp(v, buf)));
+}
 void write(JsonWriter& w, const FieldList& v) {
   w.begin_array();
   for (const auto& name : v) w.string(name);
@@ -680,12 +683,12 @@ void write_meta(JsonWriter& w, const EventMeta& m) {
   if (m.correlation_id) {
     w.key("correlationId");
     m.correlation_id->to_chars(buf);
-    w.string(std::string_view(buf, 36));
+    w.unescaped_string(std::string_view(buf, 36));
   }
   if (m.causation_id) {
     w.key("causationId");
     m.causation_id->to_chars(buf);
-    w.string(std::string_view(buf, 36));
+    w.unescaped_string(std::string_view(buf, 36));
   }
   w.end_object();
 }
@@ -698,17 +701,18 @@ void append_event_line(std::string& out, const RecordedEvent& e) {
   w.key("seq");
   w.integer(e.seq.value);
   w.key("id");
-  w.string(std::string_view(id, 36));
+  w.unescaped_string(std::string_view(id, 36));
   w.key("type");
-  w.string(event_type_name(e.type()));
+  w.unescaped_string(event_type_name(e.type()));
   w.key("stream");
   w.string(e.stream);
   w.key("version");
   w.integer(e.version.value);
+  char time[timestamp_chars_max];
   w.key("timestamp");
-  w.string(format_timestamp(e.timestamp));
+  w.unescaped_string(std::string_view(time, write_timestamp(e.timestamp, time)));
   w.key("recordedAt");
-  w.string(format_timestamp_millis(e.recorded_at));
+  w.unescaped_string(std::string_view(time, write_timestamp_millis(e.recorded_at, time)));
   w.key("schemaVersion");
   w.integer(e.stored_schema_version);
   if (e.sealed) {
@@ -724,7 +728,7 @@ void append_event_line(std::string& out, const RecordedEvent& e) {
   w.key("meta");
   write_meta(w, e.meta);
   w.key("hash");
-  w.string(hash_to_hex(e.hash));
+  w.unescaped_string(hash_to_hex(e.hash));
   w.end_object();
 }
 

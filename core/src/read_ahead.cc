@@ -40,9 +40,16 @@ Status read_ahead(const EventLog& log, const ReadQuery& query, const EventLog::V
     } else {
       // Whole log: decode straight into the chunk, reusing its buffers.
       read = log.read_stored(query, [&](Sequence seq, std::string_view value) {
-        if (auto d = decode_stored_into(value, slot()); !d.ok()) {
+        RecordedEvent& e = slot();
+        if (auto d = decode_stored_into(value, e); !d.ok()) {
           decoding = corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
           return false;
+        }
+        if (query.decrypt) {
+          if (auto u = log.unseal(e); !u.ok()) {
+            decoding = u;
+            return false;
+          }
         }
         return ++chunk.used < read_ahead_chunk_events || hand_over();
       });

@@ -7,6 +7,7 @@
 #include "cs/bounded_queue.h"
 
 #include "cs/json_codec.h"
+#include "cs/read_ahead.h"
 #include "cs/line_reader.h"
 #include "cs/personal_data.h"
 
@@ -56,12 +57,18 @@ Result<ExportReport> export_events(const EventLog& log, Sequence from, std::opti
   }
   ReadQuery query{.from_seq = from, .to_seq = last};
   query.decrypt = decrypt;
-  std::string line;
-  auto s = log.read(query, [&](const RecordedEvent& e) {
-    line.clear();
-    append_event_line(line, e);
-    line.push_back('\n');
-    out << line;
+  // Events are read and decoded on a second thread while this one formats
+  // them; lines go out in blocks of output_block_bytes.
+  constexpr std::size_t output_block_bytes = 1 << 16;
+  std::string block;
+  block.reserve(output_block_bytes + 4096);
+  auto s = read_ahead(log, query, [&](const RecordedEvent& e) {
+    append_event_line(block, e);
+    block.push_back('\n');
+    if (block.size() >= output_block_bytes) {
+      out.write(block.data(), static_cast<std::streamsize>(block.size()));
+      block.clear();
+    }
     ++written;
     report.last_seq = e.seq;
     report.last_hash = e.hash;
@@ -69,6 +76,7 @@ Result<ExportReport> export_events(const EventLog& log, Sequence from, std::opti
     return static_cast<bool>(out);
   });
   if (!s.ok()) return s.error();
+  out.write(block.data(), static_cast<std::streamsize>(block.size()));
   out.flush();
   if (!out) return fatal_error("export: the output could not be written");
   if (progress) progress(written, total);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,5 +30,12 @@ std::optional<Timestamp> parse_timestamp(std::string_view text);
 std::string format_timestamp(Timestamp t);
 // Always with milliseconds ("...:00.123Z"): the form of `recordedAt`.
 std::string format_timestamp_millis(Timestamp t);
+
+// The same forms written into `out`, which must hold timestamp_chars_max
+// bytes (no NUL is written); return the length. For hot paths that print
+// many timestamps without a string each.
+inline constexpr std::size_t timestamp_chars_max = 40;
+std::size_t write_timestamp(Timestamp t, char* out);
+std::size_t write_timestamp_millis(Timestamp t, char* out);
 
 }  // namespace cs
