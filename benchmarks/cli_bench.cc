@@ -8,12 +8,14 @@
 //   BM_LogCliRebuild  csctl rebuild of all four projections
 //   BM_LogCliAudit    csctl audit tokens --format json
 //   BM_RawCliReadSeq  raw forward iteration over the same values
-//   BM_LogCliRead/<category>   csctl read --category (printed lines)
+//   BM_LogCliRead/<category>/<stored>   csctl read --category [--stored] (printed lines)
+//   BM_LogCliOpenRead  csctl read --limit 1: start, read-only open, one event
 //   BM_LogCliExport   csctl export (the per-event reference for reads)
 //
 // Each csctl run is a process of its own, opening the store as a user would.
 // CS_BENCH_CUSTOMERS sets the history's size (default 4,000 customers, about
-// 100k events).
+// 100k events); CS_BENCH_CSCTL another csctl to run (the history is made
+// and exported by that one too).
 #include <benchmark/benchmark.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -48,8 +50,11 @@ struct History {
     });
     (void)s;
   }
+  // CS_BENCH_CSCTL: another csctl binary to measure (an earlier build, for a
+  // before/after table) with the same history and baselines.
   static void run(const std::string& args) {
-    std::string command = std::string(CS_BIN_DIR) + "/csctl " + args + " 2>/dev/null";
+    const char* other = std::getenv("CS_BENCH_CSCTL");
+    std::string command = (other ? std::string(other) : std::string(CS_BIN_DIR) + "/csctl") + " " + args + " 2>/dev/null";
     if (std::system(command.c_str()) != 0) std::abort();
   }
   std::size_t value_size() const { return static_cast<std::size_t>(stored_bytes / std::max<std::uint64_t>(1, events)); }
@@ -161,6 +166,8 @@ void BM_LogCliExport(benchmark::State& state) {
 void BM_LogCliRead(benchmark::State& state) {
   auto& h = history();
   const auto category = static_cast<Category>(state.range(0));
+  // 1: --stored, personal fields as stored (sealed), the form export prints.
+  const bool stored = state.range(1) != 0;
   std::uint64_t count = 0;
   {
     auto log = EventLog::open(h.log, {.read_only = true});
@@ -172,13 +179,23 @@ void BM_LogCliRead(benchmark::State& state) {
     });
     (void)s;
   }
-  const std::string args = "read -d " + h.log.string() + " --category " + std::string(category_name(category)) + " > /dev/null";
+  const std::string args = "read -d " + h.log.string() + " --category " + std::string(category_name(category)) +
+                           (stored ? " --stored" : "") + " > /dev/null";
   for (auto _ : state) History::run(args);
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * count));
-  state.SetLabel(std::string(category_name(category)));
+  state.SetLabel(std::string(category_name(category)) + (stored ? " --stored" : ""));
 }
 
-// Opening the store for a read command: `csctl stats` on the history, per run.
+// A read command's whole cost on a small answer: process start, read-only
+// open, one event opened and printed.
+void BM_LogCliOpenRead(benchmark::State& state) {
+  const std::string args = "read -d " + history().log.string() + " --limit 1 > /dev/null";
+  for (auto _ : state) History::run(args);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+// Opening the store for a read command: `csctl stats` on the history, per run
+// (it also counts the type index).
 void BM_LogCliOpenStats(benchmark::State& state) {
   const std::string args = "stats -d " + history().log.string() + " > /dev/null";
   for (auto _ : state) History::run(args);
@@ -192,9 +209,13 @@ BENCHMARK(BM_LogCliRebuild)->Unit(benchmark::kMillisecond)->UseRealTime()->Itera
 BENCHMARK(BM_LogCliAudit)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_RawCliReadSeq)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
 BENCHMARK(BM_LogCliExport)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-BENCHMARK(BM_LogCliRead)->Arg(static_cast<int>(Category::token))->Arg(static_cast<int>(Category::customer))
+BENCHMARK(BM_LogCliRead)
+    ->Args({static_cast<int>(Category::token), 0})
+    ->Args({static_cast<int>(Category::customer), 0})
+    ->Args({static_cast<int>(Category::customer), 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_LogCliOpenStats)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(10);
+BENCHMARK(BM_LogCliOpenRead)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(15);
 
 }  // namespace
 }  // namespace cs::bench

@@ -118,7 +118,12 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
 }
 
 Status EventLog::read_stored(const ReadQuery& q, const StoredVisitor& visit) const {
-  return read_stored_at(q, visit, rocksdb::ReadOptions{});
+  // Whole-log reads pass over each block once (export, rebuild, audit,
+  // verify) or read the newest events, still in the memtable (the
+  // distributor, catch-ups): caching blocks would only evict others.
+  rocksdb::ReadOptions once;
+  once.fill_cache = false;
+  return read_stored_at(q, visit, once);
 }
 
 Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const {
@@ -169,13 +174,15 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
 // reused event: an index read costs a batched lookup, not a Get and a fresh
 // event per line.
 Status EventLog::visit_seqs(const std::function<std::optional<std::uint64_t>()>& next_seq, std::size_t limit,
-                            const Visitor& visit) const {
+                            bool fill_cache, const Visitor& visit) const {
   constexpr std::size_t index_fetch_batch_max = 256;
   std::vector<std::uint64_t> seqs;
   std::vector<char> key_bytes(index_fetch_batch_max * 8);
   std::vector<rocksdb::Slice> keys(index_fetch_batch_max);
   std::vector<rocksdb::PinnableSlice> values(index_fetch_batch_max);
   std::vector<rocksdb::Status> statuses(index_fetch_batch_max);
+  rocksdb::ReadOptions fetch;
+  fetch.fill_cache = fill_cache;
   RecordedEvent e;
   std::size_t visited = 0;
   for (bool more = true; more && visited < limit;) {
@@ -194,7 +201,7 @@ Status EventLog::visit_seqs(const std::function<std::optional<std::uint64_t>()>&
       values[i].Reset();
     }
     if (seqs.empty()) break;
-    db_->MultiGet({}, events_cf_, seqs.size(), keys.data(), values.data(), statuses.data());
+    db_->MultiGet(fetch, events_cf_, seqs.size(), keys.data(), values.data(), statuses.data());
     for (std::size_t i = 0; i < seqs.size(); ++i) {
       const std::string at = "seq " + std::to_string(seqs[i]);
       if (statuses[i].IsNotFound()) return corruption_error(at + " is in an index but not in the log");
@@ -224,7 +231,10 @@ Status EventLog::read_index(const ReadQuery& q, const Visitor& visit) const {
     cursor.next();
     return seq;
   };
-  if (auto s = visit_seqs(next_seq, q.limit, visit); !s.ok()) return s;
+  // A type read visits each block of events about once (the type's events
+  // are spread over the log): caching the blocks costs an insert and an
+  // eviction each and saves nothing. A stream's few events may be read again.
+  if (auto s = visit_seqs(next_seq, q.limit, /*fill_cache=*/q.stream.has_value(), visit); !s.ok()) return s;
   return cursor.status();
 }
 
@@ -255,7 +265,7 @@ Status EventLog::read_category(const ReadQuery& q, const Visitor& visit) const {
     }
     return seq;
   };
-  if (auto s = visit_seqs(next_seq, q.limit, visit); !s.ok()) return s;
+  if (auto s = visit_seqs(next_seq, q.limit, /*fill_cache=*/false, visit); !s.ok()) return s;
   return cursor_status;
 }
 

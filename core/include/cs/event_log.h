@@ -342,7 +342,7 @@ class EventLog {
   void commit_group(std::span<Writer*> group);
   Status read_index(const ReadQuery& query, const Visitor& visit) const;
   Status visit_seqs(const std::function<std::optional<std::uint64_t>()>& next_seq, std::size_t limit,
-                    const Visitor& visit) const;
+                    bool fill_cache, const Visitor& visit) const;
   Status read_category(const ReadQuery& query, const Visitor& visit) const;
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
