@@ -118,9 +118,10 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
 }
 
 Status EventLog::read_stored(const ReadQuery& q, const StoredVisitor& visit) const {
-  // Whole-log reads pass over each block once (export, rebuild, audit,
-  // verify) or read the newest events, still in the memtable (the
-  // distributor, catch-ups): caching blocks would only evict others.
+  // Whole-log reads pass over each block once (export, rebuild, audit) or
+  // read the newest events, still in the memtable (the distributor,
+  // catch-ups): caching blocks would only evict others. Verify calls
+  // read_stored_at with the snapshot it checks the indexes against.
   rocksdb::ReadOptions once;
   once.fill_cache = false;
   return read_stored_at(q, visit, once);
@@ -203,13 +204,16 @@ Status EventLog::visit_seqs(const std::function<std::optional<std::uint64_t>()>&
     if (seqs.empty()) break;
     db_->MultiGet(fetch, events_cf_, seqs.size(), keys.data(), values.data(), statuses.data());
     for (std::size_t i = 0; i < seqs.size(); ++i) {
-      const std::string at = "seq " + std::to_string(seqs[i]);
-      if (statuses[i].IsNotFound()) return corruption_error(at + " is in an index but not in the log");
-      if (!statuses[i].ok()) return from_rocks(statuses[i], "read " + at);
+      // Built on the error paths only: this loop runs once per event read.
+      auto at = [&] { return "seq " + std::to_string(seqs[i]); };
+      if (statuses[i].IsNotFound()) return corruption_error(at() + " is in an index but not in the log");
+      if (!statuses[i].ok()) return from_rocks(statuses[i], "read " + at());
       if (auto d = decode_stored_into(values[i].ToStringView(), e); !d.ok()) {
-        return corruption_error(at + ": " + d.error().message());
+        return corruption_error(at() + ": " + d.error().message());
       }
-      if (e.seq.value != seqs[i]) return corruption_error(at + " holds an event stamped seq " + std::to_string(e.seq.value));
+      if (e.seq.value != seqs[i]) {
+        return corruption_error(at() + " holds an event stamped seq " + std::to_string(e.seq.value));
+      }
       ++visited;
       if (!visit(e)) return {};
     }
