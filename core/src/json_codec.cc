@@ -728,7 +728,9 @@ void append_event_line(std::string& out, const RecordedEvent& e) {
   w.key("meta");
   write_meta(w, e.meta);
   w.key("hash");
-  w.unescaped_string(hash_to_hex(e.hash));
+  char hash_hex[hash_hex_chars];
+  write_hash_hex(e.hash, hash_hex);
+  w.unescaped_string(std::string_view(hash_hex, hash_hex_chars));
   w.end_object();
 }
 

@@ -63,13 +63,18 @@ std::uint32_t current_schema_version(EventType type) {
 
 Payload make_payload(EventType type) { return make_payload_at(static_cast<std::size_t>(type) - 1); }
 
-std::string hash_to_hex(const Hash& hash) {
+void write_hash_hex(const Hash& hash, char* out) {
   static constexpr char digits[] = "0123456789abcdef";
-  std::string out(hash.size() * 2, '0');
+  static_assert(hash_hex_chars == 2 * std::tuple_size_v<Hash>);
   for (std::size_t i = 0; i < hash.size(); ++i) {
     out[2 * i] = digits[hash[i] >> 4];
     out[2 * i + 1] = digits[hash[i] & 0xF];
   }
+}
+
+std::string hash_to_hex(const Hash& hash) {
+  std::string out(hash_hex_chars, '0');
+  write_hash_hex(hash, out.data());
   return out;
 }
 

@@ -15,7 +15,12 @@
 namespace cs {
 
 using Hash = std::array<std::uint8_t, 32>;  // SHA-256
+inline constexpr std::size_t hash_hex_chars = 64;
+// Lowercase hex of `hash`, hash_hex_chars long.
 std::string hash_to_hex(const Hash& hash);
+// The same into `out` (hash_hex_chars bytes, not terminated), for paths that
+// format one hash per event and should not allocate for it.
+void write_hash_hex(const Hash& hash, char* out);
 std::optional<Hash> hash_from_hex(std::string_view hex);
 
 // Where an event came from and why. All optional.
