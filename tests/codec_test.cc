@@ -9,6 +9,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cs/event_line_writer.h"
 #include "cs/json_codec.h"
 #include "cs/json_writer.h"
 #include "cs/storage_codec.h"
@@ -267,6 +268,33 @@ TEST(CodecTest, EventLinesAreByteIdenticalToNlohmannsDump) {
   for (const auto& e : events) {
     EXPECT_EQ(format_event_line(e), reference_event_line(e)) << "seq " << e.seq.value;
   }
+}
+
+TEST(EventLineWriterTest, WritesFormatEventLinesAcrossBlocksAndReportsAFailedStream) {
+  std::vector<RecordedEvent> events;
+  std::uint64_t n = 0;
+  HistoryGenerator generator({.customers = 120, .seed = 5});
+  while (auto e = generator.next()) events.push_back(recorded(e->payload, ++n));
+  std::string expected;
+  for (const auto& e : events) expected += format_event_line(e) + "\n";
+  ASSERT_GT(expected.size(), 3 * EventLineWriter::block_bytes);  // several full blocks and a partial one
+
+  std::ostringstream out;
+  {
+    EventLineWriter lines(out);
+    for (const auto& e : events) ASSERT_TRUE(lines.add(e));
+    EXPECT_LT(out.str().size(), expected.size());  // the last block is still gathered
+    EXPECT_TRUE(lines.finish());
+  }
+  EXPECT_EQ(out.str(), expected);
+
+  std::ostringstream broken;
+  broken.setstate(std::ios::badbit);
+  EventLineWriter lines(broken);
+  bool accepted = true;
+  for (const auto& e : events) accepted = accepted && lines.add(e);
+  EXPECT_FALSE(accepted);
+  EXPECT_FALSE(lines.finish());
 }
 
 struct BadLine {

@@ -6,6 +6,7 @@
 
 #include "cs/bounded_queue.h"
 
+#include "cs/event_line_writer.h"
 #include "cs/json_codec.h"
 #include "cs/read_ahead.h"
 #include "cs/line_reader.h"
@@ -57,28 +58,17 @@ Result<ExportReport> export_events(const EventLog& log, Sequence from, std::opti
   }
   ReadQuery query{.from_seq = from, .to_seq = last};
   query.decrypt = decrypt;
-  // Events are read and decoded on a second thread while this one formats
-  // them; lines go out in blocks of output_block_bytes.
-  constexpr std::size_t output_block_bytes = 1 << 16;
-  std::string block;
-  block.reserve(output_block_bytes + 4096);
+  // Events are read and decoded on a second thread while this one formats them.
+  EventLineWriter lines(out);
   auto s = read_ahead(log, query, [&](const RecordedEvent& e) {
-    append_event_line(block, e);
-    block.push_back('\n');
-    if (block.size() >= output_block_bytes) {
-      out.write(block.data(), static_cast<std::streamsize>(block.size()));
-      block.clear();
-    }
     ++written;
     report.last_seq = e.seq;
     report.last_hash = e.hash;
     if (progress && written % 4096 == 0) progress(written, total);
-    return static_cast<bool>(out);
+    return lines.add(e);
   });
   if (!s.ok()) return s.error();
-  out.write(block.data(), static_cast<std::streamsize>(block.size()));
-  out.flush();
-  if (!out) return fatal_error("export: the output could not be written");
+  if (!lines.finish()) return fatal_error("export: the output could not be written");
   if (progress) progress(written, total);
   report.events = written;
   return report;

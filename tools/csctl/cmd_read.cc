@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "command.h"
-#include "cs/json_codec.h"
+#include "cs/event_line_writer.h"
 #include "cs/read_ahead.h"
 
 namespace cs::csctl {
@@ -50,26 +50,15 @@ int run_read(const Args& args) {
 
   auto log = open_log_read_only("read", vm);
   if (!log) return exit_error;
-  // Events are fetched and opened on a second thread while this one formats
-  // them; lines go out in blocks of output_block_bytes.
-  constexpr std::size_t output_block_bytes = 1 << 16;
-  std::string block;
-  block.reserve(output_block_bytes + 4096);
-  auto s = read_ahead(*log, q, [&](const RecordedEvent& e) {
-    append_event_line(block, e);
-    block += '\n';
-    if (block.size() < output_block_bytes) return true;
-    std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
-    block.clear();
-    return static_cast<bool>(std::cout);
-  });
-  std::cout.write(block.data(), static_cast<std::streamsize>(block.size()));
-  std::cout.flush();
+  // Events are fetched and opened on a second thread while this one formats them.
+  EventLineWriter lines(std::cout);
+  auto s = read_ahead(*log, q, [&](const RecordedEvent& e) { return lines.add(e); });
+  const bool written = lines.finish();
   if (!s.ok()) {
     std::cerr << "csctl read: " << s.error().to_string() << "\n";
     return exit_error;
   }
-  if (!std::cout) {
+  if (!written) {
     std::cerr << "csctl read: the output could not be written\n";
     return exit_error;
   }
