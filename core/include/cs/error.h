@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -109,18 +110,19 @@ template <>
 class [[nodiscard]] Result<void> {
  public:
   Result() = default;
-  Result(Error error) : error_(std::move(error)), failed_(true) {}  // NOLINT
+  Result(Error error) : error_(std::move(error)) {}  // NOLINT
 
-  bool ok() const { return !failed_; }
+  bool ok() const { return !error_.has_value(); }
   explicit operator bool() const { return ok(); }
   const Error& error() const {
-    CS_ASSERT(failed_, "error() on a success status");
-    return error_;
+    CS_ASSERT(error_.has_value(), "error() on a success status");
+    return *error_;
   }
 
  private:
-  Error error_{ErrorCode::fatal, ""};
-  bool failed_ = false;
+  // Empty on success: a success status is returned once per event on every
+  // read and fold, and should not build an Error (a string) each time.
+  std::optional<Error> error_;
 };
 
 using Status = Result<void>;
