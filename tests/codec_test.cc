@@ -6,12 +6,14 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "cs/event_line_writer.h"
 #include "cs/json_codec.h"
 #include "cs/json_writer.h"
+#include "cs/pretty_json_writer.h"
 #include "cs/storage_codec.h"
 #include "history_generator.h"
 #include "test_support.h"
@@ -270,6 +272,73 @@ TEST(CodecTest, EventLinesAreByteIdenticalToNlohmannsDump) {
   }
 }
 
+TEST(PrettyJsonWriterTest, LaysOutAsNlohmannsIndentedDump) {
+  using ojson = nlohmann::ordered_json;
+  // Each case: what the writer is told, and the same document for nlohmann.
+  struct Case {
+    std::function<void(PrettyJsonWriter&)> write;
+    ojson expected;
+  };
+  std::vector<Case> cases;
+  cases.push_back({[](PrettyJsonWriter& w) { w.begin_object(); w.end_object(); }, ojson::object()});
+  cases.push_back({[](PrettyJsonWriter& w) { w.begin_array(); w.end_array(); }, ojson::array()});
+  cases.push_back({[](PrettyJsonWriter& w) { w.integer(-42); }, ojson(-42)});
+  cases.push_back({[](PrettyJsonWriter& w) {
+                     w.begin_array();
+                     w.begin_array();
+                     w.end_array();
+                     w.begin_object();
+                     w.end_object();
+                     w.begin_array();
+                     w.integer(1);
+                     w.null();
+                     w.string("x");
+                     w.end_array();
+                     w.integer(INT64_MIN);
+                     w.end_array();
+                   },
+                   ojson::array({ojson::array(), ojson::object(), ojson::array({1, nullptr, "x"}), INT64_MIN})});
+  ojson nested;
+  nested["quote \" back\\slash \n\x01 caf\xc3\xa9"] = "value \t\x1f";
+  nested["empty"] = ojson::object();
+  nested["list"] = ojson::array({ojson{{"a", 1}, {"b", ojson::array({2, 3})}}, ojson{{"c", nullptr}}});
+  nested["max"] = UINT64_MAX;
+  cases.push_back({[](PrettyJsonWriter& w) {
+                     w.begin_object();
+                     w.key("quote \" back\\slash \n\x01 caf\xc3\xa9");
+                     w.string("value \t\x1f");
+                     w.key("empty");
+                     w.begin_object();
+                     w.end_object();
+                     w.key("list");
+                     w.begin_array();
+                     w.begin_object();
+                     w.key("a");
+                     w.integer(1);
+                     w.key("b");
+                     w.begin_array();
+                     w.integer(2);
+                     w.integer(3);
+                     w.end_array();
+                     w.end_object();
+                     w.begin_object();
+                     w.key("c");
+                     w.null();
+                     w.end_object();
+                     w.end_array();
+                     w.key("max");
+                     w.integer(UINT64_MAX);
+                     w.end_object();
+                   },
+                   nested});
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    std::string out = "kept ";
+    PrettyJsonWriter w(out);
+    cases[i].write(w);
+    EXPECT_EQ(out, "kept " + cases[i].expected.dump(2)) << "case " << i;
+  }
+}
+
 TEST(EventLineWriterTest, WritesFormatEventLinesAcrossBlocksAndReportsAFailedStream) {
   std::vector<RecordedEvent> events;
   std::uint64_t n = 0;
@@ -406,7 +475,7 @@ TEST(CodecTest, TruncatedOrUnknownStoredBytesAreCorruption) {
   RecordedEvent e = recorded(test::token_used(1, 5, 1), 2);
   std::string bytes;
   encode_canonical(e, bytes);
-  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, bytes.size() / 2, bytes.size() - 1}) {
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
     auto d = decode_canonical(std::string_view(bytes).substr(0, cut));
     ASSERT_FALSE(d.ok()) << cut;
     EXPECT_EQ(d.error().code(), ErrorCode::corruption);
@@ -414,6 +483,21 @@ TEST(CodecTest, TruncatedOrUnknownStoredBytesAreCorruption) {
   auto trailing = decode_canonical(bytes + "x");
   ASSERT_FALSE(trailing.ok());
   EXPECT_NE(trailing.error().message().find("trailing"), std::string::npos);
+
+  // A length past the record's end (here the stream name's, which the 8
+  // bytes before the name hold) is refused before anything is allocated
+  // for it: 2^40 and 2^64-1 bytes, not a bad_alloc or an attempt at a terabyte.
+  const std::size_t name_at = bytes.find(e.stream);
+  ASSERT_NE(name_at, std::string::npos);
+  ASSERT_GE(name_at, 8u);
+  for (std::uint64_t huge : {std::uint64_t{1} << 40, UINT64_MAX}) {
+    std::string patched = bytes;
+    for (int b = 0; b < 8; ++b) patched[name_at - 8 + b] = static_cast<char>(huge >> (8 * b));
+    auto d = decode_canonical(patched);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.error().code(), ErrorCode::corruption);
+    EXPECT_NE(d.error().message().find("is larger than the"), std::string::npos) << d.error().message();
+  }
 }
 
 }  // namespace

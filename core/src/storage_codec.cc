@@ -4,9 +4,10 @@
 
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/optional.hpp>
-#include <istream>
 #include <ostream>
 #include <streambuf>
+
+#include "span_input_archive.h"
 
 namespace cs {
 namespace {
@@ -38,15 +39,6 @@ void save_text(Archive& ar, std::string_view text) {
   ar(cereal::binary_data(text.data(), text.size()));
 }
 
-// A read-only streambuf over existing bytes (no copy), re-pointable.
-class ViewBuf : public std::streambuf {
- public:
-  void reset(std::string_view bytes) {
-    char* p = const_cast<char*>(bytes.data());
-    setg(p, p, p + bytes.size());
-  }
-};
-
 // The envelope as stored. Version 1 is the first layout; add fields with a
 // version check like the payloads do.
 struct StoredEnvelope {
@@ -71,7 +63,7 @@ struct StoredEnvelope {
 };
 
 template <std::size_t I = 0>
-bool load_payload(cereal::PortableBinaryInputArchive& ar, std::uint16_t code,
+bool load_payload(SpanInputArchive& ar, std::uint16_t code,
                   std::uint32_t version, Payload& out) {
   if constexpr (I < std::variant_size_v<Payload>) {
     if (code == I + 1) {
@@ -140,14 +132,11 @@ void encode_canonical(const RecordedEvent& e, std::string& out) {
 namespace {
 
 Status decode_canonical_into(std::string_view bytes, RecordedEvent& e) {
-  // Reused per thread, as in encode_canonical.
-  thread_local ViewBuf buf;
-  thread_local std::istream is(&buf);
+  // Reused per thread: its strings keep their buffers from event to event.
   thread_local StoredEnvelope env;
-  buf.reset(bytes);
-  is.clear();
+  std::size_t trailing_bytes = 0;
   try {
-    cereal::PortableBinaryInputArchive ar(is);
+    SpanInputArchive ar(bytes);
     ar(env);
     if (env.format != record_format_version && env.format != record_format_sealed) {
       return corruption_error("unknown record format " + std::to_string(env.format));
@@ -177,12 +166,11 @@ Status decode_canonical_into(std::string_view bytes, RecordedEvent& e) {
     e.stored_schema_version = env.schema_version;
     e.sealed = env.format == record_format_sealed;
     e.erased = false;
+    trailing_bytes = ar.remaining();
   } catch (const std::exception& ex) {
     return corruption_error(std::string("event bytes do not decode: ") + ex.what());
   }
-  if (is.peek() != std::char_traits<char>::eof()) {
-    return corruption_error("event bytes have trailing data after the payload");
-  }
+  if (trailing_bytes != 0) return corruption_error("event bytes have trailing data after the payload");
   return {};
 }
 
