@@ -5,6 +5,8 @@
 #include <rocksdb/db.h>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 #include <fstream>
 #include <sstream>
 
@@ -213,6 +215,91 @@ TEST_F(AuditTest, ACleanGeneratedHistoryHasNoFinding) {
   EXPECT_GT(r.customers.size(), 60u);
   EXPECT_EQ(r.events_scanned, log_->head().value);
   EXPECT_GT(r.totals.used, 0);
+}
+
+// The JSON report as the nlohmann document csctl printed before it was
+// written out directly: the direct writer must give the same bytes.
+std::string reference_audit_json(const AuditReport& r) {
+  using ojson = nlohmann::ordered_json;
+  auto figures = [](ojson& j, const TokenFigures& f) {
+    j["balanceStart"] = f.balance_start;
+    j["purchased"] = f.purchased;
+    j["allocated"] = f.allocated;
+    j["used"] = f.used;
+    j["balanceEnd"] = f.balance_end;
+  };
+  ojson out;
+  out["window"] = {{"from", r.options.from ? ojson(format_timestamp(*r.options.from)) : ojson(nullptr)},
+                   {"to", r.options.to ? ojson(format_timestamp(*r.options.to)) : ojson(nullptr)}};
+  out["eventsScanned"] = r.events_scanned;
+  out["headSeq"] = r.head.value;
+  out["customers"] = ojson::array();
+  for (const auto& c : r.customers) {
+    ojson j;
+    j["customerId"] = c.customer.to_string();
+    figures(j, c.figures);
+    j["usedByFeature"] = ojson::object();
+    for (const auto& [feature, n] : c.used_by_feature) j["usedByFeature"][feature] = n;
+    j["usedByUser"] = ojson::object();
+    for (const auto& [user, n] : c.used_by_user) j["usedByUser"][user.to_string()] = n;
+    j["days"] = ojson::array();
+    for (const auto& [date, d] : c.days) {
+      j["days"].push_back({{"date", date}, {"purchased", d.purchased}, {"allocated", d.allocated},
+                           {"used", d.used}, {"balanceEnd", d.balance_end}});
+    }
+    out["customers"].push_back(std::move(j));
+  }
+  out["totals"] = ojson::object();
+  figures(out["totals"], r.totals);
+  out["findings"] = ojson::array();
+  for (const auto& f : r.findings) {
+    out["findings"].push_back({{"seq", f.seq.value},
+                               {"rule", f.rule},
+                               {"customerId", f.customer ? ojson(f.customer->to_string()) : ojson(nullptr)},
+                               {"message", f.message}});
+  }
+  return out.dump(2) + "\n";
+}
+
+std::string written_audit_json(const AuditReport& r) {
+  std::ostringstream out;
+  write_audit_json(r, out);
+  EXPECT_TRUE(out.good());
+  return out.str();
+}
+
+TEST_F(AuditTest, JsonReportIsByteIdenticalToNlohmannsIndentedDump) {
+  // Empty: no customers, no findings, no window.
+  AuditReport empty;
+  EXPECT_EQ(written_audit_json(empty), reference_audit_json(empty));
+
+  // Hand-made edge cases: a customer with nothing by feature, user or day,
+  // names that need escaping, negative figures, a finding without a customer.
+  AuditReport edges;
+  edges.options.from = day_hour(1, 0);
+  edges.options.to = day_hour(30, 12);
+  edges.events_scanned = 12;
+  edges.head = Sequence(12);
+  edges.customers.push_back({customer, {-5, 0, 0, 5, -10}, {}, {}, {}, {}});
+  CustomerAudit busy{uuid(2), {1, 2, 3, 4, 2}, {}, {}, {}, {}};
+  busy.used_by_feature = {{"caf\xc3\xa9 \"quoted\" \\ \t\x01", 3}, {"export", 1}};
+  busy.used_by_user = {{user_a, 3}, {user_b, 1}};
+  busy.days = {{"2026-01-02", {2, 0, 1, 1}}, {"2026-01-03", {0, 3, 3, 1}}};
+  edges.customers.push_back(busy);
+  edges.totals = {-4, 2, 3, 9, -8};
+  edges.findings.push_back({Sequence(3), "negative-balance", customer, "use of 5 tokens takes the balance \"below\" 0"});
+  edges.findings.push_back({Sequence(9), "broken-chain", std::nullopt, "line\nbreak"});
+  EXPECT_EQ(written_audit_json(edges), reference_audit_json(edges));
+
+  // A real report, several times the writer's block: every customer of a
+  // generated history, with a window.
+  test::append_generated(*log_, 300, 7);
+  auto report = audit_tokens(*log_, nullptr, {.from = day_hour(0, 0)});
+  ASSERT_TRUE(report.ok()) << report.error().to_string();
+  ASSERT_GT(report->customers.size(), 100u);
+  std::string written = written_audit_json(*report);
+  EXPECT_GT(written.size(), 4u << 16);
+  EXPECT_EQ(written, reference_audit_json(*report));
 }
 
 TEST_F(AuditTest, CommandLineExitCodesCsvJsonAndHtml) {

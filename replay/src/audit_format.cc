@@ -1,22 +1,15 @@
 // The token audit's report formats.
 #include <algorithm>
 #include <cstdio>
+#include <ostream>
 #include <sstream>
 
 #include "cs/token_audit.h"
 
+#include "cs/pretty_json_writer.h"
+
 namespace cs {
 namespace {
-
-using ojson = nlohmann::ordered_json;
-
-void put_figures(ojson& j, const TokenFigures& f) {
-  j["balanceStart"] = f.balance_start;
-  j["purchased"] = f.purchased;
-  j["allocated"] = f.allocated;
-  j["used"] = f.used;
-  j["balanceEnd"] = f.balance_end;
-}
 
 std::string optional_time(const std::optional<Timestamp>& t) { return t ? format_timestamp(*t) : ""; }
 
@@ -47,38 +40,112 @@ std::string html_escape(const std::string& s) {
 
 }  // namespace
 
-ojson audit_to_json(const AuditReport& r) {
-  ojson out;
-  out["window"] = {{"from", r.options.from ? ojson(format_timestamp(*r.options.from)) : ojson(nullptr)},
-                   {"to", r.options.to ? ojson(format_timestamp(*r.options.to)) : ojson(nullptr)}};
-  out["eventsScanned"] = r.events_scanned;
-  out["headSeq"] = r.head.value;
-  out["customers"] = ojson::array();
+void write_audit_json(const AuditReport& r, std::ostream& out) {
+  // Written in blocks of this many bytes: the report of a large log runs to
+  // tens of megabytes.
+  constexpr std::size_t block_bytes = 1 << 16;
+  std::string block;
+  block.reserve(block_bytes + 4096);
+  auto drain = [&](bool full_only) {
+    if (full_only && block.size() < block_bytes) return;
+    out.write(block.data(), static_cast<std::streamsize>(block.size()));
+    block.clear();
+  };
+  PrettyJsonWriter w(block);
+  auto figures = [&](const TokenFigures& f) {
+    w.key("balanceStart");
+    w.integer(f.balance_start);
+    w.key("purchased");
+    w.integer(f.purchased);
+    w.key("allocated");
+    w.integer(f.allocated);
+    w.key("used");
+    w.integer(f.used);
+    w.key("balanceEnd");
+    w.integer(f.balance_end);
+  };
+  auto optional_timestamp = [&](const std::optional<Timestamp>& t) {
+    if (t) w.string(format_timestamp(*t));
+    else w.null();
+  };
+  w.begin_object();
+  w.key("window");
+  w.begin_object();
+  w.key("from");
+  optional_timestamp(r.options.from);
+  w.key("to");
+  optional_timestamp(r.options.to);
+  w.end_object();
+  w.key("eventsScanned");
+  w.integer(r.events_scanned);
+  w.key("headSeq");
+  w.integer(r.head.value);
+  w.key("customers");
+  w.begin_array();
   for (const auto& c : r.customers) {
-    ojson j;
-    j["customerId"] = c.customer.to_string();
-    put_figures(j, c.figures);
-    j["usedByFeature"] = ojson::object();
-    for (const auto& [feature, n] : c.used_by_feature) j["usedByFeature"][feature] = n;
-    j["usedByUser"] = ojson::object();
-    for (const auto& [user, n] : c.used_by_user) j["usedByUser"][user.to_string()] = n;
-    j["days"] = ojson::array();
-    for (const auto& [date, d] : c.days) {
-      j["days"].push_back({{"date", date}, {"purchased", d.purchased}, {"allocated", d.allocated},
-                           {"used", d.used}, {"balanceEnd", d.balance_end}});
+    w.begin_object();
+    w.key("customerId");
+    w.string(c.customer.to_string());
+    figures(c.figures);
+    w.key("usedByFeature");
+    w.begin_object();
+    for (const auto& [feature, n] : c.used_by_feature) {
+      w.key(feature);
+      w.integer(n);
     }
-    out["customers"].push_back(std::move(j));
+    w.end_object();
+    w.key("usedByUser");
+    w.begin_object();
+    for (const auto& [user, n] : c.used_by_user) {
+      w.key(user.to_string());
+      w.integer(n);
+    }
+    w.end_object();
+    w.key("days");
+    w.begin_array();
+    for (const auto& [date, d] : c.days) {
+      w.begin_object();
+      w.key("date");
+      w.string(date);
+      w.key("purchased");
+      w.integer(d.purchased);
+      w.key("allocated");
+      w.integer(d.allocated);
+      w.key("used");
+      w.integer(d.used);
+      w.key("balanceEnd");
+      w.integer(d.balance_end);
+      w.end_object();
+    }
+    w.end_array();
+    w.end_object();
+    drain(/*full_only=*/true);
   }
-  out["totals"] = ojson::object();
-  put_figures(out["totals"], r.totals);
-  out["findings"] = ojson::array();
+  w.end_array();
+  w.key("totals");
+  w.begin_object();
+  figures(r.totals);
+  w.end_object();
+  w.key("findings");
+  w.begin_array();
   for (const auto& f : r.findings) {
-    out["findings"].push_back({{"seq", f.seq.value},
-                               {"rule", f.rule},
-                               {"customerId", f.customer ? ojson(f.customer->to_string()) : ojson(nullptr)},
-                               {"message", f.message}});
+    w.begin_object();
+    w.key("seq");
+    w.integer(f.seq.value);
+    w.key("rule");
+    w.string(f.rule);
+    w.key("customerId");
+    if (f.customer) w.string(f.customer->to_string());
+    else w.null();
+    w.key("message");
+    w.string(f.message);
+    w.end_object();
+    drain(/*full_only=*/true);
   }
-  return out;
+  w.end_array();
+  w.end_object();
+  block += '\n';
+  drain(/*full_only=*/false);
 }
 
 // Long format, one table: kind is customer, total, day, feature, user or

@@ -64,7 +64,7 @@ int run_audit(const Args& args) {
     std::cerr << "csctl audit: " << report.error().to_string() << "\n";
     return exit_error;
   }
-  if (format == "json") std::cout << audit_to_json(*report).dump(2) << "\n";
+  if (format == "json") write_audit_json(*report, std::cout);
   if (format == "csv") std::cout << audit_to_csv(*report);
   if (format == "table") std::cout << audit_to_table(*report);
   std::cout.flush();

@@ -16,12 +16,11 @@
 //   broken-chain          the hash chain does not hold at that sequence
 #pragma once
 
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "cs/event_log.h"
 #include "cs/projection_engine.h"
@@ -89,9 +88,10 @@ inline constexpr std::size_t audit_balance_points_max = 2'000;
 Result<AuditReport> audit_tokens(const EventLog& log, ProjectionEngine* projections, const AuditOptions& options,
                                  const Progress& progress = {});
 
-// The report as JSON (see docs/audit.md), as long-format CSV rows, and as a
-// plain-text table.
-nlohmann::ordered_json audit_to_json(const AuditReport& report);
+// Writes the report as JSON (see docs/audit.md) to `out`, indented two
+// spaces, with a final newline; the caller checks the stream.
+void write_audit_json(const AuditReport& report, std::ostream& out);
+// The report as long-format CSV rows, and as a plain-text table.
 std::string audit_to_csv(const AuditReport& report);
 std::string audit_to_table(const AuditReport& report);
 // One self-contained HTML page: an inline SVG chart of each audited
