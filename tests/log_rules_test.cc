@@ -4,6 +4,7 @@
 // belongs to one customer for life (and the projections agree whatever the
 // log holds), token totals stay under a named limit, and a failed group write
 // fails every writer of the group and every append queued behind it.
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -344,6 +345,39 @@ std::optional<std::string> side_value(EventLog& log, const std::string& family, 
   if (s.IsNotFound()) return std::nullopt;
   EXPECT_TRUE(s.ok()) << s.ToString();
   return value;
+}
+
+// Families are created and dropped several at a time (a rebuild makes four):
+// existing ones are returned as they are, a name given twice is one family,
+// absent names are skipped by a drop, and all of it survives a reopen.
+TEST(ColumnFamiliesTest, CreatedAndDroppedTogether) {
+  test::TempDir dir;
+  {
+    auto log = test::open_log(dir.path());
+    auto first = log->column_family("proj.a.1");
+    ASSERT_TRUE(first.ok());
+    auto handles = log->column_families({"proj.b.1", "proj.a.1", "proj.c.1", "proj.b.1"});
+    ASSERT_TRUE(handles.ok()) << handles.error().to_string();
+    ASSERT_EQ(handles->size(), 4u);
+    EXPECT_EQ((*handles)[1], *first) << "an existing family is returned, not made again";
+    EXPECT_EQ((*handles)[0], (*handles)[3]) << "a name given twice is one family";
+    EXPECT_NE((*handles)[0], (*handles)[2]);
+    for (const char* name : {"proj.a.1", "proj.b.1", "proj.c.1"}) {
+      ASSERT_TRUE(log->db().Put({}, *log->column_family(name), "k", name).ok());
+    }
+    ASSERT_TRUE(log->drop_column_families({"proj.a.1", "proj.absent.1", "proj.a.1"}).ok());
+  }
+  auto log = test::open_log(dir.path());
+  auto names = log->column_family_names();
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  EXPECT_FALSE(has("proj.a.1"));
+  EXPECT_FALSE(has("proj.absent.1"));
+  ASSERT_TRUE(has("proj.b.1"));
+  ASSERT_TRUE(has("proj.c.1"));
+  EXPECT_EQ(side_value(*log, "proj.c.1", "k"), "proj.c.1");
+  ASSERT_TRUE(log->drop_column_families({"proj.b.1", "proj.c.1"}).ok());
+  names = log->column_family_names();
+  EXPECT_FALSE(has("proj.b.1") || has("proj.c.1"));
 }
 
 // Side writes are the exactly-once primitive of the daemon (a consumed

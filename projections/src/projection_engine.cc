@@ -95,12 +95,14 @@ Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log,
     engine->slots_.push_back(std::move(slot));
   }
   // Leftovers of interrupted rebuilds and verifications.
+  std::vector<std::string> leftovers;
   for (const auto& name : log.column_family_names()) {
     if (name.starts_with("proj.") &&
         std::find(live_families.begin(), live_families.end(), name) == live_families.end()) {
-      if (auto s = log.drop_column_family(name); !s.ok()) return s.error();
+      leftovers.push_back(name);
     }
   }
+  if (auto s = log.drop_column_families(leftovers); !s.ok()) return s.error();
   return engine;
 }
 
@@ -226,9 +228,7 @@ Result<std::uint64_t> ProjectionEngine::catch_up(const Progress& progress) {
   if (!stale.empty()) {
     auto built = build(stale, /*scratch=*/false, std::nullopt, progress);
     if (!built.ok()) return built.error();
-    for (std::size_t i = 0; i < stale.size(); ++i) {
-      if (auto st = swap_in(*stale[i], std::move((*built)[i])); !st.ok()) return st.error();
-    }
+    if (auto st = swap_in(stale, std::move(*built)); !st.ok()) return st.error();
   }
   Sequence before = log_.head();
   for (Slot* s : current) before = std::min(before, s->checkpoint);
@@ -240,17 +240,20 @@ Result<std::vector<ProjectionEngine::Slot>> ProjectionEngine::build(const std::v
                                                                     std::optional<Sequence> to_seq,
                                                                     const Progress& progress) {
   std::vector<Slot> built(live.size());
-  std::vector<Slot*> targets;
+  std::vector<std::string> families;
   for (std::size_t i = 0; i < live.size(); ++i) {
     built[i].projection = live[i]->projection->clone_empty();
     built[i].generation = scratch ? 0 : live[i]->generation + 1;
-    std::string family = scratch ? scratch_family_name(live[i]->projection->name())
-                                 : family_name(live[i]->projection->name(), built[i].generation);
-    // A family of that name can only be a leftover: start it afresh.
-    if (auto st = log_.drop_column_family(family); !st.ok()) return st.error();
-    auto handle = log_.column_family(family);
-    if (!handle.ok()) return handle.error();
-    built[i].family = *handle;
+    families.push_back(scratch ? scratch_family_name(live[i]->projection->name())
+                               : family_name(live[i]->projection->name(), built[i].generation));
+  }
+  // A family of one of those names can only be a leftover: start it afresh.
+  if (auto st = log_.drop_column_families(families); !st.ok()) return st.error();
+  auto handles = log_.column_families(families);
+  if (!handles.ok()) return handles.error();
+  std::vector<Slot*> targets;
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    built[i].family = (*handles)[i];
     built[i].projection->start_from_empty_store();
     targets.push_back(&built[i]);
   }
@@ -260,18 +263,26 @@ Result<std::vector<ProjectionEngine::Slot>> ProjectionEngine::build(const std::v
   return built;
 }
 
-Status ProjectionEngine::swap_in(Slot& live, Slot&& built) {
-  std::string old_family = family_name(live.projection->name(), live.generation);
+Status ProjectionEngine::swap_in(const std::vector<Slot*>& live, std::vector<Slot>&& built) {
+  CS_ASSERT(live.size() == built.size(), "one built slot per live one");
+  // Every pointer moves in one durable batch: readers switch to all the
+  // rebuilt projections at once, and a crash leaves all old or all new.
+  rocksdb::WriteBatch pointers;
+  std::vector<std::string> old_families;
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    const std::string name(live[i]->projection->name());
+    pointers.Put(pointer_key(name), u64_bytes(built[i].generation) + u64_bytes(built[i].projection->version()));
+    old_families.push_back(family_name(name, live[i]->generation));
+  }
   {
     std::unique_lock lock(swap_mu_);
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    auto s = log_.db().Put(sync, pointer_key(live.projection->name()),
-                           u64_bytes(built.generation) + u64_bytes(built.projection->version()));
-    if (!s.ok()) return rocks_error(s, "projections: move pointer of " + std::string(live.projection->name()));
-    live = std::move(built);
+    auto s = log_.db().Write(sync, &pointers);
+    if (!s.ok()) return rocks_error(s, "projections: move the pointers of the rebuilt projections");
+    for (std::size_t i = 0; i < live.size(); ++i) *live[i] = std::move(built[i]);
   }
-  return log_.drop_column_family(old_family);
+  return log_.drop_column_families(old_families);
 }
 
 // A live store's projections never pass its log's head. A replay store
@@ -302,10 +313,7 @@ Status ProjectionEngine::rebuild(const std::vector<std::string>& names, const Pr
   std::vector<Slot*> targets;
   for (auto& b : *built) targets.push_back(&b);
   if (auto st = fold(log_, targets, {}, {}); !st.ok()) return st;
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    if (auto st = swap_in(*slots[i], std::move((*built)[i])); !st.ok()) return st;
-  }
-  return {};
+  return swap_in(slots, std::move(*built));
 }
 
 Status ProjectionEngine::verify(const std::vector<std::string>& names, const Progress& progress) {
@@ -353,9 +361,9 @@ Status ProjectionEngine::verify(const std::vector<std::string>& names, const Pro
       result = fatal_error("projections: compare: " + (a->status().ok() ? b->status() : a->status()).ToString());
     }
   }
-  for (const Slot* live : slots) {
-    if (auto st = log_.drop_column_family(scratch_family_name(live->projection->name())); !st.ok()) return st;
-  }
+  std::vector<std::string> scratch_families;
+  for (const Slot* live : slots) scratch_families.push_back(scratch_family_name(live->projection->name()));
+  if (auto st = log_.drop_column_families(scratch_families); !st.ok()) return st;
   return result;
 }
 

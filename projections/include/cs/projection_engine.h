@@ -125,7 +125,9 @@ class ProjectionEngine {
   // scratch ones) in one pass over the log.
   Result<std::vector<Slot>> build(const std::vector<Slot*>& live, bool scratch, std::optional<Sequence> to_seq,
                                   const Progress& progress);
-  Status swap_in(Slot& live, Slot&& built);
+  // Points readers at `built` instead of `live` (one durable write for all)
+  // and drops the families they replace.
+  Status swap_in(const std::vector<Slot*>& live, std::vector<Slot>&& built);
   Status check_within_head() const;
   std::vector<Slot*> select(const std::vector<std::string>& names, Status& error);
   const Slot* slot(std::string_view name) const;
