@@ -138,8 +138,8 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     cf.memtable_whole_key_filtering = true;
-    // 1% of the 64 MiB write buffer: about 16 bits per entry of a full
-    // memtable of states, plenty for a bloom. The bloom is zeroed when the
+    // 1% of the 64 MiB write buffer: over 10 bits per entry of a full
+    // memtable of states (a few hundred bytes each), enough for a bloom. The bloom is zeroed when the
     // memtable is made, at every open and for every family a rebuild makes;
     // at 5% that was 3.2 MiB of page faults per family.
     cf.memtable_prefix_bloom_size_ratio = 0.01;
