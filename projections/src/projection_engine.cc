@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cs/read_ahead.h"
+#include "table_ingest.h"
 
 namespace cs {
 namespace {
@@ -24,6 +25,8 @@ std::string family_name(std::string_view name, std::uint64_t generation) {
   return "proj." + std::string(name) + "." + std::to_string(generation);
 }
 std::string scratch_family_name(std::string_view name) { return "proj." + std::string(name) + ".verify"; }
+// Where fold batches for empty families are staged as table files.
+std::filesystem::path ingest_staging_dir(const EventLog& log) { return log.dir() / "projection-ingest"; }
 
 Error rocks_error(const rocksdb::Status& s, const std::string& context) {
   return s.IsBusy() || s.IsTryAgain() ? retriable_error(context + ": " + s.ToString())
@@ -103,6 +106,7 @@ Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log,
     }
   }
   if (auto s = log.drop_column_families(leftovers); !s.ok()) return s.error();
+  if (auto s = clear_ingest_staging(ingest_staging_dir(log)); !s.ok()) return s.error();
   return engine;
 }
 
@@ -149,7 +153,7 @@ const ProjectionEngine::Slot* ProjectionEngine::slot(std::string_view name) cons
 
 // The fold loop shared by catch-up, rebuild, verify and replay.
 Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range,
-                              const Progress& progress, std::size_t batch_events_max) {
+                              const Progress& progress, Into into) {
   if (slots.empty()) return {};
   Sequence to = range.to_seq ? std::min(*range.to_seq, source.head()) : source.head();
   Sequence from = range.from_seq;
@@ -162,11 +166,29 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
   rocksdb::DB& db = log_.db();
   std::vector<StateReader> readers;
   for (Slot* s : slots) readers.emplace_back(db, s->family);
+  // Nobody reads an empty family being filled before the end, so larger
+  // batches write busy entities less often.
+  const std::size_t batch_events_max = into == Into::empty_families ? build_batch_events_max : fold_batch_events_max;
   std::uint64_t done = 0, in_batch = 0;
   Sequence last_read;
   Status failure;
 
-  auto flush = [&]() -> Status {
+  auto write = [&]() -> Status {
+    if (into == Into::empty_families) {
+      // One batch per family, each ingested as a table file: state and
+      // checkpoint land together, and all families in one step.
+      std::vector<rocksdb::WriteBatch> batches(slots.size());
+      std::vector<FamilyBatch> tables;
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        Slot* s = slots[i];
+        s->projection->flush(batches[i], s->family);
+        if (last_read > s->checkpoint) {
+          batches[i].Put(s->family, projection_keys::checkpoint, u64_bytes(last_read.value));
+        }
+        tables.push_back({s->family, &batches[i]});
+      }
+      return ingest_batches(db, ingest_staging_dir(log_), tables);
+    }
     rocksdb::WriteBatch batch;
     for (Slot* s : slots) {
       s->projection->flush(batch, s->family);
@@ -175,9 +197,13 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     // No fsync: projections are rebuilt from the log, and state and
     // checkpoint share the batch, so a lost batch is simply folded again.
     auto st = db.Write(rocksdb::WriteOptions{}, &batch);
-    if (!st.ok()) {
+    if (!st.ok()) return rocks_error(st, "projections: write fold batch");
+    return {};
+  };
+  auto flush = [&]() -> Status {
+    if (auto st = write(); !st.ok()) {
       for (Slot* s : slots) s->projection->discard();
-      return rocks_error(st, "projections: write fold batch");
+      return st;
     }
     for (Slot* s : slots) s->checkpoint = std::max(s->checkpoint, last_read);
     in_batch = 0;
@@ -259,7 +285,7 @@ Result<std::vector<ProjectionEngine::Slot>> ProjectionEngine::build(const std::v
   }
   FoldRange range;
   range.to_seq = to_seq;
-  if (auto st = fold(log_, targets, range, progress, build_batch_events_max); !st.ok()) return st.error();
+  if (auto st = fold(log_, targets, range, progress, Into::empty_families); !st.ok()) return st.error();
   return built;
 }
 
@@ -379,7 +405,7 @@ Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& rang
     slots.push_back(&s);
   }
   for (Slot* s : slots) s->projection->start_from_empty_store();
-  return fold(source, slots, range, progress, build_batch_events_max);
+  return fold(source, slots, range, progress, Into::empty_families);
 }
 
 // --- queries ------------------------------------------------------------

@@ -37,8 +37,8 @@ inline constexpr std::string_view replay_marker_key = "replay/source";
 
 // Events read and folded per write batch when catching up live projections.
 inline constexpr std::size_t fold_batch_events_max = 20'000;
-// The same when building a fresh family (rebuild, verify, replay): nobody
-// reads it before the end, so larger batches write busy entities less often.
+// The same when building a fresh family (rebuild, verify, replay), whose
+// batches are ingested as table files.
 inline constexpr std::size_t build_batch_events_max = 500'000;
 
 // Called now and then with events done and events to do in this run.
@@ -119,8 +119,11 @@ class ProjectionEngine {
   };
 
   explicit ProjectionEngine(EventLog& log) : log_(log) {}
+  // What the slots' families hold when a fold starts: live state (written
+  // through batches), or nothing (a fresh build: ingested as table files).
+  enum class Into { live_families, empty_families };
   Status fold(const EventLog& source, std::vector<Slot*> slots, const FoldRange& range, const Progress& progress,
-              std::size_t batch_events_max = fold_batch_events_max);
+              Into into = Into::live_families);
   // Folds fresh copies of `live` into new families (the next generation, or
   // scratch ones) in one pass over the log.
   Result<std::vector<Slot>> build(const std::vector<Slot*>& live, bool scratch, std::optional<Sequence> to_seq,
