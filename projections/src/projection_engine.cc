@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cs/read_ahead.h"
+#include "rocks_error.h"
 #include "table_ingest.h"
 
 namespace cs {
@@ -27,11 +28,6 @@ std::string family_name(std::string_view name, std::uint64_t generation) {
 std::string scratch_family_name(std::string_view name) { return "proj." + std::string(name) + ".verify"; }
 // Where fold batches for empty families are staged as table files.
 std::filesystem::path ingest_staging_dir(const EventLog& log) { return log.dir() / "projection-ingest"; }
-
-Error rocks_error(const rocksdb::Status& s, const std::string& context) {
-  return s.IsBusy() || s.IsTryAgain() ? retriable_error(context + ": " + s.ToString())
-                                      : fatal_error(context + ": " + s.ToString());
-}
 
 std::string describe_key(std::string_view key) {
   if (key == projection_keys::checkpoint) return "checkpoint";
@@ -71,9 +67,9 @@ Result<std::unique_ptr<ProjectionEngine>> ProjectionEngine::open(EventLog& log,
       sync.sync = true;
       s = db.Put(sync, pointer_key(projection->name()),
                  u64_bytes(1) + u64_bytes(projection->version()));
-      if (!s.ok()) return rocks_error(s, "projections: write pointer of " + std::string(projection->name()));
+      if (!s.ok()) return projection_store_error(s, "projections: write pointer of " + std::string(projection->name()));
     } else if (!s.ok()) {
-      return rocks_error(s, "projections: read pointer of " + std::string(projection->name()));
+      return projection_store_error(s, "projections: read pointer of " + std::string(projection->name()));
     } else if (pointer.size() != 16) {
       return corruption_error("projections: malformed pointer of " + std::string(projection->name()));
     } else {
@@ -197,7 +193,7 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     // No fsync: projections are rebuilt from the log, and state and
     // checkpoint share the batch, so a lost batch is simply folded again.
     auto st = db.Write(rocksdb::WriteOptions{}, &batch);
-    if (!st.ok()) return rocks_error(st, "projections: write fold batch");
+    if (!st.ok()) return projection_store_error(st, "projections: write fold batch");
     return {};
   };
   auto flush = [&]() -> Status {
@@ -305,7 +301,7 @@ Status ProjectionEngine::swap_in(const std::vector<Slot*>& live, std::vector<Slo
     rocksdb::WriteOptions sync;
     sync.sync = true;
     auto s = log_.db().Write(sync, &pointers);
-    if (!s.ok()) return rocks_error(s, "projections: move the pointers of the rebuilt projections");
+    if (!s.ok()) return projection_store_error(s, "projections: move the pointers of the rebuilt projections");
     for (std::size_t i = 0; i < live.size(); ++i) *live[i] = std::move(built[i]);
   }
   return log_.drop_column_families(old_families);
@@ -396,7 +392,7 @@ Status ProjectionEngine::verify(const std::vector<std::string>& names, const Pro
 Status ProjectionEngine::fold_from(const EventLog& source, const FoldRange& range, const Progress& progress) {
   std::lock_guard lock(fold_mu_);
   auto marked = log_.db().Put({}, std::string(replay_marker_key), source.dir().string());
-  if (!marked.ok()) return rocks_error(marked, "projections: mark replay store");
+  if (!marked.ok()) return projection_store_error(marked, "projections: mark replay store");
   std::vector<Slot*> slots;
   for (auto& s : slots_) {
     if (s.checkpoint.value != 0) {

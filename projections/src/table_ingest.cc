@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "cs/assert.h"
+#include "rocks_error.h"
 
 namespace cs {
 namespace {
@@ -36,20 +37,17 @@ std::vector<Entry> sorted_puts(const rocksdb::WriteBatch& batch) {
   CS_ASSERT(s.ok(), "a fold batch for an empty family holds only puts");
   std::stable_sort(entries.begin(), entries.end(),
                    [](const Entry& a, const Entry& b) { return a.first.compare(b.first) < 0; });
-  std::vector<Entry> unique;
-  unique.reserve(entries.size());
-  for (auto& e : entries) {
-    if (!unique.empty() && unique.back().first == e.first) {
-      unique.back() = e;
+  // Stable, so among equal keys the last put comes last and overwrites.
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (kept > 0 && entries[kept - 1].first == entries[i].first) {
+      entries[kept - 1].second = entries[i].second;
     } else {
-      unique.push_back(e);
+      entries[kept++] = entries[i];
     }
   }
-  return unique;
-}
-
-Error io_error(const std::string& context, const rocksdb::Status& s) {
-  return fatal_error("projections: " + context + ": " + s.ToString());
+  entries.resize(kept);
+  return entries;
 }
 
 void remove_quietly(const std::vector<std::string>& files) {
@@ -81,7 +79,7 @@ Status ingest_batches(rocksdb::DB& db, const std::filesystem::path& staging_dir,
     if (s.ok()) s = writer.Finish();
     if (!s.ok()) {
       remove_quietly(staged);
-      return io_error("write table file " + file, s);
+      return projection_store_error(s, "projections: write table file " + file);
     }
     rocksdb::IngestExternalFileArg arg;
     arg.column_family = fb.family;
@@ -100,7 +98,7 @@ Status ingest_batches(rocksdb::DB& db, const std::filesystem::path& staging_dir,
   remove_quietly(staged);
   std::error_code ignored;
   std::filesystem::remove(staging_dir, ignored);  // only when empty
-  if (!s.ok()) return io_error("ingest table files", s);
+  if (!s.ok()) return projection_store_error(s, "projections: ingest table files");
   return {};
 }
 
