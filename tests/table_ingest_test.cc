@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
+#include <atomic>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -19,6 +21,11 @@ namespace cs {
 namespace {
 
 using test::TempDir;
+
+// A fill that puts what `batch` holds.
+std::function<void(rocksdb::WriteBatch&)> copy_of(const rocksdb::WriteBatch& batch) {
+  return [&batch](rocksdb::WriteBatch& out) { out = batch; };
+}
 
 // A database with two families besides the default one.
 class Store {
@@ -74,7 +81,7 @@ TEST(TableIngestTest, UnsortedPutsWithRepeatedKeysReadBackAsTheLastValuePutPerKe
       expected_b[key] = value + "b";
     }
   }
-  auto st = ingest_batches(store.db(), dir / "staging", {{store.a(), &batch_a}, {store.b(), &batch_b}});
+  auto st = ingest_tables(store.db(), dir / "staging", {{store.a(), copy_of(batch_a)}, {store.b(), copy_of(batch_b)}});
   ASSERT_TRUE(st.ok()) << st.error().to_string();
   EXPECT_EQ(store.contents(store.a()), expected_a);
   EXPECT_EQ(store.contents(store.b()), expected_b);
@@ -89,11 +96,11 @@ TEST(TableIngestTest, ALaterIngestOverwritesWhatAnEarlierOneLeft) {
   rocksdb::WriteBatch first;
   first.Put(store.a(), "x", "1");
   first.Put(store.a(), "y", "1");
-  ASSERT_TRUE(ingest_batches(store.db(), dir / "staging", {{store.a(), &first}}).ok());
+  ASSERT_TRUE(ingest_tables(store.db(), dir / "staging", {{store.a(), copy_of(first)}}).ok());
   rocksdb::WriteBatch second;
   second.Put(store.a(), "y", "2");
   second.Put(store.a(), "z", "2");
-  ASSERT_TRUE(ingest_batches(store.db(), dir / "staging", {{store.a(), &second}}).ok());
+  ASSERT_TRUE(ingest_tables(store.db(), dir / "staging", {{store.a(), copy_of(second)}}).ok());
   const std::map<std::string, std::string> expected = {{"x", "1"}, {"y", "2"}, {"z", "2"}};
   EXPECT_EQ(store.contents(store.a()), expected);
 }
@@ -104,11 +111,11 @@ TEST(TableIngestTest, EmptyBatchesAreSkippedAndNothingAtAllIsNoError) {
   rocksdb::WriteBatch empty;
   rocksdb::WriteBatch one;
   one.Put(store.b(), "k", "v");
-  ASSERT_TRUE(ingest_batches(store.db(), dir / "staging", {{store.a(), &empty}, {store.b(), &one}}).ok());
+  ASSERT_TRUE(ingest_tables(store.db(), dir / "staging", {{store.a(), copy_of(empty)}, {store.b(), copy_of(one)}}).ok());
   EXPECT_TRUE(store.contents(store.a()).empty());
   EXPECT_EQ(store.contents(store.b()).size(), 1u);
-  EXPECT_TRUE(ingest_batches(store.db(), dir / "staging", {{store.a(), &empty}}).ok());
-  EXPECT_TRUE(ingest_batches(store.db(), dir / "staging", {}).ok());
+  EXPECT_TRUE(ingest_tables(store.db(), dir / "staging", {{store.a(), copy_of(empty)}}).ok());
+  EXPECT_TRUE(ingest_tables(store.db(), dir / "staging", {}).ok());
 }
 
 TEST(TableIngestTest, AStagingDirectoryThatCannotBeMadeIsAnErrorNamingItAndChangesNothing) {
@@ -118,11 +125,35 @@ TEST(TableIngestTest, AStagingDirectoryThatCannotBeMadeIsAnErrorNamingItAndChang
   std::ofstream(blocked) << "a regular file where the staging directory should go";
   rocksdb::WriteBatch batch;
   batch.Put(store.a(), "k", "v");
-  auto st = ingest_batches(store.db(), blocked / "staging", {{store.a(), &batch}});
+  auto st = ingest_tables(store.db(), blocked / "staging", {{store.a(), copy_of(batch)}});
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::fatal);
   EXPECT_NE(st.error().to_string().find("not-a-directory"), std::string::npos) << st.error().to_string();
   EXPECT_TRUE(store.contents(store.a()).empty());
+}
+
+TEST(TableIngestTest, EachFillRunsOnceAndFamiliesGoInAllOrNothing) {
+  TempDir dir;
+  Store store(dir / "db");
+  std::atomic<int> fills_a{0};
+  std::atomic<int> fills_b{0};
+  auto fill = [&](rocksdb::ColumnFamilyHandle* family, std::atomic<int>& count) {
+    return [family, &count](rocksdb::WriteBatch& batch) {
+      ++count;
+      batch.Put(family, "k", "v");
+    };
+  };
+  // Family b is dropped: its file cannot go in, so neither may a's.
+  ASSERT_TRUE(store.db().DropColumnFamily(store.b()).ok());
+  auto st = ingest_tables(store.db(), dir / "staging",
+                          {{store.a(), fill(store.a(), fills_a)}, {store.b(), fill(store.b(), fills_b)}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::fatal);
+  EXPECT_NE(st.error().to_string().find("ingest"), std::string::npos) << st.error().to_string();
+  EXPECT_EQ(fills_a.load(), 1);
+  EXPECT_EQ(fills_b.load(), 1);
+  EXPECT_TRUE(store.contents(store.a()).empty()) << "one family's file went in without the other's";
+  EXPECT_FALSE(std::filesystem::exists(dir / "staging")) << "staged files are removed after a failure";
 }
 
 TEST(TableIngestTest, ClearingRemovesWhatAnInterruptedIngestLeftAndAcceptsNoDirectory) {

@@ -171,19 +171,19 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
 
   auto write = [&]() -> Status {
     if (into == Into::empty_families) {
-      // One batch per family, each ingested as a table file: state and
-      // checkpoint land together, and all families in one step.
-      std::vector<rocksdb::WriteBatch> batches(slots.size());
-      std::vector<FamilyBatch> tables;
-      for (std::size_t i = 0; i < slots.size(); ++i) {
-        Slot* s = slots[i];
-        s->projection->flush(batches[i], s->family);
-        if (last_read > s->checkpoint) {
-          batches[i].Put(s->family, projection_keys::checkpoint, u64_bytes(last_read.value));
-        }
-        tables.push_back({s->family, &batches[i]});
+      // One table file per family: state and checkpoint land together, and
+      // all families in one step. Each projection flushes on a writer
+      // thread of its own: they share nothing.
+      std::vector<FamilyTable> tables;
+      for (Slot* s : slots) {
+        tables.push_back({s->family, [s, last_read](rocksdb::WriteBatch& batch) {
+                            s->projection->flush(batch, s->family);
+                            if (last_read > s->checkpoint) {
+                              batch.Put(s->family, projection_keys::checkpoint, u64_bytes(last_read.value));
+                            }
+                          }});
       }
-      return ingest_batches(db, ingest_staging_dir(log_), tables);
+      return ingest_tables(db, ingest_staging_dir(log_), tables);
     }
     rocksdb::WriteBatch batch;
     for (Slot* s : slots) {

@@ -10,26 +10,36 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "cs/error.h"
 
 namespace cs {
 
-struct FamilyBatch {
+// Writer threads for one ingest, at most: a rebuild has four families, and
+// each table is built (sorted, encoded, compressed) on its own.
+inline constexpr std::size_t table_writer_threads_max = 4;
+
+struct FamilyTable {
   rocksdb::ColumnFamilyHandle* family = nullptr;
-  const rocksdb::WriteBatch* batch = nullptr;  // puts only, into `family`
+  // Puts the family's entries into the batch (puts only, into `family`).
+  // The fills of one call run concurrently, each once, on writer threads:
+  // each may touch only what belongs to its own family.
+  std::function<void(rocksdb::WriteBatch&)> fill;
 };
 
-// Writes each batch as one table file in `staging_dir` (created; on the
-// database's filesystem, so ingestion moves the files instead of copying)
-// and ingests them all in one atomic step. Within a batch a key put twice
-// keeps its last value, as a written batch would. Empty batches are skipped.
-// Ownership: the batches are borrowed for the call. Returns fatal on I/O
-// errors, with the staged files removed; the families are then unchanged.
-Status ingest_batches(rocksdb::DB& db, const std::filesystem::path& staging_dir,
-                      const std::vector<FamilyBatch>& batches);
+// Fills and writes each family's table file in `staging_dir` (created; on
+// the database's filesystem, so ingestion moves the files instead of copying)
+// on up to table_writer_threads_max threads, then ingests them all in one
+// atomic step. Within a batch a key put twice keeps its last value, as a
+// written batch would. Families whose fill puts nothing are skipped.
+// Returns fatal on I/O errors, with the staged files removed; the families
+// are then unchanged.
+Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
+                     const std::vector<FamilyTable>& tables);
 
 // Removes what an interrupted ingest left in `staging_dir` (nothing when
 // absent). Returns fatal when it cannot.
