@@ -151,9 +151,13 @@ Result<Request> parse_request(std::string_view topic, std::string_view value, st
 Uuid derived_uuid(const Uuid& request_id, std::string_view purpose) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
+  // Fetched once: EVP_sha256() makes every EVP_DigestInit_ex look the
+  // implementation up again. A fetched EVP_MD may be shared by threads.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  CS_ASSERT(sha256 != nullptr, "OpenSSL has no SHA-256");
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   CS_ASSERT(ctx != nullptr, "EVP_MD_CTX_new failed");
-  bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+  bool ok = EVP_DigestInit_ex(ctx, sha256, nullptr) == 1 &&
             EVP_DigestUpdate(ctx, request_id.bytes().data(), request_id.bytes().size()) == 1 &&
             EVP_DigestUpdate(ctx, purpose.data(), purpose.size()) == 1 && EVP_DigestFinal_ex(ctx, digest, &size) == 1;
   EVP_MD_CTX_free(ctx);

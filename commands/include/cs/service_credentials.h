@@ -11,7 +11,10 @@
 // Thread safety: immutable after construction; any thread may ask.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,6 +53,10 @@ class ServiceCredentials {
   struct Credentials {
     std::string secret;
     std::optional<std::string> token;
+    // HMAC-SHA256 keyed with `secret`, never updated: each check hashes a
+    // duplicate of it (OpenSSL's dup only reads the source, so threads may
+    // share it).
+    std::shared_ptr<const EVP_MAC_CTX> keyed;
   };
   std::map<std::string, Credentials, std::less<>> services_;
 };
