@@ -52,6 +52,12 @@ class BoundedQueue {
     return true;
   }
 
+  // Items waiting now (a hint: the other side may change it at once).
+  std::size_t size() {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+
   void close() {
     std::lock_guard lock(mu_);
     closed_ = true;
