@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <optional>
-#include <thread>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "cs/assert.h"
