@@ -151,7 +151,7 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     // usually misses): a hashed memtable makes the insert O(1) instead of a
     // skiplist search, and bloom filters answer the misses on disk.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
-    // A read-only open never inserts: its 8 MiB of buckets would only cost
+    // A read-only open never inserts: its 2 MiB of buckets would only cost
     // page faults (a third of a read command's open time).
     if (!read_only) cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
     // 2% of the 64 MiB write buffer: about 10 bits per id of a full
