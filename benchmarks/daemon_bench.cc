@@ -195,7 +195,7 @@ void BM_RawRoundTrip(benchmark::State& state) {
     rd_kafka_t* watch = make(RD_KAFKA_CONSUMER, {{"group.id", run + "watch"}, {"isolation.level", "read_committed"}});
     // Topics exist before anyone reads: one record each, then read from the end.
     if (auto made = create_topics(producer, {{.name = in, .partitions = 1}, {.name = out, .partitions = 1}}, 30'000,
-                                  brokers());
+                                  brokers(), /*stop_requested=*/nullptr);
         !made.ok()) {
       state.SkipWithError(made.error().message().c_str());
       return;

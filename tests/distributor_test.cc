@@ -275,8 +275,12 @@ TEST_F(DistributorTest, KilledAndRestartedPublisherStillPublishesExactlyOnce) {
       auto child_log = EventLog::open(dir_ / "log");
       if (!child_log.ok()) _exit(3);
       auto d = Distributor::open(**child_log, o);
-      if (!d.ok()) _exit(4);
+      if (!d.ok()) {
+        std::fprintf(stderr, "child: %s\n", d.error().to_string().c_str());
+        _exit(4);
+      }
       auto n = (*d)->publish_to_head();
+      if (!n.ok()) std::fprintf(stderr, "child: %s\n", n.error().to_string().c_str());
       _exit(n.ok() ? 0 : 5);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 1500));

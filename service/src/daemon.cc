@@ -46,13 +46,17 @@ class PublishLoop {
     }
     cv_.notify_one();
   }
-  // Publishes what is stored for at most drain_ms, then aborts and joins.
+  // Publishes what is stored for at most drain_time_max_ms, then aborts and
+  // joins; aborts at once when no distributor was ever opened.
   void stop() {
     if (!thread_.joinable()) return;
     {
       std::lock_guard lock(mu_);
       draining_ = true;
     }
+    // Never opened (no broker yet): nothing to drain, and the open under way
+    // would only be waited out.
+    if (!opened_) abort_ = true;
     cv_.notify_one();
     std::unique_lock lock(mu_);
     if (!cv_done_.wait_for(lock, std::chrono::milliseconds(daemon_.drain_time_max_ms), [&] { return finished_; })) {
@@ -93,6 +97,8 @@ class PublishLoop {
                    opened.error().code() == ErrorCode::invalid_argument) {
           fail(opened.error());
           return;
+        } else if (opened.error().cause() == ErrorCause::stopped) {
+          break;
         } else {
           log("warn", "distributor_unavailable", {{"error", opened.error().message()}});
           if (draining || pause(reopen_pause_ms)) break;
@@ -353,6 +359,8 @@ Status run_daemon(const DaemonOptions& o) {
     auto opened_consumer = RequestConsumer::open(processor, c);
     if (opened_consumer.ok()) {
       consumer = std::move(*opened_consumer);
+    } else if (opened_consumer.error().cause() == ErrorCause::stopped) {
+      break;
     } else if (opened_consumer.error().code() == ErrorCode::retriable) {
       log("warn", "consumer_unavailable", {{"error", opened_consumer.error().message()}});
       std::this_thread::sleep_for(std::chrono::milliseconds(reopen_pause_ms));

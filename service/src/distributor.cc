@@ -22,7 +22,9 @@ namespace cs {
 namespace {
 
 constexpr int produce_queue_full_retries_max = 1'000;  // each waits up to 100 ms for deliveries
-
+// The longest a blocking call to the broker waits before the stop flag is
+// looked at again (the whole wait is still operation_timeout_ms).
+constexpr int broker_wait_slice_ms = 500;
 
 std::string replace_all(std::string text, std::string_view what, std::string_view with) {
   for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + with.size())) {
@@ -132,8 +134,19 @@ Result<std::unique_ptr<Distributor>> Distributor::open(const EventLog& log, Dist
   }
   d->kafka_->checkpoint_topic = rd_kafka_topic_new(d->kafka_->producer, o.checkpoint_topic.c_str(), nullptr);
   // Fences older producers with this transactional.id and aborts their open transaction.
-  if (rd_kafka_error_t* e = rd_kafka_init_transactions(d->kafka_->producer, o.operation_timeout_ms)) {
-    return to_error(classify(d->kafka_->producer, e, "distributor: init_transactions"));
+  // In slices, so that a stop is obeyed: a call that timed out may be made
+  // again. The call after a timeout reports what the broker said meanwhile
+  // (often CONCURRENT_TRANSACTIONS while it aborts a killed producer's
+  // transaction): a retriable answer is asked again to the deadline.
+  const auto init_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(o.operation_timeout_ms);
+  for (;;) {
+    rd_kafka_error_t* e = rd_kafka_init_transactions(d->kafka_->producer, broker_wait_slice_ms);
+    if (!e) break;
+    if (!rd_kafka_error_is_retriable(e) || std::chrono::steady_clock::now() >= init_deadline) {
+      return to_error(classify(d->kafka_->producer, e, "distributor: init_transactions"));
+    }
+    rd_kafka_error_destroy(e);
+    if (d->stop_requested()) return stopped_error("distributor: stopped while initializing transactions");
   }
   if (auto s = d->read_checkpoint(); !s.ok()) return s.error();
   return d;
@@ -161,7 +174,8 @@ Status Distributor::create_topics() {
     if (kind == Kind::full_log) t.configs.emplace_back("retention.ms", "-1");
     topics.push_back(std::move(t));
   }
-  auto s = cs::create_topics(kafka_->producer, topics, options_.operation_timeout_ms, options_.brokers);
+  auto s = cs::create_topics(kafka_->producer, topics, options_.operation_timeout_ms, options_.brokers,
+                             options_.stop_requested);
   if (!s.ok()) return Error(s.error().code(), "distributor: " + s.error().message(), s.error().cause());
   return {};
 }
@@ -228,10 +242,15 @@ Status Distributor::check_checkpoint_topic() {
   rd_kafka_resp_err_t topic_error = RD_KAFKA_RESP_ERR_NO_ERROR;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
   do {
+    if (stop_requested()) return stopped_error("distributor: stopped while reading the metadata of " + name);
     const rd_kafka_metadata_t* metadata = nullptr;
     rd_kafka_topic_t* handle = rd_kafka_topic_new(kafka_->producer, name.c_str(), nullptr);
-    auto err = rd_kafka_metadata(kafka_->producer, 0, handle, &metadata, options_.operation_timeout_ms);
+    auto err = rd_kafka_metadata(kafka_->producer, 0, handle, &metadata, broker_wait_slice_ms);
     rd_kafka_topic_destroy(handle);
+    if (err == RD_KAFKA_RESP_ERR__TIMED_OUT) {
+      topic_error = err;
+      continue;  // to the deadline's check
+    }
     if (err) return retriable_error("distributor: metadata of " + name + ": " + rd_kafka_err2str(err));
     topic_error = metadata->topic_cnt == 1 ? metadata->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
     partitions = metadata->topic_cnt == 1 ? metadata->topics[0].partition_cnt : 0;
@@ -253,8 +272,10 @@ Status Distributor::check_checkpoint_topic() {
   rd_kafka_AdminOptions_t* admin = rd_kafka_AdminOptions_new(kafka_->producer, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
   rd_kafka_AdminOptions_set_request_timeout(admin, options_.operation_timeout_ms, buf, sizeof buf);
   rd_kafka_DescribeConfigs(kafka_->producer, &resource, 1, admin, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, options_.operation_timeout_ms + 5'000);
-  Status result = retriable_error("distributor: describing " + name + " timed out");
+  bool stopped = false;
+  rd_kafka_event_t* event = poll_or_stop(queue, options_.operation_timeout_ms + 5'000, options_.stop_requested, stopped);
+  Status result = stopped ? stopped_error("distributor: stopped while describing " + name)
+                          : retriable_error("distributor: describing " + name + " timed out");
   if (event && rd_kafka_event_error(event)) {
     result = retriable_error("distributor: describing " + name + ": " + rd_kafka_event_error_string(event));
   } else if (event) {
@@ -301,11 +322,12 @@ Status Distributor::read_checkpoint() {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
     rd_kafka_resp_err_t err;
     while ((err = rd_kafka_query_watermark_offsets(probe, options_.checkpoint_topic.c_str(), 0, &low, &high,
-                                                   options_.operation_timeout_ms)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
-           std::chrono::steady_clock::now() < deadline) {
+                                                   broker_wait_slice_ms)) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+           std::chrono::steady_clock::now() < deadline && !stop_requested()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     rd_kafka_destroy(probe);
+    if (err && stop_requested()) return stopped_error("distributor: stopped while reading the checkpoint");
     if (err) return retriable_error("distributor: end of " + options_.checkpoint_topic + ": " + rd_kafka_err2str(err));
   }
   rd_kafka_t* consumer = checkpoint_consumer(options_, "read_committed", error);

@@ -96,8 +96,9 @@ Result<std::unique_ptr<RequestConsumer>> RequestConsumer::open(RequestProcessor&
   for (const auto& t : o.topics) {
     specs.push_back({.name = t, .partitions = o.topic_partitions, .replication_factor = o.replication_factor});
   }
-  if (auto s = create_topics(c->kafka_->consumer, specs, o.operation_timeout_ms, o.brokers); !s.ok()) {
-    return Error(s.error().code(), "request consumer: " + s.error().message());
+  if (auto s = create_topics(c->kafka_->consumer, specs, o.operation_timeout_ms, o.brokers, o.stop_requested);
+      !s.ok()) {
+    return Error(s.error().code(), "request consumer: " + s.error().message(), s.error().cause());
   }
   rd_kafka_poll_set_consumer(c->kafka_->consumer);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(o.topics.size()));

@@ -90,7 +90,9 @@ class Distributor {
  public:
   // Creates the topics (existing ones are kept), initializes transactions and
   // reads the checkpoint. `log` is borrowed and must outlive the distributor.
-  // Errors: retriable (broker unavailable), fatal (fenced, misconfigured).
+  // Errors: retriable (broker unavailable), stopped (`stop_requested` was set
+  // while waiting on the broker: obeyed within about a second), fatal
+  // (fenced, misconfigured).
   static Result<std::unique_ptr<Distributor>> open(const EventLog& log, DistributorOptions options);
   ~Distributor();
 
@@ -120,6 +122,7 @@ class Distributor {
   Status create_topics();
   Status check_checkpoint_topic();
   Status read_checkpoint();
+  bool stop_requested() const { return options_.stop_requested && options_.stop_requested->load(); }
   // Publishes [from, to] in as many transactions as the limits ask for.
   // With `outbox_to`, the outbox records after the outbox checkpoint up to
   // it follow the events (move_checkpoint only).

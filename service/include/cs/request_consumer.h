@@ -61,7 +61,8 @@ class RequestConsumer {
  public:
   // Creates the request topics that do not exist and subscribes. `processor`
   // is borrowed and must outlive the consumer. Errors: invalid_argument
-  // (settings), retriable (broker unreachable), fatal.
+  // (settings), retriable (broker unreachable), stopped (`stop_requested` was
+  // set while waiting on the broker), fatal.
   static Result<std::unique_ptr<RequestConsumer>> open(RequestProcessor& processor, RequestConsumerOptions options);
   // Leaves the group.
   ~RequestConsumer();
