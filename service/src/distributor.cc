@@ -343,7 +343,7 @@ Status Distributor::read_checkpoint() {
   // too, and the topic holds one record per transaction until compacted.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.operation_timeout_ms);
   while (!done && result.ok()) {
-    if (options_.stop_requested && options_.stop_requested->load()) {
+    if (stop_requested()) {
       result = stopped_error("distributor: stopped while reading the checkpoint");
       break;
     }
@@ -599,7 +599,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
 
   RecordChunk chunk;
   while (pipeline && pipeline->next(chunk)) {
-    if (options_.stop_requested && options_.stop_requested->load()) {
+    if (stop_requested()) {
       return abort_and_fail(stopped_error("distributor: stopped; the open transaction was aborted, the checkpoint "
                                           "stays at seq " + std::to_string(checkpoint_.value)));
     }
@@ -633,7 +633,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     std::vector<std::pair<std::uint64_t, OutboxRecord>> batch;
     std::uint64_t next = outbox_checkpoint_ + 1;
     while (next <= outbox_to) {
-      if (options_.stop_requested && options_.stop_requested->load()) {
+      if (stop_requested()) {
         return abort_and_fail(stopped_error("distributor: stopped while publishing the outbox"));
       }
       batch.clear();
