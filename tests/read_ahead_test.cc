@@ -1,12 +1,14 @@
 // read_ahead hands out what EventLog::read does, in order, whichever thread
-// decodes (cs/read_ahead.h's DecodeOn): the same events, the same stop, the
-// same error for a stored event that does not decode.
+// decodes (cs/read_ahead.h's DecodeOn): the same events for whole-log,
+// stream, type and category reads, the same stop, the same error for a
+// stored event that does not decode or that an index names wrongly.
 #include "cs/read_ahead.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,10 +32,16 @@ std::string mode_name(DecodeOn mode) {
   return "?";
 }
 
+// Token purchases of 7 customers in turn (a stream's events 7 apart), and a
+// customer created every 100 events (a type whose events are far apart):
+// index reads step to near events and seek to far ones.
 void fill(const std::filesystem::path& dir) {
   auto log = test::open_log(dir);
   std::vector<NewEvent> batch;
   for (std::uint64_t i = 1; i <= event_count; ++i) {
+    if (i % 100 == 0) {
+      batch.push_back(test::make_event(test::customer_created(10'000 + i), 2'000'000 + i));
+    }
     batch.push_back(test::make_event(test::token_purchased(1 + i % 7, static_cast<std::int64_t>(i)), i));
     if (batch.size() == 500 || i == event_count) {
       ASSERT_TRUE(log->append(batch).ok());
@@ -42,8 +50,9 @@ void fill(const std::filesystem::path& dir) {
   }
 }
 
-// Replaces the stored bytes of event `seq` behind the log's back.
-void overwrite_stored(const std::filesystem::path& dir, std::uint64_t seq, const std::string& value) {
+// Opens the log's RocksDB behind its back and gives `change` its events family.
+void change_events(const std::filesystem::path& dir,
+                   const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& change) {
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.string(), &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
@@ -51,38 +60,86 @@ void overwrite_stored(const std::filesystem::path& dir, std::uint64_t seq, const
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open({}, dir.string(), families, &handles, &raw).ok());
-  auto* events = handles[std::find(names.begin(), names.end(), "events") - names.begin()];
-  std::string key(8, '\0');
-  for (int b = 0; b < 8; ++b) key[7 - b] = static_cast<char>((seq >> (8 * b)) & 0xff);
-  std::string old;
-  ASSERT_TRUE(raw->Get({}, events, key, &old).ok()) << "no stored event at seq " << seq;
-  ASSERT_TRUE(raw->Put({}, events, key, value).ok());
+  change(*raw, handles[std::find(names.begin(), names.end(), "events") - names.begin()]);
   for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
   delete raw;
+}
+
+std::string seq_key(std::uint64_t seq) {
+  std::string key(8, '\0');
+  for (int b = 0; b < 8; ++b) key[7 - b] = static_cast<char>((seq >> (8 * b)) & 0xff);
+  return key;
+}
+
+// Replaces the stored bytes of event `seq` behind the log's back.
+void overwrite_stored(const std::filesystem::path& dir, std::uint64_t seq, const std::string& value) {
+  change_events(dir, [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
+    std::string old;
+    ASSERT_TRUE(raw.Get({}, events, seq_key(seq), &old).ok()) << "no stored event at seq " << seq;
+    ASSERT_TRUE(raw.Put({}, events, seq_key(seq), value).ok());
+  });
+}
+
+std::string stored_value(const std::filesystem::path& dir, std::uint64_t seq) {
+  std::string value;
+  change_events(dir, [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
+    ASSERT_TRUE(raw.Get({}, events, seq_key(seq), &value).ok()) << "no stored event at seq " << seq;
+  });
+  return value;
+}
+
+std::vector<std::uint64_t> seqs_of(const EventLog& log, const ReadQuery& q) {
+  std::vector<std::uint64_t> seqs;
+  EXPECT_TRUE(log.read(q, [&](const RecordedEvent& e) {
+                   seqs.push_back(e.seq.value);
+                   return true;
+                 }).ok());
+  return seqs;
 }
 
 TEST(ReadAheadTest, EveryModeHandsOutWhatReadDoesInOrder) {
   test::TempDir dir;
   fill(dir.path());
   auto log = test::open_log(dir.path());
-  for (bool decrypt : {false, true}) {
-    ReadQuery q;
-    q.decrypt = decrypt;
-    std::vector<std::string> direct;
-    ASSERT_TRUE(log->read(q, [&](const RecordedEvent& e) {
-                     direct.push_back(format_event_line(e));
-                     return true;
-                   }).ok());
-    ASSERT_EQ(direct.size(), event_count);
-    for (DecodeOn mode : every_mode) {
-      std::vector<std::string> ahead;
-      ASSERT_TRUE(read_ahead(*log, q, [&](const RecordedEvent& e) {
-                    ahead.push_back(format_event_line(e));
-                    return true;
-                  }, mode).ok());
-      EXPECT_EQ(ahead, direct) << mode_name(mode) << ", decrypt " << decrypt;
+  const std::vector<std::pair<std::string, ReadQuery>> queries = {
+      {"whole log", {}},
+      {"stream", {.stream = "tokens-" + test::uuid(3).to_string()}},
+      {"stream backward", {.stream = "tokens-" + test::uuid(5).to_string(), .from_version = StreamVersion(200),
+                           .backward = true}},
+      {"type", {.type = EventType::customer_created}},
+      {"category backward", {.category = Category::token, .from_seq = Sequence(1'700), .backward = true}},
+      {"category with limit", {.category = Category::customer, .from_seq = Sequence(250), .limit = 7}},
+  };
+  for (const auto& [name, query] : queries) {
+    for (bool decrypt : {false, true}) {
+      ReadQuery q = query;
+      q.decrypt = decrypt;
+      std::vector<std::string> direct;
+      ASSERT_TRUE(log->read(q, [&](const RecordedEvent& e) {
+                       direct.push_back(format_event_line(e));
+                       return true;
+                     }).ok());
+      ASSERT_FALSE(direct.empty()) << name;
+      for (DecodeOn mode : every_mode) {
+        std::vector<std::string> ahead;
+        ASSERT_TRUE(read_ahead(*log, q, [&](const RecordedEvent& e) {
+                      ahead.push_back(format_event_line(e));
+                      return true;
+                    }, mode).ok());
+        EXPECT_EQ(ahead, direct) << name << ", " << mode_name(mode) << ", decrypt " << decrypt;
+      }
     }
   }
+  // What the index reads select, against the whole log filtered.
+  std::vector<std::uint64_t> created, stream3;
+  ASSERT_TRUE(log->read({}, [&](const RecordedEvent& e) {
+                   if (e.type() == EventType::customer_created) created.push_back(e.seq.value);
+                   if (e.stream == "tokens-" + test::uuid(3).to_string()) stream3.push_back(e.seq.value);
+                   return true;
+                 }).ok());
+  EXPECT_EQ(seqs_of(*log, {.type = EventType::customer_created}), created);
+  EXPECT_EQ(seqs_of(*log, {.stream = "tokens-" + test::uuid(3).to_string()}), stream3);
+  EXPECT_EQ(created.size(), event_count / 100);
 }
 
 TEST(ReadAheadTest, AVisitorThatStopsStopsTheReadInEveryMode) {
@@ -115,6 +172,57 @@ TEST(ReadAheadTest, AStoredEventThatDoesNotDecodeIsCorruptionNamingItsSequenceIn
         << mode_name(mode) << ": " << s.error().message();
     ASSERT_EQ(seen.size(), bad - 1) << mode_name(mode) << ": every event before the bad one, none after";
     EXPECT_EQ(seen.back(), bad - 1) << mode_name(mode);
+  }
+}
+
+// An index entry naming a seq the events family does not hold, or holding
+// another event, is corruption naming that seq: nothing is skipped silently,
+// and the events before it were handed out.
+TEST(ReadAheadTest, AnIndexReadOfAMissingOrMisplacedEventIsCorruptionNamingItsSequence) {
+  test::TempDir dir;
+  fill(dir.path());
+  std::vector<std::uint64_t> created;
+  {
+    auto log = test::open_log(dir.path());
+    created = seqs_of(*log, {.type = EventType::customer_created});
+  }
+  ASSERT_GE(created.size(), 20u);
+  const std::uint64_t missing = created[10];
+  const std::uint64_t misplaced = created[15];
+  change_events(dir.path(), [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
+    ASSERT_TRUE(raw.Delete({}, events, seq_key(missing)).ok());
+  });
+  overwrite_stored(dir.path(), misplaced, stored_value(dir.path(), misplaced - 1));
+  auto log = test::open_log(dir.path());
+  struct Case {
+    ReadQuery query;
+    std::uint64_t bad = 0;
+    std::string says;
+    std::size_t before = 0;
+  };
+  std::vector<Case> cases(2);
+  cases[0].query.type = EventType::customer_created;
+  cases[0].bad = missing;
+  cases[0].says = "is in an index but not in the log";
+  cases[0].before = 10;
+  cases[1].query.type = EventType::customer_created;
+  cases[1].query.from_seq = Sequence(missing + 1);
+  cases[1].bad = misplaced;
+  cases[1].says = "holds an event stamped seq " + std::to_string(misplaced - 1);
+  cases[1].before = 4;
+  for (const auto& c : cases) {
+    for (DecodeOn mode : every_mode) {
+      std::vector<std::uint64_t> seen;
+      auto s = read_ahead(*log, c.query, [&](const RecordedEvent& e) {
+        seen.push_back(e.seq.value);
+        return true;
+      }, mode);
+      ASSERT_FALSE(s.ok()) << mode_name(mode) << ", seq " << c.bad;
+      EXPECT_EQ(s.error().code(), ErrorCode::corruption) << mode_name(mode);
+      EXPECT_NE(s.error().message().find("seq " + std::to_string(c.bad) + " " + c.says), std::string::npos)
+          << mode_name(mode) << ": " << s.error().message();
+      EXPECT_EQ(seen.size(), c.before) << mode_name(mode) << ": every event before the bad one, none after";
+    }
   }
 }
 

@@ -14,8 +14,8 @@ namespace {
 struct Chunk {
   std::vector<RecordedEvent> events;
   std::size_t used = 0;
-  // Whole-log reads only: when set, the events are still as stored (`raw`,
-  // the i-th ending at raw_ends[i]) and the visiting thread decodes them.
+  // When set, the events are still as stored (`raw`, the i-th ending at
+  // raw_ends[i]) and the visiting thread decodes them.
   bool stored = false;
   std::string raw;
   std::vector<std::size_t> raw_ends;
@@ -27,6 +27,10 @@ struct Chunk {
 Status decode_one(const EventLog& log, bool decrypt, std::string_view value, Sequence seq, RecordedEvent& e) {
   if (auto d = decode_stored_into(value, e); !d.ok()) {
     return corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
+  }
+  if (e.seq != seq) {
+    return corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
+                            std::to_string(e.seq.value));
   }
   if (decrypt) {
     if (auto u = log.unseal(e); !u.ok()) return u;
@@ -55,35 +59,27 @@ Status read_ahead(const EventLog& log, const ReadQuery& query, const EventLog::V
       if (chunk.used == chunk.events.size()) chunk.events.emplace_back();
       return chunk.events[chunk.used];
     };
-    if (query.stream || query.type || query.category) {
-      read = log.read(query, [&](const RecordedEvent& e) {
-        slot() = e;
-        return ++chunk.used < read_ahead_chunk_events || hand_over();
-      });
-    } else {
-      // Whole log: decode straight into the chunk, reusing its buffers, or
-      // leave the chunk's events as stored for the visitor to decode (see
-      // DecodeOn).
-      read = log.read_stored(query, [&](Sequence seq, std::string_view value) {
-        if (chunk.used == 0) {
-          const bool visitor_idle = queue.size() < read_ahead_visitor_decodes_below_chunks;
-          chunk.stored = decode_on == DecodeOn::visitor || (decode_on == DecodeOn::whichever_is_idle && visitor_idle);
-          chunk.raw.clear();
-          chunk.raw_ends.clear();
-          chunk.seqs.clear();
-        }
-        RecordedEvent& e = slot();
-        if (chunk.stored) {
-          chunk.raw.append(value);
-          chunk.raw_ends.push_back(chunk.raw.size());
-          chunk.seqs.push_back(seq);
-        } else if (decoding = decode_one(log, query.decrypt, value, seq, e); !decoding.ok()) {
-          return false;
-        }
-        return ++chunk.used < read_ahead_chunk_events || hand_over();
-      });
-      if (read.ok()) read = decoding;
-    }
+    // Decode straight into the chunk, reusing its buffers, or leave the
+    // chunk's events as stored for the visitor to decode (see DecodeOn).
+    read = log.read_stored(query, [&](Sequence seq, std::string_view value) {
+      if (chunk.used == 0) {
+        const bool visitor_idle = queue.size() < read_ahead_visitor_decodes_below_chunks;
+        chunk.stored = decode_on == DecodeOn::visitor || (decode_on == DecodeOn::whichever_is_idle && visitor_idle);
+        chunk.raw.clear();
+        chunk.raw_ends.clear();
+        chunk.seqs.clear();
+      }
+      RecordedEvent& e = slot();
+      if (chunk.stored) {
+        chunk.raw.append(value);
+        chunk.raw_ends.push_back(chunk.raw.size());
+        chunk.seqs.push_back(seq);
+      } else if (decoding = decode_one(log, query.decrypt, value, seq, e); !decoding.ok()) {
+        return false;
+      }
+      return ++chunk.used < read_ahead_chunk_events || hand_over();
+    });
+    if (read.ok()) read = decoding;
     if (chunk.used > 0) queue.push(std::move(chunk));
     queue.close();
   });

@@ -227,9 +227,11 @@ class EventLog {
   // for a malformed query, corruption when a stored event does not decode.
   using Visitor = std::function<bool(const RecordedEvent&)>;
   Status read(const ReadQuery& query, const Visitor& visit) const;
-  // Whole-log reads (no stream, type or category) as stored bytes: `visit`
-  // gets each event's sequence and stored value (canonical bytes and hash),
-  // valid during the call only. For readers that decode on their own terms.
+  // The same selection as stored bytes: `visit` gets each event's sequence
+  // and stored value (canonical bytes and hash, personal fields as stored),
+  // valid during the call only. For readers that decode on their own terms;
+  // `decrypt` is theirs to apply. An index entry whose event is missing is
+  // corruption naming its sequence.
   using StoredVisitor = std::function<bool(Sequence, std::string_view)>;
   Status read_stored(const ReadQuery& query, const StoredVisitor& visit) const;
   // The same, collected (mind `limit` on big logs).
@@ -347,10 +349,10 @@ class EventLog {
   void stage_event(const Uuid& id, const StreamKey& stream, const Payload& payload, const EventPosition& pos,
                    const std::string& value, GroupState& group, rocksdb::WriteBatch& batch);
   void commit_group(std::span<Writer*> group);
-  Status read_index(const ReadQuery& query, const Visitor& visit) const;
+  Status read_index(const ReadQuery& query, const StoredVisitor& visit) const;
   Status visit_seqs(const std::function<std::optional<std::uint64_t>()>& next_seq, std::size_t limit,
-                    bool fill_cache, const Visitor& visit) const;
-  Status read_category(const ReadQuery& query, const Visitor& visit) const;
+                    bool fill_cache, bool backward, const StoredVisitor& visit) const;
+  Status read_category(const ReadQuery& query, const StoredVisitor& visit) const;
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
   Status build_customer_index();

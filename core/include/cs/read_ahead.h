@@ -16,8 +16,7 @@ inline constexpr std::size_t read_ahead_chunks_max = 16;
 // just handed over, is usually still queued while the visitor wakes up.
 inline constexpr std::size_t read_ahead_visitor_decodes_below_chunks = 2;
 
-// Which thread decodes the events of a whole-log read (stream, type and
-// category reads are decoded by the log's read, on the reader's thread).
+// Which thread decodes (and opens, with `decrypt`) the events read.
 enum class DecodeOn {
   // Per chunk: the visitor's thread when it has next to nothing queued (it
   // would wait for the reader otherwise), else the reader's. A rebuild's folds
