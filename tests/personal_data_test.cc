@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -278,6 +279,54 @@ TEST(PersonalDataTest, ReadAheadOpensPersonalFieldsAsReadDoes) {
       EXPECT_GT(direct.size(), 12u);
       if (decrypt) EXPECT_EQ(sealed, 0u) << "category " << category.has_value();
       else EXPECT_GT(sealed, 0u) << "category " << category.has_value();
+    }
+  }
+}
+
+// A read-only open reads every data key in one pass before a large read
+// that opens personal data (EventLog::prepare_unseal): what it prints is
+// what the writable open, which looks each key up, prints, erased customers
+// included.
+TEST(PersonalDataTest, AReadOnlyScanThatPreloadsTheDataKeysOpensWhatPointLookupsOpen) {
+  test::TempDir dir;
+  const auto data = dir / "data", key = dir / "master.key";
+  const Generated g = append_with_key(data, key, 240);
+  const Uuid victim = g.customers[7];
+  std::map<std::string, std::vector<std::string>> looked_up;
+  std::vector<std::pair<std::string, ReadQuery>> queries = {
+      {"whole log", {}}, {"customer category", {.category = Category::customer}},
+      {"token.allocated", {.type = EventType::token_allocated}}};
+  {
+    auto log = test::open_log(data, {.master_key_file = key});
+    ASSERT_TRUE(log->append(std::vector{test::make_event(CustomerErased{victim, test::uuid(9)}, 900)}).ok());
+    for (auto& [name, q] : queries) {
+      q.decrypt = true;
+      ASSERT_TRUE(log->read(q, [&, &name = name](const RecordedEvent& e) {
+                       looked_up[name].push_back(format_event_line(e));
+                       return true;
+                     }).ok());
+    }
+  }
+  ASSERT_GE(looked_up["whole log"].size(), 4'096u) << "large enough to preload";
+  auto read_only = test::open_log(data, {.read_only = true, .master_key_file = key});
+  for (const auto& [name, q] : queries) {
+    std::vector<std::string> direct, ahead;
+    std::size_t victim_erased = 0, opened = 0;
+    ASSERT_TRUE(read_only->read(q, [&](const RecordedEvent& e) {
+                     direct.push_back(format_event_line(e));
+                     return true;
+                   }).ok());
+    ASSERT_TRUE(read_ahead(*read_only, q, [&](const RecordedEvent& e) {
+                  if (payload_customer_id(e.payload) == victim && e.erased) ++victim_erased;
+                  if (!e.erased && has_personal_fields(e.payload)) ++opened;
+                  ahead.push_back(format_event_line(e));
+                  return true;
+                }).ok());
+    EXPECT_EQ(direct, looked_up[name]) << name;
+    EXPECT_EQ(ahead, looked_up[name]) << name;
+    EXPECT_GT(opened, 0u) << name;
+    if (name != "token.allocated") {
+      EXPECT_GT(victim_erased, 0u) << name;
     }
   }
 }

@@ -1,5 +1,7 @@
 #include "data_keys.h"
 
+#include <algorithm>
+
 #include "rocks_status.h"
 
 namespace cs {
@@ -20,9 +22,15 @@ Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) {
   Lookup lookup;
   if (family_ == nullptr) return lookup;
   std::string value;
-  auto s = db_.Get({}, family_, key_of(customer), &value);
-  if (s.IsNotFound()) return lookup;
-  if (!s.ok()) return from_rocks(s, "read the data key of customer " + customer.to_string());
+  if (preloaded_) {
+    auto it = preloaded_values_.find(customer);
+    if (it == preloaded_values_.end()) return lookup;
+    value = it->second;
+  } else {
+    auto s = db_.Get({}, family_, key_of(customer), &value);
+    if (s.IsNotFound()) return lookup;
+    if (!s.ok()) return from_rocks(s, "read the data key of customer " + customer.to_string());
+  }
   if (value.size() == 1 && value[0] == erased_tag) {
     lookup.state = State::erased;
     return lookup;
@@ -84,11 +92,17 @@ Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
 }
 
 Result<bool> DataKeys::erased(const Uuid& customer) {
+  Result<std::optional<std::string>> value = std::optional<std::string>();
+  bool known = false;
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(customer); it != cache_.end()) return it->second.state == State::erased;
+    if (preloaded_) {
+      known = true;
+      if (auto it = preloaded_values_.find(customer); it != preloaded_values_.end()) value = std::optional(it->second);
+    }
   }
-  auto value = stored(customer);
+  if (!known) value = stored(customer);
   if (!value.ok()) return value.error();
   const bool is_erased = *value && **value == erased_value();
   // "None" and "erased" are cached (every write of the family updates the
@@ -98,6 +112,29 @@ Result<bool> DataKeys::erased(const Uuid& customer) {
     if (!cache_.contains(customer)) remember(customer, Lookup{is_erased ? State::erased : State::none, {}});
   }
   return is_erased;
+}
+
+Status DataKeys::preload(std::size_t keys_max) {
+  std::unordered_map<Uuid, std::string> values;
+  if (family_ != nullptr) {
+    rocksdb::ReadOptions once;
+    once.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_.NewIterator(once, family_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 16) {
+        return corruption_error("data keys: a key of " + std::to_string(it->key().size()) + " bytes");
+      }
+      if (values.size() == keys_max) return {};
+      Uuid::Bytes b{};
+      std::copy_n(it->key().data(), 16, b.begin());
+      values.emplace(Uuid(b), it->value().ToString());
+    }
+    if (!it->status().ok()) return from_rocks(it->status(), "read the data keys");
+  }
+  std::lock_guard lock(mu_);
+  preloaded_values_ = std::move(values);
+  preloaded_ = true;
+  return {};
 }
 
 void DataKeys::mark_erased(const Uuid& customer) {

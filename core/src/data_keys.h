@@ -61,6 +61,13 @@ class DataKeys {
   Result<bool> erased(const Uuid& customer);
   // After an erasure committed: the cache forgets the key.
   void mark_erased(const Uuid& customer);
+  // Reads every stored key in one pass over the family (each is unwrapped
+  // when first used), so that a scan meeting most customers does not make a
+  // point read for each. Keeps nothing when the family holds more than
+  // `keys_max` keys (lookups read the family as before). For a log nothing
+  // writes to (a read-only open): what was preloaded is never refreshed.
+  // fatal on I/O errors, corruption for a malformed key.
+  Status preload(std::size_t keys_max);
 
   // The stored value, as export and the distributor carry it (nullopt: none).
   Result<std::optional<std::string>> stored(const Uuid& customer) const;
@@ -82,6 +89,9 @@ class DataKeys {
   std::optional<MasterKey> master_;
   std::mutex mu_;
   std::unordered_map<Uuid, Lookup> cache_;  // guarded by mu_
+  // After preload(): every stored value (a customer absent has no key).
+  bool preloaded_ = false;                                   // guarded by mu_
+  std::unordered_map<Uuid, std::string> preloaded_values_;  // guarded by mu_
   // Keys made and not stored yet, with their value; never evicted (a second
   // key made for the same customer would make the first one's events unreadable).
   std::unordered_map<Uuid, std::pair<DataKey, std::string>> unstored_;  // guarded by mu_

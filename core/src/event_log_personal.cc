@@ -19,6 +19,14 @@ void empty_personal_fields(Payload& payload) {
 
 bool EventLog::seals_personal_data() const { return data_keys_->has_master_key(); }
 
+Status EventLog::prepare_unseal(const ReadQuery& query) const {
+  // A scan of this many events meets a large share of the customers; a
+  // stream read meets one.
+  constexpr std::size_t preload_read_events_min = 4'096;
+  if (!options_.read_only || !query.decrypt || query.stream || query.limit < preload_read_events_min) return {};
+  return data_keys_->preload(data_key_cache_entries_max);
+}
+
 Status EventLog::unseal(RecordedEvent& e) const {
   if (!e.sealed && (e.erased || !has_personal_fields(e.payload))) return {};
   const Uuid& customer = payload_customer_id(e.payload);

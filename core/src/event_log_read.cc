@@ -84,6 +84,7 @@ Result<std::optional<std::vector<StreamKey>>> EventLog::customer_streams(const U
 
 Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   if (q.decrypt) {
+    if (auto p = prepare_unseal(q); !p.ok()) return p;
     // Events with personal data are opened in a copy: readers below reuse
     // their decoded event.
     ReadQuery stored = q;

@@ -41,6 +41,9 @@ Status decode_one(const EventLog& log, bool decrypt, std::string_view value, Seq
 }  // namespace
 
 Status read_ahead(const EventLog& log, const ReadQuery& query, const EventLog::Visitor& visit, DecodeOn decode_on) {
+  if (query.decrypt) {
+    if (auto p = log.prepare_unseal(query); !p.ok()) return p;
+  }
   BoundedQueue<Chunk> queue(read_ahead_chunks_max);
   BoundedQueue<Chunk> recycled(read_ahead_chunks_max + 2);
   Status read;

@@ -257,6 +257,12 @@ class EventLog {
   // master key, corruption when a field does not open or the customer has no
   // key. Any thread.
   Status unseal(RecordedEvent& event) const;
+  // Before `query` is read and unsealed: on a read-only log, when it opens
+  // personal data over much of the log (the whole log, a type or a category,
+  // with no small limit), reads the customers' data keys in one pass instead
+  // of a point read per customer met later. A no-op otherwise. Errors: those
+  // of reading the keys. Call before the read starts, not during one.
+  Status prepare_unseal(const ReadQuery& query) const;
   // The same for one personal value of a read model owned by `customer`:
   // opened in place; true when the customer is erased (the value emptied).
   Result<bool> open_personal(const Uuid& customer, PersonalText& text) const;
