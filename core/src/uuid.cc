@@ -2,46 +2,48 @@
 
 #include <uuid/uuid.h>
 
+#include <array>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 
 namespace cs {
 
 namespace {
 
-// Where the 8-4-4-4-12 form has its hyphens.
-constexpr bool is_hyphen_position(std::size_t i) { return i == 8 || i == 13 || i == 18 || i == 23; }
+// Hex digit values of either case, -1 for every other byte: one load per
+// character instead of three range tests.
+constexpr std::array<std::int8_t, 256> hex_values = [] {
+  std::array<std::int8_t, 256> table{};
+  table.fill(-1);
+  for (int c = '0'; c <= '9'; ++c) table[c] = static_cast<std::int8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) table[c] = static_cast<std::int8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) table[c] = static_cast<std::int8_t>(c - 'A' + 10);
+  return table;
+}();
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
+// Where each byte's two digits start in the 8-4-4-4-12 form.
+constexpr std::array<std::uint8_t, 16> byte_positions = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
 
 }  // namespace
 
 // By hand rather than libuuid's uuid_parse: that one copies, checks, then
 // converts each group with strtoul, and every id of every input line goes
-// through here (5% of csctl append's CPU). Same accepted set: 36 characters,
-// hyphens at 8, 13, 18 and 23, hex digits of either case elsewhere.
+// through here (5% of csctl append's CPU, and still 5% with a branch per
+// digit range). Same accepted set: 36 characters, hyphens at 8, 13, 18 and
+// 23, hex digits of either case elsewhere.
 std::optional<Uuid> Uuid::parse(std::string_view text) {
   if (text.size() != 36) return std::nullopt;
-  for (std::size_t i = 8; i <= 23; ++i) {
-    if (is_hyphen_position(i) && text[i] != '-') return std::nullopt;
-  }
+  if (text[8] != '-' || text[13] != '-' || text[18] != '-' || text[23] != '-') return std::nullopt;
   Bytes bytes{};
-  std::size_t out = 0;
-  for (std::size_t i = 0; i < 36;) {
-    if (is_hyphen_position(i)) {  // checked above
-      ++i;
-      continue;
-    }
-    const int high = hex_value(text[i]), low = hex_value(text[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    bytes[out++] = static_cast<std::uint8_t>(high << 4 | low);
-    i += 2;
+  int invalid = 0;  // any digit's -1 sets the sign bit
+  for (std::size_t i = 0; i < 16; ++i) {
+    const int high = hex_values[static_cast<unsigned char>(text[byte_positions[i]])];
+    const int low = hex_values[static_cast<unsigned char>(text[byte_positions[i] + 1])];
+    invalid |= high | low;
+    bytes[i] = static_cast<std::uint8_t>(high << 4 | (low & 0xf));
   }
+  if (invalid < 0) return std::nullopt;
   return Uuid(bytes);
 }
 
