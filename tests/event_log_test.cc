@@ -133,6 +133,42 @@ TEST_F(EventLogTest, AppendingKnownIdsIsANoOpReturningTheOriginalPositions) {
   EXPECT_EQ(log_->head(), Sequence(2));
 }
 
+// The event-id family's memtable is small (it is flushed in the background
+// every ~95,000 ids, event_log.cc): ids that went to table files by the
+// flushes, ids still in the memtable, and ids of a reopened log are all
+// known, as duplicates and as conflicts.
+TEST_F(EventLogTest, KnownIdsAreFoundAcrossTheIdFamilysFlushesAndAReopen) {
+  constexpr std::uint64_t events = 240'000;
+  std::vector<NewEvent> batch;
+  for (std::uint64_t i = 1; i <= events; ++i) {
+    batch.push_back(make_event(test::token_purchased(1 + i % 97, 1), i));
+    if (batch.size() == 2'000) {
+      append_ok(batch);
+      batch.clear();
+    }
+  }
+  ASSERT_EQ(log_->head(), Sequence(events));
+  auto check = [&](const char* when) {
+    for (std::uint64_t i : {std::uint64_t{1}, std::uint64_t{50'000}, std::uint64_t{120'000}, events}) {
+      auto again = log_->append(std::vector{make_event(test::token_purchased(1 + i % 97, 1), i)});
+      ASSERT_TRUE(again.ok()) << when << ", id " << i << ": " << again.error().to_string();
+      EXPECT_TRUE(again->duplicate) << when << ", id " << i;
+      EXPECT_EQ(again->positions.front().seq, Sequence(i)) << when << ", id " << i;
+      auto reused = log_->append(std::vector{make_event(test::token_purchased(1 + i % 97, 2), i)});
+      ASSERT_FALSE(reused.ok()) << when << ", id " << i;
+      EXPECT_EQ(reused.error().code(), ErrorCode::conflict) << when << ", id " << i;
+      auto found = log_->find_event(test::uuid(1'000'000 + i));
+      ASSERT_TRUE(found.ok() && found->has_value()) << when << ", id " << i;
+      EXPECT_EQ((*found)->seq, Sequence(i));
+    }
+    EXPECT_EQ(log_->head(), Sequence(events)) << when;
+  };
+  check("open");
+  log_.reset();
+  log_ = test::open_log(dir_.path());
+  check("reopened");
+}
+
 TEST_F(EventLogTest, ReadsForwardBackwardByStreamTypeAndCategory) {
   // Two customers interleaved: seq 1..8.
   append_ok({make_event(test::customer_created(1), 1), make_event(test::customer_created(2), 2),

@@ -98,11 +98,17 @@ struct EventLog::GroupState {
 
 namespace {
 
-// Buckets of the event_ids memtable: a full 64 MiB memtable holds about a
-// million ids, so a bucket's list stays about four entries long, for 2 MiB
-// of pointers zeroed at every writable open (8 MiB at 1 << 20 was a sixth of
-// a rebuild's start-up).
-constexpr std::size_t hash_buckets = 1 << 18;
+// The event_ids memtable. Its hashed buckets make inserts O(1), but a flush
+// sorts it whole into a skiplist, on the flush thread, with a cache miss per
+// entry: a 64 MiB memtable of a few hundred thousand ids took most of a
+// second to sort at the close of a large append, on the critical path. At
+// 8 MiB (about 95,000 ids) it is flushed in the background while appending
+// goes on, each sort small enough to stay in cache, and the close sorts the
+// rest. The bucket array is part of the memtable's size: 65,536 buckets (512
+// KiB, zeroed at every writable open) keep each bucket's list one or two
+// entries long.
+constexpr std::size_t event_ids_write_buffer_bytes = 8 << 20;
+constexpr std::size_t hash_buckets = 1 << 16;
 
 // The stream a stream-index key belongs to: its bytes up to and including
 // the 0x00 after the stream's name. Every new stream an append meets is a
@@ -156,11 +162,12 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     // usually misses): a hashed memtable makes the insert O(1) instead of a
     // skiplist search, and bloom filters answer the misses on disk.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
-    // A read-only open never inserts: its 2 MiB of buckets would only cost
+    // A read-only open never inserts: its buckets would only cost
     // page faults (a third of a read command's open time).
     if (!read_only) cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
-    // 2% of the 64 MiB write buffer: about 10 bits per id of a full
-    // memtable. At 10% it was 6.4 MiB, zeroed at every writable open.
+    cf.write_buffer_size = event_ids_write_buffer_bytes;
+    // 2% of the write buffer (164 KiB): about 13 bits per id of a full
+    // memtable.
     cf.memtable_prefix_bloom_size_ratio = 0.02;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
