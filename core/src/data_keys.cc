@@ -18,19 +18,20 @@ void DataKeys::remember(const Uuid& customer, const Lookup& lookup) {
   cache_[customer] = lookup;
 }
 
+std::optional<std::optional<std::string>> DataKeys::preloaded_value(const Uuid& customer) const {
+  if (!preloaded_) return std::nullopt;
+  auto it = preloaded_values_.find(customer);
+  if (it == preloaded_values_.end()) return std::optional<std::string>();
+  return std::optional<std::string>(it->second);
+}
+
 Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) {
   Lookup lookup;
-  if (family_ == nullptr) return lookup;
-  std::string value;
-  if (preloaded_) {
-    auto it = preloaded_values_.find(customer);
-    if (it == preloaded_values_.end()) return lookup;
-    value = it->second;
-  } else {
-    auto s = db_.Get({}, family_, key_of(customer), &value);
-    if (s.IsNotFound()) return lookup;
-    if (!s.ok()) return from_rocks(s, "read the data key of customer " + customer.to_string());
-  }
+  auto preloaded = preloaded_value(customer);
+  auto stored_value = preloaded ? Result<std::optional<std::string>>(*preloaded) : stored(customer);
+  if (!stored_value.ok()) return stored_value.error();
+  if (!*stored_value) return lookup;
+  const std::string& value = **stored_value;
   if (value.size() == 1 && value[0] == erased_tag) {
     lookup.state = State::erased;
     return lookup;
@@ -92,17 +93,13 @@ Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
 }
 
 Result<bool> DataKeys::erased(const Uuid& customer) {
-  Result<std::optional<std::string>> value = std::optional<std::string>();
-  bool known = false;
+  std::optional<std::optional<std::string>> preloaded;
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(customer); it != cache_.end()) return it->second.state == State::erased;
-    if (preloaded_) {
-      known = true;
-      if (auto it = preloaded_values_.find(customer); it != preloaded_values_.end()) value = std::optional(it->second);
-    }
+    preloaded = preloaded_value(customer);
   }
-  if (!known) value = stored(customer);
+  auto value = preloaded ? Result<std::optional<std::string>>(*preloaded) : stored(customer);
   if (!value.ok()) return value.error();
   const bool is_erased = *value && **value == erased_value();
   // "None" and "erased" are cached (every write of the family updates the
@@ -115,6 +112,10 @@ Result<bool> DataKeys::erased(const Uuid& customer) {
 }
 
 Status DataKeys::preload(std::size_t keys_max) {
+  {
+    std::lock_guard lock(mu_);
+    if (preloaded_) return {};  // nothing changed under a read-only open
+  }
   std::unordered_map<Uuid, std::string> values;
   if (family_ != nullptr) {
     rocksdb::ReadOptions once;

@@ -82,6 +82,9 @@ class DataKeys {
 
  private:
   Result<Lookup> load(const Uuid& customer);  // from the family; caller holds mu_
+  // The preloaded stored value (nullopt: nothing preloaded, look it up);
+  // caller holds mu_.
+  std::optional<std::optional<std::string>> preloaded_value(const Uuid& customer) const;
   void remember(const Uuid& customer, const Lookup& lookup);  // caller holds mu_
 
   rocksdb::DB& db_;

@@ -105,15 +105,7 @@ Status EventLog::read(const ReadQuery& q, const Visitor& visit) const {
   RecordedEvent e;
   Status failure;
   auto s = read_stored(q, [&](Sequence seq, std::string_view value) {
-    if (auto d = decode_stored_into(value, e); !d.ok()) {
-      failure = corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
-      return false;
-    }
-    if (e.seq != seq) {
-      failure = corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
-                                 std::to_string(e.seq.value));
-      return false;
-    }
+    if (failure = decode_stored_at(seq, value, e); !failure.ok()) return false;
     return visit(e);
   });
   return s.ok() ? failure : s;
@@ -197,10 +189,11 @@ Status EventLog::visit_seqs(const std::function<std::optional<std::uint64_t>()>&
   for (std::size_t visited = 0; visited < limit; ++visited) {
     auto seq = next_seq();
     if (!seq) break;
-    if (it->Valid() && steps_to(*seq) > 0 && steps_to(*seq) <= steps_instead_of_seek_max) {
-      for (std::uint64_t step = 0; step < steps_instead_of_seek_max && it->Valid() && steps_to(*seq) > 0; ++step) {
-        backward ? it->Prev() : it->Next();
-      }
+    // Seqs are contiguous keys: `steps` steps land on it (a gap, which is
+    // corruption, lands past it and is reported below).
+    const std::uint64_t steps = it->Valid() ? steps_to(*seq) : 0;
+    if (steps > 0 && steps <= steps_instead_of_seek_max) {
+      for (std::uint64_t step = 0; step < steps && it->Valid(); ++step) backward ? it->Prev() : it->Next();
     } else if (!it->Valid() || key_seq() != *seq) {
       target = keys::seq_key(Sequence(*seq));
       backward ? it->SeekForPrev(target) : it->Seek(target);

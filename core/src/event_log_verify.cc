@@ -70,14 +70,7 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
   RecordedEvent e;
   auto read = read_stored_at({.from_seq = options.from_seq, .to_seq = to, .verify_chain = true},
                           [&](Sequence seq, std::string_view value) {
-                            if (auto d = decode_stored_into(value, e); !d.ok()) {
-                              failure = corruption_error(at(seq) + ": " + d.error().message());
-                              return false;
-                            }
-                            if (e.seq != seq) {
-                              failure = corruption_error(at(seq) + " holds an event stamped " + at(e.seq));
-                              return false;
-                            }
+                            if (failure = decode_stored_at(seq, value, e); !failure.ok()) return false;
                             report.last_checked = seq;
                             report.last_hash = e.hash;
                             ++report.events_checked;

@@ -25,13 +25,7 @@ struct Chunk {
 // Decodes (and opens, with `decrypt`) a stored event into `e`, reusing its
 // buffers. The error names the event's sequence.
 Status decode_one(const EventLog& log, bool decrypt, std::string_view value, Sequence seq, RecordedEvent& e) {
-  if (auto d = decode_stored_into(value, e); !d.ok()) {
-    return corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
-  }
-  if (e.seq != seq) {
-    return corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
-                            std::to_string(e.seq.value));
-  }
+  if (auto d = decode_stored_at(seq, value, e); !d.ok()) return d;
   if (decrypt) {
     if (auto u = log.unseal(e); !u.ok()) return u;
   }

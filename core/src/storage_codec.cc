@@ -191,6 +191,17 @@ Status decode_stored_into(std::string_view value, RecordedEvent& out) {
   return {};
 }
 
+Status decode_stored_at(Sequence seq, std::string_view value, RecordedEvent& out) {
+  if (auto d = decode_stored_into(value, out); !d.ok()) {
+    return corruption_error("seq " + std::to_string(seq.value) + ": " + d.error().message());
+  }
+  if (out.seq != seq) {
+    return corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
+                            std::to_string(out.seq.value));
+  }
+  return {};
+}
+
 Result<RecordedEvent> decode_stored(std::string_view value) {
   RecordedEvent e;
   if (auto s = decode_stored_into(value, e); !s.ok()) return s.error();

@@ -48,6 +48,9 @@ Result<RecordedEvent> decode_stored(std::string_view value);
 // The same into `out`, reusing its buffers (for readers that decode many
 // events into the same slots). On error `out` is unspecified.
 Status decode_stored_into(std::string_view value, RecordedEvent& out);
+// The same for the value stored under `seq`: corruption naming `seq` when it
+// does not decode or holds an event stamped with another sequence.
+Status decode_stored_at(Sequence seq, std::string_view value, RecordedEvent& out);
 
 // SHA-256(previous || canonical). The first event's previous hash is all zero.
 Hash chain_hash(const Hash& previous, std::string_view canonical);
