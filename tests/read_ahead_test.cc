@@ -1,7 +1,8 @@
 // read_ahead hands out what EventLog::read does, in order, whichever thread
 // decodes (cs/read_ahead.h's DecodeOn): the same events for whole-log,
 // stream, type and category reads, the same stop, the same error for a
-// stored event that does not decode or that an index names wrongly.
+// stored event that does not decode or that an index names wrongly, and the
+// same chain check as a verifying read, whichever thread checks the links.
 #include "cs/read_ahead.h"
 
 #include <gtest/gtest.h>
@@ -9,7 +10,9 @@
 
 #include <algorithm>
 #include <functional>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cs/json_codec.h"
@@ -223,6 +226,70 @@ TEST(ReadAheadTest, AnIndexReadOfAMissingOrMisplacedEventIsCorruptionNamingItsSe
           << mode_name(mode) << ": " << s.error().message();
       EXPECT_EQ(seen.size(), c.before) << mode_name(mode) << ": every event before the bad one, none after";
     }
+  }
+}
+
+// With verify_chain, each chunk's links are checked by the thread that
+// decodes it: an altered event is a broken chain naming it, after every event
+// before it, as EventLog::read reports it, in every mode; a gap further on,
+// which the reader meets first, does not hide it, nor do either reach a
+// visitor that stopped before them; and a read from past the altered event is
+// anchored on the stored hash before it.
+TEST(ReadAheadTest, TheChainIsCheckedInEveryModeAndTheFirstBreakInLogOrderIsReported) {
+  test::TempDir dir;
+  fill(dir.path());
+  const std::uint64_t altered = read_ahead_chunk_events + 77;  // in the second chunk
+  const std::uint64_t missing = event_count - 5;
+  std::string value = stored_value(dir.path(), altered);
+  value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x20);
+  overwrite_stored(dir.path(), altered, value);
+  change_events(dir.path(), [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
+    ASSERT_TRUE(raw.Delete({}, events, seq_key(missing)).ok());
+  });
+  auto log = test::open_log(dir.path());
+  auto direct = log->read({.verify_chain = true}, [](const RecordedEvent&) { return true; });
+  ASSERT_FALSE(direct.ok());
+  ASSERT_EQ(direct.error().cause(), ErrorCause::broken_chain) << direct.error().to_string();
+  for (DecodeOn mode : every_mode) {
+    std::vector<std::uint64_t> seen;
+    auto s = read_ahead(*log, {.verify_chain = true}, [&](const RecordedEvent& e) {
+      // Long enough for the reader to reach the gap before the altered
+      // event is checked here (it is not, in mode reader).
+      if (seen.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      seen.push_back(e.seq.value);
+      return true;
+    }, mode);
+    ASSERT_FALSE(s.ok()) << mode_name(mode);
+    EXPECT_EQ(s.error().cause(), ErrorCause::broken_chain) << mode_name(mode) << ": " << s.error().to_string();
+    EXPECT_EQ(s.error().message(), direct.error().message()) << mode_name(mode);
+    ASSERT_EQ(seen.size(), altered - 1) << mode_name(mode) << ": every event before the altered one, none after";
+    EXPECT_EQ(seen.back(), altered - 1) << mode_name(mode);
+
+    // A visitor that stops before the break hears of no error.
+    seen.clear();
+    s = read_ahead(*log, {.verify_chain = true}, [&](const RecordedEvent& e) {
+      if (seen.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      seen.push_back(e.seq.value);
+      return e.seq.value < altered - 10;
+    }, mode);
+    ASSERT_TRUE(s.ok()) << mode_name(mode) << ": " << s.error().to_string();
+    EXPECT_EQ(seen.back(), altered - 10) << mode_name(mode);
+
+    seen.clear();
+    s = read_ahead(*log, {.from_seq = Sequence(altered + 1), .to_seq = Sequence(missing - 1), .verify_chain = true},
+                   [&](const RecordedEvent& e) {
+                     seen.push_back(e.seq.value);
+                     return true;
+                   }, mode);
+    ASSERT_TRUE(s.ok()) << mode_name(mode) << ": " << s.error().to_string();
+    EXPECT_EQ(seen.size(), missing - 1 - altered) << mode_name(mode);
+
+    s = read_ahead(*log, {.from_seq = Sequence(altered + 1), .verify_chain = true},
+                   [](const RecordedEvent&) { return true; }, mode);
+    ASSERT_FALSE(s.ok()) << mode_name(mode);
+    EXPECT_EQ(s.error().message(), "seq " + std::to_string(missing) + " is missing: the next stored event is seq " +
+                                       std::to_string(missing + 1))
+        << mode_name(mode);
   }
 }
 

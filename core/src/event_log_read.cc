@@ -38,6 +38,15 @@ bool past_end(const ReadQuery& q, Sequence seq) { return !q.backward && q.to_seq
 
 }  // namespace
 
+Result<Hash> EventLog::stored_hash(Sequence seq) const {
+  rocksdb::PinnableSlice value;
+  auto s = db_->Get({}, events_cf_, keys::seq_key(seq), &value);
+  if (s.IsNotFound()) return not_found_error("no event at seq " + std::to_string(seq.value));
+  if (!s.ok()) return from_rocks(s, "read seq " + std::to_string(seq.value));
+  if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
+  return stored_chain_hash(value.ToStringView());
+}
+
 Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
   std::string value;
   auto s = db_->Get({}, events_cf_, keys::seq_key(seq), &value);
@@ -130,9 +139,9 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
   Sequence expected = std::max(q.from_seq.value_or(Sequence(1)), Sequence(1));
   Hash previous{};
   if (q.verify_chain && expected.value > 1) {
-    auto before = read_event(expected.prev());
+    auto before = stored_hash(expected.prev());
     if (!before.ok()) return before.error();
-    previous = before->hash;
+    previous = *before;
   }
   if (q.backward) {
     q.from_seq ? it->SeekForPrev(keys::seq_key(*q.from_seq)) : it->SeekToLast();
@@ -145,16 +154,9 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
     if (past_end(q, seq)) break;
     auto value = it->value().ToStringView();
     if (q.verify_chain) {
-      if (seq != expected) {
-        return corruption_error("seq " + std::to_string(expected.value) + " is missing: the next stored event is seq " +
-                                std::to_string(seq.value));
-      }
-      if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
-      Hash computed = chain_hash(previous, value.substr(0, value.size() - sizeof(Hash)));
-      if (std::memcmp(computed.data(), value.data() + value.size() - sizeof(Hash), sizeof(Hash)) != 0) {
-        return broken_chain_error("seq " + std::to_string(seq.value) + ": hash chain broken");
-      }
-      previous = computed;
+      if (auto s = check_next_seq(expected, seq); !s.ok()) return s;
+      if (auto s = check_chain_link(seq, value, previous); !s.ok()) return s;
+      previous = stored_chain_hash(value);
       expected = expected.next();
     }
     ++visited;

@@ -2,6 +2,9 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/optional.hpp>
 #include <ostream>
@@ -239,6 +242,27 @@ Hash chain_hash(const Hash& previous, std::string_view canonical) {
             EVP_DigestFinal_ex(context.ctx, out.data(), &len) == 1;
   CS_ASSERT(ok && len == out.size(), "SHA-256 failed");
   return out;
+}
+
+Status check_chain_link(Sequence seq, std::string_view value, const Hash& previous) {
+  if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
+  const Hash computed = chain_hash(previous, value.substr(0, value.size() - sizeof(Hash)));
+  if (std::memcmp(computed.data(), value.data() + value.size() - sizeof(Hash), sizeof(Hash)) != 0) {
+    return broken_chain_error("seq " + std::to_string(seq.value) + ": hash chain broken");
+  }
+  return {};
+}
+
+Hash stored_chain_hash(std::string_view value) {
+  Hash out{};
+  if (value.size() >= sizeof(Hash)) std::copy_n(value.end() - sizeof(Hash), sizeof(Hash), out.begin());
+  return out;
+}
+
+Status check_next_seq(Sequence expected, Sequence seq) {
+  if (seq == expected) return {};
+  return corruption_error("seq " + std::to_string(expected.value) + " is missing: the next stored event is seq " +
+                          std::to_string(seq.value));
 }
 
 }  // namespace cs

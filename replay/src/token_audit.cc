@@ -115,11 +115,17 @@ class Auditor {
   AuditReport finish(Sequence head) {
     report_.options = options_;
     report_.head = head;
+    char stamp[timestamp_chars_max];
     for (auto& [customer, t] : tracks_) {
+      auto& days = t.audit->days;
       for (const auto& [number, figures] : t.days) {
-        audits_[customer].days[format_timestamp(Timestamp{number * micros_per_day}).substr(0, 10)] = figures;
+        // Days in order make dates in order: each goes in at the end.
+        const std::size_t length = write_timestamp(Timestamp{number * micros_per_day}, stamp);
+        const std::string_view date(stamp, static_cast<std::size_t>(std::find(stamp, stamp + length, 'T') - stamp));
+        days.emplace_hint(days.end(), date, figures);
       }
     }
+    report_.customers.reserve(audits_.size());
     for (auto& [customer, audit] : audits_) {
       auto& f = audit.figures;
       f.balance_end = f.balance_start + f.purchased + f.allocated - f.used;

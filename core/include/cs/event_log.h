@@ -238,6 +238,9 @@ class EventLog {
   Result<std::vector<RecordedEvent>> read_all(const ReadQuery& query) const;
   // The event at `seq`; not_found past the head.
   Result<RecordedEvent> read_event(Sequence seq) const;
+  // The chain hash stored with the event at `seq`, its bytes not decoded:
+  // what a chain check from seq + 1 is anchored on. not_found past the head.
+  Result<Hash> stored_hash(Sequence seq) const;
   // The event whose id is `id`, if the log holds it (one point lookup).
   Result<std::optional<RecordedEvent>> find_event(const Uuid& id) const;
 

@@ -30,7 +30,9 @@ enum class DecodeOn {
 // Same contract as EventLog::read (`visit` returning false stops the read;
 // errors are the read's, a stored event that does not decode is corruption
 // naming its sequence, after the events before it were visited), with
-// `visit` called on the calling thread, in order.
+// `visit` called on the calling thread, in order. With verify_chain, each
+// link is checked by the thread that decodes its event, and a broken one is
+// reported as EventLog::read reports it, after the events before it.
 Status read_ahead(const EventLog& log, const ReadQuery& query, const EventLog::Visitor& visit,
                   DecodeOn decode_on = DecodeOn::whichever_is_idle);
 

@@ -55,4 +55,17 @@ Status decode_stored_at(Sequence seq, std::string_view value, RecordedEvent& out
 // SHA-256(previous || canonical). The first event's previous hash is all zero.
 Hash chain_hash(const Hash& previous, std::string_view canonical);
 
+// A link of the chain: the value stored under `seq` ends with
+// chain_hash(previous, the bytes before it), `previous` being the hash the
+// event before it ends with. Ok, or broken_chain naming `seq` (corruption
+// when the value is too short to hold a hash). Each link needs only the
+// stored bytes of two neighbours, so links can be checked in any order.
+Status check_chain_link(Sequence seq, std::string_view value, const Hash& previous);
+// The hash a stored value ends with (zero when it is too short to hold one:
+// check_chain_link reports that value).
+Hash stored_chain_hash(std::string_view value);
+// Whole-log reads check the chain over gap-free sequences: corruption
+// naming `expected` when `seq` (the next stored one) is not it.
+Status check_next_seq(Sequence expected, Sequence seq);
+
 }  // namespace cs
