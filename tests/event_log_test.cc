@@ -133,6 +133,25 @@ TEST_F(EventLogTest, AppendingKnownIdsIsANoOpReturningTheOriginalPositions) {
   EXPECT_EQ(log_->head(), Sequence(2));
 }
 
+// An open that says it will not append (a rebuild's, an audit's) has no
+// memtable structures for appends; an append through it still does what any
+// append does, and a normal open after it sees the same log.
+TEST_F(EventLogTest, AnOpenWithoutAppendsStillAppendsCorrectly) {
+  append_ok({make_event(test::customer_created(1), 1, ExpectedVersion::no_stream())});
+  log_.reset();
+  log_ = test::open_log(dir_.path(), {.appends = false});
+  auto first = append_ok({make_event(test::token_purchased(1, 10), 2), make_event(test::customer_created(2), 3)});
+  EXPECT_EQ(first.positions.front().seq, Sequence(2));
+  auto again = append_ok({make_event(test::token_purchased(1, 10), 2), make_event(test::customer_created(2), 3)});
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(seqs(read({.stream = "customer-" + uuid(2).to_string()})), (std::vector<std::uint64_t>{3}));
+  log_.reset();
+  log_ = test::open_log(dir_.path());
+  EXPECT_TRUE(append_ok({make_event(test::customer_created(2), 3)}).duplicate);
+  EXPECT_EQ(seqs(read({.verify_chain = true})), (std::vector<std::uint64_t>{1, 2, 3}));
+  EXPECT_EQ(seqs(read({.stream = "customer-" + uuid(2).to_string()})), (std::vector<std::uint64_t>{3}));
+}
+
 // The event-id family's memtable is small (it is flushed in the background
 // every ~95,000 ids, event_log.cc): ids that went to table files by the
 // flushes, ids still in the memtable, and ids of a reopened log are all

@@ -127,7 +127,9 @@ class StreamPrefixTransform : public rocksdb::SliceTransform {
   }
 };
 
-rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_only = false) {
+// `appends`: the open serves appends (memtable structures that only they
+// use); false for read-only opens and writable ones that do not append.
+rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool appends = true) {
   rocksdb::ColumnFamilyOptions cf;
   if (name == stream_index_family) {
     // Read only by stream (IndexCursor), except two whole scans that ask for
@@ -137,7 +139,7 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     // per stream it touches, scattered over the key space: the memtable keeps
     // a hint per stream (its last insert) so the next block of that stream
     // goes in beside it instead of by a skiplist search from the top.
-    if (!read_only) cf.memtable_insert_with_hint_prefix_extractor = cf.prefix_extractor;
+    if (appends) cf.memtable_insert_with_hint_prefix_extractor = cf.prefix_extractor;
     cf.memtable_prefix_bloom_size_ratio = 0.02;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -150,21 +152,19 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    cf.memtable_whole_key_filtering = true;
-    // 1% of the 64 MiB write buffer: over 10 bits per entry of a full
-    // memtable of states (a few hundred bytes each), enough for a bloom. The bloom is zeroed when the
-    // memtable is made, at every open and for every family a rebuild makes;
-    // at 5% that was 3.2 MiB of page faults per family.
-    cf.memtable_prefix_bloom_size_ratio = 0.01;
+    // No memtable bloom: it would answer only lookups of entities not seen
+    // yet that miss the fold's own entity cache, one per new entity, while
+    // it is zeroed (640 KiB at 1%) for every memtable made, at every open
+    // for every family and for every family a rebuild makes.
   }
   if (name == event_ids_family) {
     // Random 16-byte keys, point lookups only ("is this id known?", which
     // usually misses): a hashed memtable makes the insert O(1) instead of a
     // skiplist search, and bloom filters answer the misses on disk.
     cf.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(16));
-    // A read-only open never inserts: its buckets would only cost
-    // page faults (a third of a read command's open time).
-    if (!read_only) cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
+    // An open that never inserts ids: the buckets would only cost page
+    // faults (a third of a read command's open time).
+    if (appends) cf.memtable_factory.reset(rocksdb::NewHashLinkListRepFactory(hash_buckets));
     cf.write_buffer_size = event_ids_write_buffer_bytes;
     // 2% of the write buffer (164 KiB): about 13 bits per id of a full
     // memtable.
@@ -173,7 +173,7 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool read_onl
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   }
-  if (read_only) {
+  if (!appends) {
     // Memtable blooms are zeroed at open (megabytes each) and serve inserts.
     cf.memtable_prefix_bloom_size_ratio = 0;
     cf.memtable_whole_key_filtering = false;
@@ -247,7 +247,8 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     if (std::find(names.begin(), names.end(), added_later) == names.end() && !read_only) names.push_back(added_later);
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& name : names) descriptors.emplace_back(name, family_options(name, read_only));
+  const bool appends = !read_only && log->options_.appends;
+  for (const auto& name : names) descriptors.emplace_back(name, family_options(name, appends));
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;

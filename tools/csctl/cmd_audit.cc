@@ -54,7 +54,7 @@ int run_audit(const Args& args) {
     std::cerr << "csctl audit: --to must be after --from\n";
     return exit_error;
   }
-  auto log = open_log_or_report("audit", vm, /*create_if_missing=*/false);
+  auto log = open_log_without_appends("audit", vm);
   if (!log) return exit_error;
   auto engine = open_engine_or_report("audit", *log);
   if (!engine) return exit_error;

@@ -129,7 +129,7 @@ int run_rebuild(const Args& args) {
                         "customers, users, subscriptions, tokens or all");
   po::variables_map vm;
   if (auto code = parse_options("rebuild", "--data-dir DIR [--projection NAME|all]", options, args, vm)) return *code;
-  auto log = open_log_or_report("rebuild", vm, /*create_if_missing=*/false);
+  auto log = open_log_without_appends("rebuild", vm);
   if (!log) return exit_error;
   auto engine = open_engine_or_report("rebuild", *log);
   if (!engine) return exit_error;

@@ -39,7 +39,7 @@ std::filesystem::path master_key_file(const po::variables_map& vm) {
 
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
                                              bool create_if_missing, bool sync, bool read_only,
-                                             bool create_master_key) {
+                                             bool create_master_key, bool appends) {
   std::string dir = vm["data-dir"].as<std::string>();
   EventLogOptions options;
   options.create_if_missing = create_if_missing && !read_only;
@@ -47,6 +47,7 @@ std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const p
   options.sync_each_group = sync;
   options.master_key_file = master_key_file(vm);
   options.create_master_key = create_master_key;
+  options.appends = appends;
   std::error_code ec;
   const bool key_existed = std::filesystem::exists(options.master_key_file, ec);
   auto log = EventLog::open(dir, options);

@@ -42,9 +42,15 @@ std::filesystem::path master_key_file(const po::variables_map& vm);
 // Opens the log in --data-dir; prints the error and returns null on failure.
 // `read_only`: commands that only read never create or change anything there.
 // `create_master_key`: a new log gets a master key file when none exists.
+// `appends`: false for commands that write but never append (EventLogOptions).
 std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const po::variables_map& vm,
                                              bool create_if_missing, bool sync = true, bool read_only = false,
-                                             bool create_master_key = true);
+                                             bool create_master_key = true, bool appends = true);
+// A writable open for commands that keep projections but never append.
+inline std::unique_ptr<EventLog> open_log_without_appends(const std::string& command, const po::variables_map& vm) {
+  return open_log_or_report(command, vm, /*create_if_missing=*/false, /*sync=*/true, /*read_only=*/false,
+                            /*create_master_key=*/true, /*appends=*/false);
+}
 inline std::unique_ptr<EventLog> open_log_read_only(const std::string& command, const po::variables_map& vm) {
   return open_log_or_report(command, vm, /*create_if_missing=*/false, /*sync=*/true, /*read_only=*/true);
 }

@@ -67,6 +67,11 @@ struct EventLogOptions {
   // family created; append, import and column_family fail. Runs beside a
   // writer (it sees what was committed when it opened).
   bool read_only = false;
+  // false: a writable open for work that does not append (a rebuild, an
+  // audit): the log's families are opened without what serves only appends
+  // (the stream index's memtable bloom, the id family's hashed buckets),
+  // megabytes zeroed at every open. Appending still works, only slower.
+  bool appends = true;
   std::size_t event_size_bytes_max = limits::event_size_bytes_max;
   std::size_t append_events_max = limits::append_events_max;
   std::size_t group_commit_events_max = limits::group_commit_events_max;
