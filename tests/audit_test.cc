@@ -101,10 +101,12 @@ TEST_F(AuditTest, WindowFiguresByFeatureUserAndDay) {
   EXPECT_EQ(c.used_by_feature, (std::map<std::string, std::int64_t>{{"export", 10}, {"report", 5}}));
   EXPECT_EQ(c.used_by_user, (std::map<Uuid, std::int64_t>{{user_a, 10}, {user_b, 5}}));
   ASSERT_EQ(c.days.size(), 2u);
-  EXPECT_EQ(c.days.at("2026-01-03").allocated, 20);
-  EXPECT_EQ(c.days.at("2026-01-03").balance_end, 90);
-  EXPECT_EQ(c.days.at("2026-01-04").used, 15);
-  EXPECT_EQ(c.days.at("2026-01-04").balance_end, 75);
+  EXPECT_EQ(c.days[0].first, "2026-01-03");
+  EXPECT_EQ(c.days[0].second.allocated, 20);
+  EXPECT_EQ(c.days[0].second.balance_end, 90);
+  EXPECT_EQ(c.days[1].first, "2026-01-04");
+  EXPECT_EQ(c.days[1].second.used, 15);
+  EXPECT_EQ(c.days[1].second.balance_end, 75);
   EXPECT_EQ(r.totals.balance_end, 75);
   EXPECT_EQ(c.balance_points.size(), 3u);
 }

@@ -118,12 +118,14 @@ class Auditor {
     char stamp[timestamp_chars_max];
     for (auto& [customer, t] : tracks_) {
       auto& days = t.audit->days;
+      days.reserve(t.days.size());
       for (const auto& [number, figures] : t.days) {
-        // Days in order make dates in order: each goes in at the end.
+        // Days in order make dates in order.
         const std::size_t length = write_timestamp(Timestamp{number * micros_per_day}, stamp);
         const std::string_view date(stamp, static_cast<std::size_t>(std::find(stamp, stamp + length, 'T') - stamp));
-        days.emplace_hint(days.end(), date, figures);
+        days.emplace_back(date, figures);
       }
+      std::vector<std::pair<std::int64_t, DayFigures>>().swap(t.days);
     }
     report_.customers.reserve(audits_.size());
     for (auto& [customer, audit] : audits_) {

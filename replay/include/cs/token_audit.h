@@ -53,7 +53,10 @@ struct CustomerAudit {
   TokenFigures figures;
   std::map<std::string, std::int64_t> used_by_feature;
   std::map<Uuid, std::int64_t> used_by_user;
-  std::map<std::string, DayFigures> days;  // "2026-03-01" -> figures, in the window
+  // ("2026-03-01", figures) for each day of the window with token events, in
+  // date order. A vector, not a map: hundreds of thousands of days in a big
+  // audit, built in order and only ever walked.
+  std::vector<std::pair<std::string, DayFigures>> days;
   // (timestamp, balance after the event, seq) for every token event in the window.
   struct Point {
     Timestamp at;
