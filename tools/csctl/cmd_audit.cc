@@ -9,6 +9,14 @@
 #include "progress.h"
 
 namespace cs::csctl {
+namespace {
+
+// The report lives until the process ends: freeing a big one node by node
+// (a 515k-event log's has some 200,000 allocations) took 5% of the audit,
+// for memory the exit gives back at once. Still reachable, so not a leak.
+const AuditReport* report_kept_until_exit = nullptr;
+
+}  // namespace
 
 int run_audit(const Args& args) {
   po::options_description options("audit options");
@@ -76,7 +84,9 @@ int run_audit(const Args& args) {
       return exit_error;
     }
   }
-  return report->findings.empty() ? exit_ok : exit_findings;
+  const bool clean = report->findings.empty();
+  report_kept_until_exit = new AuditReport(std::move(*report));
+  return clean ? exit_ok : exit_findings;
 }
 
 }  // namespace cs::csctl
