@@ -176,6 +176,39 @@ TEST_F(AuditTest, StoredProjectionBalanceDifferentFromTheLog) {
   expect_single(audit(), last, "projection-mismatch", "stored account says balance 999");
 }
 
+// Many customers' accounts are compared in one pass beside the log's: a
+// forged one and a missing one are each found and named, wherever they sit
+// in key order, and the others are not.
+TEST_F(AuditTest, EveryStoredAccountIsComparedAndEachMismatchNamesItsCustomer) {
+  std::vector<Uuid> customers;
+  std::vector<Sequence> last_use;
+  for (int i = 0; i < 40; ++i) {
+    customers.push_back(test::uuid(5'000 + 7 * i));
+    add(TokenPurchased{customers.back(), 50 + i, 100, "EUR", "pay"}, day_hour(1, 0));
+    last_use.push_back(add(TokenUsed{customers.back(), 10, test::uuid(7'000 + i), user_a, "export"}, day_hour(1, 1)));
+  }
+  const std::size_t forged_at = 11, missing_at = 27;
+  {
+    auto engine = ProjectionEngine::open(*log_);
+    ASSERT_TRUE((*engine)->catch_up().ok());
+    TokenAccount forged = *(*engine)->token_account(customers[forged_at]).value();
+    forged.used = 3;
+    auto family = *log_->column_family("proj.tokens.1");
+    ASSERT_TRUE(log_->db().Put({}, family, projection_keys::entity(customers[forged_at]), encode_state(forged)).ok());
+    ASSERT_TRUE(log_->db().Delete({}, family, projection_keys::entity(customers[missing_at])).ok());
+  }
+  auto r = audit();
+  ASSERT_EQ(r.findings.size(), 2u);
+  EXPECT_EQ(r.findings[0].rule, "projection-mismatch");
+  EXPECT_EQ(r.findings[0].customer, customers[forged_at]);
+  EXPECT_EQ(r.findings[0].seq, last_use[forged_at]);
+  EXPECT_NE(r.findings[0].message.find("used 3), the log gives"), std::string::npos) << r.findings[0].message;
+  EXPECT_EQ(r.findings[1].rule, "projection-mismatch");
+  EXPECT_EQ(r.findings[1].customer, customers[missing_at]);
+  EXPECT_EQ(r.findings[1].seq, last_use[missing_at]);
+  EXPECT_NE(r.findings[1].message.find("no stored token account"), std::string::npos) << r.findings[1].message;
+}
+
 TEST_F(AuditTest, BrokenChainIsNamedAndTheAuditGoesOn) {
   open_customer();
   purchase(100, day_hour(1, 0));

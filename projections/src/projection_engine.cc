@@ -496,4 +496,20 @@ Result<std::vector<CustomerState>> ProjectionEngine::customers(std::optional<Cus
   return out;
 }
 
+Result<std::vector<TokenAccount>> ProjectionEngine::token_accounts() const {
+  std::shared_lock lock(swap_mu_);
+  std::vector<TokenAccount> out;
+  rocksdb::ReadOptions once;
+  once.fill_cache = false;  // one pass: its blocks would only evict others
+  std::unique_ptr<rocksdb::Iterator> it(log_.db().NewIterator(once, slot("tokens")->family));
+  std::string prefix(1, projection_keys::entity_tag);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto state = decode_state<TokenAccount>(it->value().ToStringView());
+    if (!state.ok()) return state.error();
+    out.push_back(std::move(*state));
+  }
+  if (!it->status().ok()) return fatal_error("projections: scan token accounts: " + it->status().ToString());
+  return out;
+}
+
 }  // namespace cs

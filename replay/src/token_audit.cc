@@ -85,20 +85,31 @@ class Auditor {
 
   // Stored token accounts against the log's.
   Status compare_projection(ProjectionEngine& projections) {
-    for (auto& [customer, t] : tracks_) {
-      auto stored = projections.token_account(customer);
-      if (!stored.ok()) return stored.error();
+    // One pass over the stored accounts beside the tracks in the same
+    // order: a point lookup per customer cost 1.7 us each.
+    auto accounts = projections.token_accounts();
+    if (!accounts.ok()) return accounts.error();
+    std::vector<std::pair<Uuid, const Track*>> in_order;
+    in_order.reserve(tracks_.size());
+    for (const auto& [customer, t] : tracks_) in_order.emplace_back(customer, &t);
+    std::sort(in_order.begin(), in_order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto next_account = accounts->cbegin();
+    for (const auto& [customer, track] : in_order) {
+      const Track& t = *track;
+      while (next_account != accounts->cend() && next_account->customer_id < customer) ++next_account;
+      std::optional<TokenAccount> stored;
+      if (next_account != accounts->cend() && next_account->customer_id == customer) stored = *next_account;
       TokenAccount expected;
       expected.purchased = t.purchased;
       expected.allocated = t.allocated;
       expected.used = t.used;
       expected.balance = t.balance;
-      if (!*stored) {
+      if (!stored) {
         find(t.last_token_seq, "projection-mismatch", customer, "no stored token account, the log gives balance " +
                                                                     std::to_string(t.balance));
         continue;
       }
-      const TokenAccount& s = **stored;
+      const TokenAccount& s = *stored;
       if (s.purchased != expected.purchased || s.allocated != expected.allocated || s.used != expected.used ||
           s.balance != expected.balance) {
         find(t.last_token_seq, "projection-mismatch", customer,

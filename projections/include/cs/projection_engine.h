@@ -108,6 +108,9 @@ class ProjectionEngine {
   // Every customer, filtered; ordered by customer id.
   Result<std::vector<CustomerState>> customers(std::optional<CustomerStatus> status,
                                                std::optional<CustomerType> type) const;
+  // Every token account, ordered by customer id: one pass over the family,
+  // for callers that want most of them (an audit) rather than a lookup each.
+  Result<std::vector<TokenAccount>> token_accounts() const;
 
  private:
   struct Slot {
