@@ -209,6 +209,32 @@ TEST_F(AuditTest, EveryStoredAccountIsComparedAndEachMismatchNamesItsCustomer) {
   EXPECT_NE(r.findings[1].message.find("no stored token account"), std::string::npos) << r.findings[1].message;
 }
 
+// A customer's sums by feature and by user are right however many keys the
+// log names: a few (kept in a small vector) or many (past 16, a map), each
+// key summed over all its uses.
+TEST_F(AuditTest, UsageIsSummedByFeatureAndByUserHoweverManyThereAre) {
+  open_customer();
+  purchase(100'000, day_hour(1, 0));
+  std::map<std::string, std::int64_t> by_feature;
+  std::map<Uuid, std::int64_t> by_user;
+  for (int i = 0; i < 200; ++i) {
+    // 3 features and 2 users for the first 60 uses, then 40 and 25.
+    const int features = i < 60 ? 3 : 40, users = i < 60 ? 2 : 25;
+    const std::string feature = "feature-" + std::to_string(i * 7 % features);
+    const Uuid user = uuid(30 + i * 11 % users);
+    const std::int64_t amount = 1 + i % 5;
+    use(amount, day_hour(2, i % 24), uuid(1'000 + i), user, feature);
+    by_feature[feature] += amount;
+    by_user[user] += amount;
+  }
+  auto r = audit();
+  ASSERT_EQ(r.customers.size(), 1u);
+  EXPECT_EQ(r.customers[0].used_by_feature, by_feature);
+  EXPECT_EQ(r.customers[0].used_by_user, by_user);
+  EXPECT_EQ(by_feature.size(), 40u);
+  EXPECT_EQ(by_user.size(), 25u);
+}
+
 TEST_F(AuditTest, BrokenChainIsNamedAndTheAuditGoesOn) {
   open_customer();
   purchase(100, day_hour(1, 0));

@@ -22,6 +22,48 @@ std::int64_t day_of(Timestamp t) {
   return t.micros >= 0 ? t.micros / micros_per_day : (t.micros - micros_per_day + 1) / micros_per_day;
 }
 
+// Per-key sums of one customer (tokens by feature, by user): a handful of
+// keys nearly always, so a vector searched in order, where a std::map per
+// customer cost a cache miss per node on every use. Past small_sums_max
+// keys (a log can name any number) it goes over to the map.
+template <class Key>
+class SmallSums {
+ public:
+  static constexpr std::size_t small_sums_max = 16;
+
+  void add(const Key& key, std::int64_t amount) {
+    if (!large_.empty()) {
+      large_[key] += amount;
+      return;
+    }
+    for (auto& [k, sum] : small_) {
+      if (k == key) {
+        sum += amount;
+        return;
+      }
+    }
+    if (small_.size() < small_sums_max) {
+      small_.emplace_back(key, amount);
+      return;
+    }
+    for (auto& [k, sum] : small_) large_.emplace(std::move(k), sum);
+    small_.clear();
+    large_[key] += amount;
+  }
+
+  // Adds every sum into `out` (the report's map).
+  void move_into(std::map<Key, std::int64_t>& out) {
+    for (auto& [k, sum] : small_) out[std::move(k)] += sum;
+    for (auto& [k, sum] : large_) out[k] += sum;
+    small_.clear();
+    large_.clear();
+  }
+
+ private:
+  std::vector<std::pair<Key, std::int64_t>> small_;
+  std::map<Key, std::int64_t> large_;
+};
+
 // What the scan tracks per customer over the whole history.
 struct Track {
   std::int64_t balance = 0;  // in log order, all events
@@ -33,6 +75,8 @@ struct Track {
   // (day number, figures) in the window, sorted; events come mostly in time
   // order, so this is nearly always an append.
   std::vector<std::pair<std::int64_t, DayFigures>> days;
+  SmallSums<std::string> used_by_feature;  // in the window
+  SmallSums<Uuid> used_by_user;            // in the window
 };
 
 class Auditor {
@@ -70,8 +114,8 @@ class Auditor {
       if (in_window(e)) {
         t.audit->figures.used += p->amount;
         day(t, e).used += p->amount;
-        t.audit->used_by_feature[p->feature] += p->amount;
-        t.audit->used_by_user[p->user_id] += p->amount;
+        t.used_by_feature.add(p->feature, p->amount);
+        t.used_by_user.add(p->user_id, p->amount);
       }
     }
     t.balance += delta;
@@ -137,6 +181,8 @@ class Auditor {
         days.emplace_back(date, figures);
       }
       std::vector<std::pair<std::int64_t, DayFigures>>().swap(t.days);
+      t.used_by_feature.move_into(t.audit->used_by_feature);
+      t.used_by_user.move_into(t.audit->used_by_user);
     }
     report_.customers.reserve(audits_.size());
     for (auto& [customer, audit] : audits_) {
