@@ -98,8 +98,8 @@ TEST_F(AuditTest, WindowFiguresByFeatureUserAndDay) {
   EXPECT_EQ(c.figures.allocated, 20);
   EXPECT_EQ(c.figures.used, 15);
   EXPECT_EQ(c.figures.balance_end, 75);
-  EXPECT_EQ(c.used_by_feature, (std::map<std::string, std::int64_t>{{"export", 10}, {"report", 5}}));
-  EXPECT_EQ(c.used_by_user, (std::map<Uuid, std::int64_t>{{user_a, 10}, {user_b, 5}}));
+  EXPECT_EQ(c.used_by_feature, (std::vector<std::pair<std::string, std::int64_t>>{{"export", 10}, {"report", 5}}));
+  EXPECT_EQ(c.used_by_user, (std::vector<std::pair<Uuid, std::int64_t>>{{user_a, 10}, {user_b, 5}}));
   ASSERT_EQ(c.days.size(), 2u);
   EXPECT_EQ(c.days[0].first, "2026-01-03");
   EXPECT_EQ(c.days[0].second.allocated, 20);
@@ -229,8 +229,9 @@ TEST_F(AuditTest, UsageIsSummedByFeatureAndByUserHoweverManyThereAre) {
   }
   auto r = audit();
   ASSERT_EQ(r.customers.size(), 1u);
-  EXPECT_EQ(r.customers[0].used_by_feature, by_feature);
-  EXPECT_EQ(r.customers[0].used_by_user, by_user);
+  EXPECT_EQ(r.customers[0].used_by_feature,
+            (std::vector<std::pair<std::string, std::int64_t>>(by_feature.begin(), by_feature.end())));
+  EXPECT_EQ(r.customers[0].used_by_user, (std::vector<std::pair<Uuid, std::int64_t>>(by_user.begin(), by_user.end())));
   EXPECT_EQ(by_feature.size(), 40u);
   EXPECT_EQ(by_user.size(), 25u);
 }

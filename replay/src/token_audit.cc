@@ -51,12 +51,18 @@ class SmallSums {
     large_[key] += amount;
   }
 
-  // Adds every sum into `out` (the report's map).
-  void move_into(std::map<Key, std::int64_t>& out) {
-    for (auto& [k, sum] : small_) out[std::move(k)] += sum;
-    for (auto& [k, sum] : large_) out[k] += sum;
-    small_.clear();
-    large_.clear();
+  // The sums in key order, each key once; leaves this empty.
+  std::vector<std::pair<Key, std::int64_t>> take_sorted() {
+    std::vector<std::pair<Key, std::int64_t>> out;
+    if (large_.empty()) {
+      out.swap(small_);
+      std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    } else {
+      out.reserve(large_.size());
+      for (auto& [k, sum] : large_) out.emplace_back(k, sum);
+      large_.clear();
+    }
+    return out;
   }
 
  private:
@@ -181,8 +187,8 @@ class Auditor {
         days.emplace_back(date, figures);
       }
       std::vector<std::pair<std::int64_t, DayFigures>>().swap(t.days);
-      t.used_by_feature.move_into(t.audit->used_by_feature);
-      t.used_by_user.move_into(t.audit->used_by_user);
+      t.audit->used_by_feature = t.used_by_feature.take_sorted();
+      t.audit->used_by_user = t.used_by_user.take_sorted();
     }
     report_.customers.reserve(audits_.size());
     for (auto& [customer, audit] : audits_) {

@@ -51,8 +51,10 @@ struct DayFigures {
 struct CustomerAudit {
   Uuid customer;
   TokenFigures figures;
-  std::map<std::string, std::int64_t> used_by_feature;
-  std::map<Uuid, std::int64_t> used_by_user;
+  // Tokens used in the window by feature and by user, in key order, each key
+  // once (vectors: built once, only walked).
+  std::vector<std::pair<std::string, std::int64_t>> used_by_feature;
+  std::vector<std::pair<Uuid, std::int64_t>> used_by_user;
   // ("2026-03-01", figures) for each day of the window with token events, in
   // date order. A vector, not a map: hundreds of thousands of days in a big
   // audit, built in order and only ever walked.
