@@ -101,10 +101,10 @@ TEST_F(AuditTest, WindowFiguresByFeatureUserAndDay) {
   EXPECT_EQ(c.used_by_feature, (std::vector<std::pair<std::string, std::int64_t>>{{"export", 10}, {"report", 5}}));
   EXPECT_EQ(c.used_by_user, (std::vector<std::pair<Uuid, std::int64_t>>{{user_a, 10}, {user_b, 5}}));
   ASSERT_EQ(c.days.size(), 2u);
-  EXPECT_EQ(c.days[0].first, "2026-01-03");
+  EXPECT_EQ(audit_day_name(c.days[0].first), "2026-01-03");
   EXPECT_EQ(c.days[0].second.allocated, 20);
   EXPECT_EQ(c.days[0].second.balance_end, 90);
-  EXPECT_EQ(c.days[1].first, "2026-01-04");
+  EXPECT_EQ(audit_day_name(c.days[1].first), "2026-01-04");
   EXPECT_EQ(c.days[1].second.used, 15);
   EXPECT_EQ(c.days[1].second.balance_end, 75);
   EXPECT_EQ(r.totals.balance_end, 75);
@@ -305,8 +305,8 @@ std::string reference_audit_json(const AuditReport& r) {
     j["usedByUser"] = ojson::object();
     for (const auto& [user, n] : c.used_by_user) j["usedByUser"][user.to_string()] = n;
     j["days"] = ojson::array();
-    for (const auto& [date, d] : c.days) {
-      j["days"].push_back({{"date", date}, {"purchased", d.purchased}, {"allocated", d.allocated},
+    for (const auto& [day, d] : c.days) {
+      j["days"].push_back({{"date", audit_day_name(day)}, {"purchased", d.purchased}, {"allocated", d.allocated},
                            {"used", d.used}, {"balanceEnd", d.balance_end}});
     }
     out["customers"].push_back(std::move(j));
@@ -346,7 +346,8 @@ TEST_F(AuditTest, JsonReportIsByteIdenticalToNlohmannsIndentedDump) {
   CustomerAudit busy{uuid(2), {1, 2, 3, 4, 2}, {}, {}, {}, {}};
   busy.used_by_feature = {{"caf\xc3\xa9 \"quoted\" \\ \t\x01", 3}, {"export", 1}};
   busy.used_by_user = {{user_a, 3}, {user_b, 1}};
-  busy.days = {{"2026-01-02", {2, 0, 1, 1}}, {"2026-01-03", {0, 3, 3, 1}}};
+  busy.days = {{audit_day_of(*parse_timestamp("2026-01-02T00:00:00Z")), {2, 0, 1, 1}},
+               {audit_day_of(*parse_timestamp("2026-01-03T00:00:00Z")), {0, 3, 3, 1}}};
   edges.customers.push_back(busy);
   edges.totals = {-4, 2, 3, 9, -8};
   edges.findings.push_back({Sequence(3), "negative-balance", customer, "use of 5 tokens takes the balance \"below\" 0"});

@@ -103,10 +103,10 @@ void write_audit_json(const AuditReport& r, std::ostream& out) {
     w.end_object();
     w.key("days");
     w.begin_array();
-    for (const auto& [date, d] : c.days) {
+    for (const auto& [day, d] : c.days) {
       w.begin_object();
       w.key("date");
-      w.string(date);
+      w.string(audit_day_name(day));
       w.key("purchased");
       w.integer(d.purchased);
       w.key("allocated");
@@ -161,8 +161,8 @@ std::string audit_to_csv(const AuditReport& r) {
     out << "customer," << id << ",,,,";
     figures(c.figures);
     out << ",\n";
-    for (const auto& [date, d] : c.days) {
-      out << "day," << id << ',' << date << ",,,," << d.purchased << ',' << d.allocated << ',' << d.used << ','
+    for (const auto& [day, d] : c.days) {
+      out << "day," << id << ',' << audit_day_name(day) << ",,,," << d.purchased << ',' << d.allocated << ',' << d.used << ','
           << d.balance_end << ",\n";
     }
     for (const auto& [feature, n] : c.used_by_feature) out << "feature," << id << ',' << csv_field(feature) << ",,,,,," << n << ",,\n";
@@ -205,8 +205,8 @@ std::string audit_to_table(const AuditReport& r) {
     out << "used by user:\n";
     for (const auto& [user, n] : c.used_by_user) out << "  " << user.to_string() << ": " << n << "\n";
     out << "per day (purchased / allocated / used / balance at the end of the day):\n";
-    for (const auto& [date, d] : c.days) {
-      out << "  " << date << "  " << d.purchased << " / " << d.allocated << " / " << d.used << " / " << d.balance_end
+    for (const auto& [day, d] : c.days) {
+      out << "  " << audit_day_name(day) << "  " << d.purchased << " / " << d.allocated << " / " << d.used << " / " << d.balance_end
           << "\n";
     }
   }

@@ -17,10 +17,6 @@ void add_saturating(std::int64_t& total, std::int64_t amount) {
 
 constexpr std::int64_t micros_per_day = 86'400'000'000;
 
-// Days since the epoch: a cheap key while scanning, formatted once at the end.
-std::int64_t day_of(Timestamp t) {
-  return t.micros >= 0 ? t.micros / micros_per_day : (t.micros - micros_per_day + 1) / micros_per_day;
-}
 
 // Per-key sums of one customer (tokens by feature, by user): a handful of
 // keys nearly always, so a vector searched in order, where a std::map per
@@ -176,17 +172,8 @@ class Auditor {
   AuditReport finish(Sequence head) {
     report_.options = options_;
     report_.head = head;
-    char stamp[timestamp_chars_max];
     for (auto& [customer, t] : tracks_) {
-      auto& days = t.audit->days;
-      days.reserve(t.days.size());
-      for (const auto& [number, figures] : t.days) {
-        // Days in order make dates in order.
-        const std::size_t length = write_timestamp(Timestamp{number * micros_per_day}, stamp);
-        const std::string_view date(stamp, static_cast<std::size_t>(std::find(stamp, stamp + length, 'T') - stamp));
-        days.emplace_back(date, figures);
-      }
-      std::vector<std::pair<std::int64_t, DayFigures>>().swap(t.days);
+      t.audit->days = std::move(t.days);
       t.audit->used_by_feature = t.used_by_feature.take_sorted();
       t.audit->used_by_user = t.used_by_user.take_sorted();
     }
@@ -278,7 +265,7 @@ class Auditor {
     return !before_window(e) && !(options_.to && e.timestamp >= *options_.to);
   }
   static DayFigures& day(Track& t, const RecordedEvent& e) {
-    std::int64_t number = day_of(e.timestamp);
+    std::int64_t number = audit_day_of(e.timestamp);
     if (t.days.empty() || t.days.back().first < number) return t.days.emplace_back(number, DayFigures{}).second;
     if (t.days.back().first == number) return t.days.back().second;
     auto it = std::lower_bound(t.days.begin(), t.days.end(), number,
@@ -307,6 +294,16 @@ class Auditor {
 };
 
 }  // namespace
+
+std::int64_t audit_day_of(Timestamp t) {
+  return t.micros >= 0 ? t.micros / micros_per_day : (t.micros - micros_per_day + 1) / micros_per_day;
+}
+
+std::string audit_day_name(std::int64_t day) {
+  char stamp[timestamp_chars_max];
+  const std::size_t length = write_timestamp(Timestamp{day * micros_per_day}, stamp);
+  return std::string(stamp, static_cast<std::size_t>(std::find(stamp, stamp + length, 'T') - stamp));
+}
 
 Result<AuditReport> audit_tokens(const EventLog& log, ProjectionEngine* projections, const AuditOptions& options,
                                  const Progress& progress) {

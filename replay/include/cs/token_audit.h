@@ -55,10 +55,11 @@ struct CustomerAudit {
   // once (vectors: built once, only walked).
   std::vector<std::pair<std::string, std::int64_t>> used_by_feature;
   std::vector<std::pair<Uuid, std::int64_t>> used_by_user;
-  // ("2026-03-01", figures) for each day of the window with token events, in
-  // date order. A vector, not a map: hundreds of thousands of days in a big
-  // audit, built in order and only ever walked.
-  std::vector<std::pair<std::string, DayFigures>> days;
+  // (day, figures) for each day of the window with token events, in date
+  // order; a day counts from 1970-01-01 UTC (audit_day_name prints it). A
+  // vector of numbers, not a map of names: hundreds of thousands of days in a
+  // big audit, built in order as the scan meets them and only ever walked.
+  std::vector<std::pair<std::int64_t, DayFigures>> days;
   // (timestamp, balance after the event, seq) for every token event in the window.
   struct Point {
     Timestamp at;
@@ -83,6 +84,10 @@ struct AuditReport {
   std::uint64_t events_scanned = 0;
   Sequence head;
 };
+
+// The day of `t` (days since 1970-01-01, UTC), and its name, "2026-03-01".
+std::int64_t audit_day_of(Timestamp t);
+std::string audit_day_name(std::int64_t day);
 
 // Points kept per customer for the chart; past it, every other one is dropped.
 inline constexpr std::size_t audit_balance_points_max = 2'000;
