@@ -152,6 +152,22 @@ TEST_F(EventLogTest, AnOpenWithoutAppendsStillAppendsCorrectly) {
   EXPECT_EQ(seqs(read({.stream = "customer-" + uuid(2).to_string()})), (std::vector<std::uint64_t>{3}));
 }
 
+// Each writable open starts a new RocksDB info LOG; the old ones are
+// removed past info_log_files_kept, so commands run against a store over
+// months do not fill its directory with them (RocksDB's default kept 1,000).
+TEST_F(EventLogTest, WritableOpensKeepABoundedNumberOfInfoLogs) {
+  for (std::size_t i = 0; i < info_log_files_kept + 15; ++i) {
+    log_.reset();
+    log_ = test::open_log(dir_.path());
+  }
+  std::size_t info_logs = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    if (entry.path().filename().string().starts_with("LOG")) ++info_logs;
+  }
+  EXPECT_GE(info_logs, 2u);
+  EXPECT_LE(info_logs, info_log_files_kept);
+}
+
 // The event-id family's memtable is small (it is flushed in the background
 // every ~95,000 ids, event_log.cc): ids that went to table files by the
 // flushes, ids still in the memtable, and ids of a reopened log are all

@@ -200,6 +200,10 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   db_options.create_if_missing = log->options_.create_if_missing;
   db_options.create_missing_column_families = true;
   db_options.max_open_files = 512;
+  // Every writable open starts a new info LOG and keeps the last one as
+  // LOG.old.<time>; RocksDB keeps 1,000 of them by default, so a data
+  // directory that csctl commands open gathered hundreds of files.
+  db_options.keep_log_file_num = info_log_files_kept;
   // The hashed memtable of event_ids does not take concurrent inserts; the
   // group commit leader is the only writer anyway.
   db_options.allow_concurrent_memtable_write = false;

@@ -58,6 +58,10 @@ struct StreamFacts;  // core/src/stream_rules.h
 class DataKeys;      // core/src/data_keys.h
 struct PersonalText;
 
+// RocksDB's info logs kept in the log's directory (LOG and its predecessors,
+// LOG.old.<time>): one more each writable open, the oldest removed.
+inline constexpr std::size_t info_log_files_kept = 10;
+
 struct EventLogOptions {
   // true: each group commit waits for its WAL fsync (survives power loss).
   // false: the WAL is written but not synced (survives a process crash only).
