@@ -3,9 +3,11 @@
 // lines that append takes back, stats and verify tell the truth.
 #include <sys/wait.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -184,6 +186,45 @@ TEST(CsctlTest, MalformedLinesAreNamedByNumberAndNothingOfThemIsWritten) {
   EXPECT_NE(conflict.err.find("line 1: stream " + j["stream"].get<std::string>() + ": expected version no-stream"),
             std::string::npos)
       << conflict.err;
+}
+
+TEST(CsctlTest, AppendFromAPipeCommitsWhatHasArrivedWhenItsWriterPauses) {
+  test::TempDir dir;
+  const std::string d = "--data-dir " + (dir / "log").string();
+  auto history = lines(csctl("generate --customers 2 --seed 1").out);
+  ASSERT_GE(history.size(), 5u);
+  const std::string command = std::string(CS_BIN_DIR) + "/csctl append " + d + " 2> " + (dir / "err").string();
+  FILE* feed = ::popen(command.c_str(), "w");
+  ASSERT_NE(feed, nullptr);
+  for (std::size_t i = 0; i < 3; ++i) std::fprintf(feed, "%s\n", history[i].c_str());
+  std::fflush(feed);
+  // The feed stays open: what arrived must be readable beside the writer
+  // before any more comes (a reader opens the log read-only).
+  std::size_t visible = 0;
+  for (int attempt = 0; attempt < 600 && visible < 3; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto read = csctl("read " + d);
+    if (read.exit_code == 0) visible = lines(read.out).size();
+  }
+  EXPECT_EQ(visible, 3u) << "lines written to a paused pipe were not committed";
+  for (std::size_t i = 3; i < history.size(); ++i) std::fprintf(feed, "%s\n", history[i].c_str());
+  const int status = ::pclose(feed);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(lines(csctl("read " + d).out).size(), history.size());
+  EXPECT_EQ(csctl("verify " + d).exit_code, 0);
+}
+
+TEST(CsctlTest, AppendOfAnUnreadableInputSaysWhyAndExitsTwo) {
+  test::TempDir dir;
+  const std::string command = std::string(CS_BIN_DIR) + "/csctl append --data-dir " + (dir / "log").string() +
+                              " < " + dir.path().string() + " 2> " + (dir / "err").string();
+  const int status = std::system(command.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  std::ifstream in(dir / "err");
+  const std::string err((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_NE(err.find("read standard input: Is a directory"), std::string::npos) << err;
 }
 
 TEST(CsctlTest, VerifyExitsNonZeroOnAMissingLog) {

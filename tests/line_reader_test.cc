@@ -1,6 +1,10 @@
 // Proves the block line reader against a plain getline split: lines across
 // block boundaries, CRLF, a last line without a newline, empty lines, and
 // over-long lines (skipped whole, reported, memory bounded), on random inputs.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -16,9 +20,7 @@ struct Line {
   bool operator==(const Line&) const = default;
 };
 
-std::vector<Line> read_all(const std::string& input, std::size_t max) {
-  std::istringstream in(input);
-  LineReader reader(in, max);
+std::vector<Line> read_lines(LineReader& reader) {
   std::vector<Line> out;
   std::string_view line;
   bool too_long = false;
@@ -27,6 +29,22 @@ std::vector<Line> read_all(const std::string& input, std::size_t max) {
     EXPECT_EQ(reader.number(), out.size());
   }
   return out;
+}
+
+std::vector<Line> read_all(const std::string& input, std::size_t max) {
+  std::istringstream in(input);
+  LineReader from_stream(in, max);
+  auto lines = read_lines(from_stream);
+  // The same from a file descriptor.
+  test::TempDir dir;
+  std::ofstream(dir / "input", std::ios::binary) << input;
+  const int fd = ::open((dir / "input").c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0);
+  LineReader from_fd(fd, max);
+  EXPECT_EQ(read_lines(from_fd), lines);
+  EXPECT_EQ(from_fd.read_error(), "");
+  ::close(fd);
+  return lines;
 }
 
 std::vector<Line> reference(const std::string& input, std::size_t max) {
@@ -66,6 +84,49 @@ TEST(LineReaderTest, RandomInputsAcrossBlocksEqualAPlainSplit) {
     if (rng() % 2) input.append(rng() % 100, 'z');
     ASSERT_EQ(read_all(input, max), reference(input, max)) << "round " << round << " max " << max;
   }
+}
+
+TEST(LineReaderTest, APipeWhoseWriterIsIdleIsAPauseAndLinesAcrossWritesJoin) {
+  int ends[2];
+  ASSERT_EQ(::pipe(ends), 0);
+  auto write_all = [&](std::string_view text) {
+    ASSERT_EQ(::write(ends[1], text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  };
+  LineReader reader(ends[0], 100);
+  std::string_view line;
+  bool too_long = false;
+  write_all("first\nsec");
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "first");
+  EXPECT_TRUE(reader.input_paused()) << "half a line buffered, nothing more written";
+  write_all("ond\nthird\n");
+  EXPECT_FALSE(reader.input_paused()) << "more has arrived";
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "second");
+  EXPECT_FALSE(reader.input_paused()) << "a whole line is buffered";
+  ASSERT_TRUE(reader.next(line, too_long));
+  EXPECT_EQ(line, "third");
+  ::close(ends[1]);
+  EXPECT_FALSE(reader.next(line, too_long));
+  EXPECT_FALSE(reader.input_paused()) << "an ended input is not paused";
+  EXPECT_EQ(reader.read_error(), "");
+  ::close(ends[0]);
+
+  std::istringstream in("a\n");
+  LineReader from_stream(in, 100);
+  EXPECT_FALSE(from_stream.input_paused()) << "a stream cannot tell";
+}
+
+TEST(LineReaderTest, AnInputThatCannotBeReadEndsWithItsReason) {
+  test::TempDir dir;
+  const int fd = ::open(dir.path().c_str(), O_RDONLY | O_DIRECTORY);
+  ASSERT_GE(fd, 0);
+  LineReader reader(fd, 100);
+  std::string_view line;
+  bool too_long = false;
+  EXPECT_FALSE(reader.next(line, too_long));
+  EXPECT_NE(reader.read_error(), "");
+  ::close(fd);
 }
 
 }  // namespace

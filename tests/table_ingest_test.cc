@@ -1,7 +1,7 @@
 // Fold batches for empty projection families go in as ingested table files
-// (projections/src/table_ingest.h): what is read back must be what writing
+// (cs/table_ingest.h): what is read back must be what writing
 // the same batches would have left.
-#include "table_ingest.h"
+#include "cs/table_ingest.h"
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>

@@ -19,82 +19,15 @@
 #include "cs/json_codec.h"
 #include "cs/personal_data.h"
 #include "cs/storage_codec.h"
+#include "cs/table_ingest.h"
 #include "data_keys.h"
+#include "event_log_state.h"
 #include "index_cursor.h"
 #include "keys.h"
 #include "rocks_status.h"
 #include "stream_rules.h"
 
 namespace cs {
-
-// Open-addressing maps for the append path's per-event lookups (the node maps
-// of std:: cost a cache miss per lookup, 4% of an append).
-template <class K, class V>
-using FlatMap = absl::flat_hash_map<K, V, std::hash<K>>;
-template <class K>
-using FlatSet = absl::flat_hash_set<K, std::hash<K>>;
-
-inline constexpr const char* events_family = "events";
-inline constexpr const char* stream_index_family = "stream_index";
-inline constexpr const char* type_index_family = "type_index";
-inline constexpr const char* event_ids_family = "event_ids";
-inline constexpr const char* customer_streams_family = "customer_streams";
-inline constexpr const char* data_keys_family = "data_keys";
-// The first byte of a side value stored sealed (SideWrite::seal).
-inline constexpr char sealed_side_tag = static_cast<char>(0xE5);
-
-struct EventLog::Writer {
-  std::span<const NewEvent> events;
-  // The events' payloads with their personal fields sealed, for those that
-  // have any: the stored form; `events` keeps the plaintext the rules check.
-  std::vector<Payload> sealed;
-  std::vector<std::uint32_t> sealed_at;  // per event: index in `sealed`, or not_sealed
-  static constexpr std::uint32_t not_sealed = UINT32_MAX;
-  bool is_sealed(std::size_t i) const { return !sealed_at.empty() && sealed_at[i] != not_sealed; }
-  // Data keys made for these events and not stored yet: written with them.
-  std::vector<std::pair<Uuid, std::string>> unstored_keys;
-  const Payload& stored(std::size_t i) const { return is_sealed(i) ? sealed[sealed_at[i]] : events[i].payload; }
-  std::span<const SideWrite> side_writes;
-  std::vector<rocksdb::ColumnFamilyHandle*> side_families;  // one per side write
-  std::span<const RecordedEvent> imported;  // set instead of `events` by import()
-  Durability durability = Durability::synced;
-  std::size_t size() const { return events.size() + imported.size(); }
-  Result<AppendResult> result{fatal_error("append was not run")};
-  bool done = false;
-  std::condition_variable cv;
-};
-
-struct EventLog::LeaderState {
-  FlatMap<StreamKey, StreamFacts> streams;  // committed, bounded by stream_head_cache_entries_max
-  // The last sequence taken in each sequenced side family (loaded on first
-  // use; staged values count, since a failed write stops all appends).
-  std::unordered_map<rocksdb::ColumnFamilyHandle*, std::uint64_t> side_sequences;
-};
-
-// What one group commit has staged so far, on top of what is in the database.
-struct EventLog::GroupState {
-  Sequence last_seq;
-  Hash last_hash{};
-  Timestamp recorded_at;
-  FlatMap<StreamKey, StreamFacts> streams;  // staged facts
-  std::uint64_t new_streams = 0;
-  struct StagedId {
-    Sequence seq;
-    StreamVersion version;
-    StreamKey stream;
-    const Payload* payload;  // the staging writer's, alive until the group is done
-  };
-  FlatMap<Uuid, StagedId> ids;
-  // One index block per stream and per type, written at the end of the group.
-  struct StreamBlock {
-    std::uint64_t first_version = 0;
-    std::vector<std::uint64_t> seqs;
-  };
-  FlatMap<StreamKey, StreamBlock> stream_blocks;
-  std::map<EventType, std::vector<std::uint64_t>> type_blocks;
-  FlatSet<Uuid> erased;  // customers whose customer.erased is staged
-  std::vector<Uuid> stored_keys;     // data keys whose value is staged
-};
 
 namespace {
 
@@ -307,6 +240,11 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     }
     log->head_seq_ = head->seq.value;
     log->head_hash_ = head->hash;
+  }
+
+  if (!read_only) {
+    // What a bulk writer staged and did not ingest before the process died.
+    if (auto cleared = clear_ingest_staging(dir / bulk_ingest_staging); !cleared.ok()) return cleared.error();
   }
 
   std::string indexed;
@@ -591,18 +529,8 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
     if (!family.ok()) return family.error();
     side_families.push_back(*family);
   }
-  if (events.size() > options_.append_events_max) {
-    return invalid_argument("append: " + std::to_string(events.size()) + " events, at most " +
-                            std::to_string(options_.append_events_max) + " in one append");
-  }
   // Checks that need no log state run before queueing, outside the lock.
-  FlatSet<Uuid> ids;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (auto s = check_event(events[i], i); !s.ok()) return s.error();
-    if (!ids.insert(events[i].id).second) {
-      return invalid_argument("append: event id " + events[i].id.to_string() + " appears twice");
-    }
-  }
+  if (auto checked = check_new_events(events); !checked.ok()) return checked.error();
 
   Writer w;
   w.events = events;
@@ -611,6 +539,38 @@ Result<AppendResult> EventLog::append(std::span<const NewEvent> events, std::spa
   w.side_families = std::move(side_families);
   if (auto s = seal_personal_fields(w); !s.ok()) return s.error();
   return enqueue(w);
+}
+
+Result<std::vector<Uuid>> EventLog::check_new_events(std::span<const NewEvent> events) const {
+  if (events.size() > options_.append_events_max) {
+    return invalid_argument("append: " + std::to_string(events.size()) + " events, at most " +
+                            std::to_string(options_.append_events_max) + " in one append");
+  }
+  std::vector<Uuid> ids;
+  ids.reserve(events.size());
+  FlatSet<Uuid> seen;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (auto s = check_event(events[i], i); !s.ok()) return s.error();
+    if (!seen.insert(events[i].id).second) {
+      return invalid_argument("append: event id " + events[i].id.to_string() + " appears twice");
+    }
+    ids.push_back(events[i].id);
+  }
+  return ids;
+}
+
+Status EventLog::check_imported_events(std::span<const RecordedEvent> events) const {
+  if (events.empty()) return invalid_argument("import: no events");
+  if (events.size() > options_.append_events_max) {
+    return invalid_argument("import: " + std::to_string(events.size()) + " events, at most " +
+                            std::to_string(options_.append_events_max) + " at once");
+  }
+  for (const auto& e : events) {
+    if (auto s = validate_payload(e.payload, e.stored_schema_version, e.sealed); !s.ok()) {
+      return invalid_argument("import: seq " + std::to_string(e.seq.value) + ": " + s.error().message());
+    }
+  }
+  return {};
 }
 
 // Seals the personal fields of the writer's events with their customers'
@@ -644,16 +604,7 @@ Status EventLog::seal_personal_fields(Writer& w) {
 }
 
 Result<AppendResult> EventLog::import(std::span<const RecordedEvent> events) {
-  if (events.empty()) return invalid_argument("import: no events");
-  if (events.size() > options_.append_events_max) {
-    return invalid_argument("import: " + std::to_string(events.size()) + " events, at most " +
-                            std::to_string(options_.append_events_max) + " at once");
-  }
-  for (const auto& e : events) {
-    if (auto s = validate_payload(e.payload, e.stored_schema_version, e.sealed); !s.ok()) {
-      return invalid_argument("import: seq " + std::to_string(e.seq.value) + ": " + s.error().message());
-    }
-  }
+  if (auto s = check_imported_events(events); !s.ok()) return s.error();
   Writer w;
   w.imported = events;
   return enqueue(w);
@@ -729,27 +680,7 @@ void EventLog::commit_group(std::span<Writer*> group) {
   }
   if (staged.empty()) return;
 
-  // In key order: the memtable's skiplist then finds each insert from the
-  // one before (its "splice") instead of from the top, which halves the
-  // cost of these random-keyed inserts.
-  std::vector<std::pair<std::string, const GroupState::StreamBlock*>> stream_blocks;
-  stream_blocks.reserve(state.stream_blocks.size());
-  for (const auto& [stream, block] : state.stream_blocks) {
-    stream_blocks.emplace_back(keys::block_key(keys::stream_prefix_key(stream.name()), block.first_version), &block);
-  }
-  std::sort(stream_blocks.begin(), stream_blocks.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (const auto& [key, block] : stream_blocks) batch.Put(stream_index_cf_, key, keys::encode_block(block->seqs));
-  for (const auto& [type, seqs] : state.type_blocks) {
-    batch.Put(type_index_cf_, keys::block_key(keys::type_prefix_key(type), seqs.front()), keys::encode_block(seqs));
-  }
-  std::uint64_t stream_count = stream_count_ + state.new_streams;
-  if (state.new_streams > 0) {
-    std::string v;
-    keys::put_u64(v, stream_count);
-    batch.Put(std::string(keys::meta_stream_count), v);
-  }
-
+  const std::uint64_t stream_count = finish_group(state, batch);
   rocksdb::WriteOptions write_options;
   // One synced member syncs the whole group (and every deferred write before it).
   write_options.sync = options_.sync_each_group &&
@@ -762,13 +693,64 @@ void EventLog::commit_group(std::span<Writer*> group) {
   if (!written.ok()) {
     // Every writer of the group gets the failure, duplicates too: their ids
     // may have been staged by another writer of this very group.
-    std::lock_guard lock(mu_);
-    failure_ = written.error();
+    Error failure = fail_writes(written.error());
     for (Writer* w : group) {
-      if (w->result.ok()) w->result = written.error();
+      if (w->result.ok()) w->result = failure;
     }
     return;
   }
+  apply_committed(state, stream_count);
+}
+
+namespace {
+
+// `seqs` as index blocks of at most limits::index_block_entries_max
+// positions each, given to `put` as (key, value). A block's key ends with its
+// first position: for a type its first seq (`positions_are_seqs`), for a
+// stream its first version, `first_position` plus the versions before it.
+template <class Put>
+void put_blocks(const std::string& prefix, std::uint64_t first_position, const std::vector<std::uint64_t>& seqs,
+                bool positions_are_seqs, const Put& put) {
+  for (std::size_t begin = 0; begin < seqs.size(); begin += limits::index_block_entries_max) {
+    const std::size_t end = std::min(seqs.size(), begin + limits::index_block_entries_max);
+    const std::vector<std::uint64_t> part(seqs.begin() + static_cast<std::ptrdiff_t>(begin),
+                                          seqs.begin() + static_cast<std::ptrdiff_t>(end));
+    const std::uint64_t first = positions_are_seqs ? part.front() : first_position + begin;
+    put(keys::block_key(prefix, first), keys::encode_block(part));
+  }
+}
+
+}  // namespace
+
+std::uint64_t EventLog::finish_group(const GroupState& state, rocksdb::WriteBatch& batch) const {
+  // In key order: the memtable's skiplist then finds each insert from the
+  // one before (its "splice") instead of from the top, which halves the
+  // cost of these random-keyed inserts.
+  std::vector<std::pair<std::string, const GroupState::StreamBlock*>> stream_blocks;
+  stream_blocks.reserve(state.stream_blocks.size());
+  for (const auto& [stream, block] : state.stream_blocks) {
+    stream_blocks.emplace_back(keys::stream_prefix_key(stream.name()), &block);
+  }
+  std::sort(stream_blocks.begin(), stream_blocks.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [prefix, block] : stream_blocks) {
+    put_blocks(prefix, block->first_version, block->seqs, /*positions_are_seqs=*/false,
+               [&](const std::string& key, const std::string& value) { batch.Put(stream_index_cf_, key, value); });
+  }
+  for (const auto& [type, seqs] : state.type_blocks) {
+    put_blocks(keys::type_prefix_key(type), seqs.front(), seqs, /*positions_are_seqs=*/true,
+               [&](const std::string& key, const std::string& value) { batch.Put(type_index_cf_, key, value); });
+  }
+  const std::uint64_t stream_count = stream_count_ + state.new_streams;
+  if (state.new_streams > 0) {
+    std::string v;
+    keys::put_u64(v, stream_count);
+    batch.Put(std::string(keys::meta_stream_count), v);
+  }
+  return stream_count;
+}
+
+void EventLog::apply_committed(const GroupState& state, std::uint64_t stream_count) {
   CS_ASSERT(state.last_seq.value >= head_seq_.load(), "sequences never go back");
   stream_count_ = stream_count;
   auto& cache = leader_->streams;
@@ -779,6 +761,12 @@ void EventLog::commit_group(std::span<Writer*> group) {
   std::lock_guard lock(mu_);
   head_hash_ = state.last_hash;
   head_seq_ = state.last_seq.value;
+}
+
+Error EventLog::fail_writes(const Error& written) {
+  std::lock_guard lock(mu_);
+  failure_ = written;
+  return written;
 }
 
 Status EventLog::stage_side_writes(const Writer& w, rocksdb::WriteBatch& batch) {

@@ -4,7 +4,7 @@
 
 #include "cs/read_ahead.h"
 #include "rocks_error.h"
-#include "table_ingest.h"
+#include "cs/table_ingest.h"
 
 namespace cs {
 namespace {
@@ -183,7 +183,10 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
                             }
                           }});
       }
-      return ingest_tables(db, ingest_staging_dir(log_), tables);
+      if (auto st = ingest_tables(db, ingest_staging_dir(log_), tables); !st.ok()) {
+        return Error(st.error().code(), "projections: " + st.error().message());
+      }
+      return {};
     }
     rocksdb::WriteBatch batch;
     for (Slot* s : slots) {

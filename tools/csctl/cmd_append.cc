@@ -1,10 +1,16 @@
 // csctl append: JSON lines from stdin into the log.
 //
-// Valid lines are appended in batches of --batch-size, each batch one atomic
-// append. A bad line (it does not parse, or the log refuses it: a conflict, a
-// partial duplicate) is reported on stderr with its line number; without
-// --skip-invalid the command stops there: every line before it is in the log,
-// nothing from it on. With --skip-invalid it goes on and appends the rest.
+// Lines are checked in batches of --batch-size (a batch is staged as one
+// append: all of it or, when the log refuses it, line by line to name the
+// bad one) and committed in chunks (EventLog::BulkWriter): up to
+// limits::bulk_chunk_bytes_max at a time, and whatever is staged when the
+// input pauses (a pipe whose writer is idle) or ends. A bad line (it does
+// not parse, or the log refuses it: a conflict, a partial duplicate) is
+// reported on stderr with its line number; without --skip-invalid the
+// command stops there: every line before it is in the log, nothing from it
+// on. With --skip-invalid it goes on and appends the rest.
+#include <unistd.h>
+
 #include <iostream>
 #include <thread>
 
@@ -23,13 +29,14 @@ struct Pending {
 
 class Appender {
  public:
-  Appender(EventLog& log, bool skip_invalid) : log_(log), skip_invalid_(skip_invalid) {}
+  Appender(EventLog& log, EventLog::BulkWriter& bulk, bool skip_invalid)
+      : log_(log), bulk_(bulk), skip_invalid_(skip_invalid), head_before_(log.head().value) {}
 
-  // Returns false when the command must stop (a bad line in strict mode, or
-  // an operating error).
+  // Stages the batch. Returns false when the command must stop (a bad line
+  // in strict mode, or an operating error).
   bool flush() {
     if (events_.empty()) return true;
-    auto r = log_.append(events_);
+    auto r = bulk_.append(events_);
     if (r.ok()) {
       record(*r);
       clear();
@@ -38,7 +45,7 @@ class Appender {
     if (!is_about_the_input(r.error())) return operating_error(r.error());
     // Find the offending line(s): the batch again, one line at a time.
     for (std::size_t i = 0; i < events_.size(); ++i) {
-      auto one = log_.append(std::span(&events_[i], 1));
+      auto one = bulk_.append(std::span(&events_[i], 1));
       if (one.ok()) {
         record(*one);
         continue;
@@ -54,6 +61,14 @@ class Appender {
     return true;
   }
 
+  // Commits what is staged. Returns false after an operating error (now or
+  // before: a log that failed a write refuses the rest).
+  bool commit() {
+    if (broken_) return false;
+    if (auto s = bulk_.commit(); !s.ok()) return operating_error(s.error());
+    return true;
+  }
+
   void add(std::uint64_t line_number, NewEvent event) {
     line_numbers_.push_back(line_number);
     events_.push_back(std::move(event));
@@ -64,9 +79,18 @@ class Appender {
     ++rejected_;
   }
 
+  void input_failed(const std::string& why) {
+    std::cerr << "csctl append: read standard input: " << why << "\n";
+    failed_ = true;
+  }
+
+  // What went in is what the head moved by: a chunk that failed to commit
+  // is not counted.
   int finish() const {
-    std::cerr << "appended " << appended_ << " events";
-    if (appended_ > 0) std::cerr << " (seq " << first_seq_ << ".." << last_seq_ << ")";
+    const std::uint64_t head = log_.head().value;
+    const std::uint64_t appended = head - head_before_;
+    std::cerr << "appended " << appended << " events";
+    if (appended > 0) std::cerr << " (seq " << head_before_ + 1 << ".." << head << ")";
     if (duplicates_ > 0) std::cerr << ", " << duplicates_ << " already in the log";
     if (rejected_ > 0) std::cerr << ", " << rejected_ << " lines rejected";
     std::cerr << "\n";
@@ -80,17 +104,11 @@ class Appender {
   }
   bool operating_error(const Error& e) {
     std::cerr << "csctl append: " << e.to_string() << "\n";
-    failed_ = true;
+    failed_ = broken_ = true;
     return false;
   }
   void record(const AppendResult& r) {
-    if (r.duplicate) {
-      duplicates_ += r.positions.size();
-      return;
-    }
-    if (appended_ == 0) first_seq_ = r.positions.front().seq.value;
-    last_seq_ = r.positions.back().seq.value;
-    appended_ += r.positions.size();
+    if (r.duplicate) duplicates_ += r.positions.size();
   }
 
   void clear() {
@@ -99,14 +117,16 @@ class Appender {
   }
 
   EventLog& log_;
+  EventLog::BulkWriter& bulk_;
   bool skip_invalid_;
+  const std::uint64_t head_before_;
   // The batch, appended as it is (no copy); line_numbers_[i] is events_[i]'s.
   std::vector<NewEvent> events_;
   std::vector<std::uint64_t> line_numbers_;
-  std::uint64_t appended_ = 0, duplicates_ = 0, rejected_ = 0, first_seq_ = 0, last_seq_ = 0;
-  bool failed_ = false;
+  std::uint64_t duplicates_ = 0, rejected_ = 0;
+  bool failed_ = false;  // exit 2
+  bool broken_ = false;  // an operating error: nothing more is written
 };
-
 
 // Batches of parsed lines the parsing thread may hold ready.
 constexpr std::size_t parsed_batches_ahead_max = 2;
@@ -121,11 +141,11 @@ struct BadLine {
 struct ParsedBatch {
   std::vector<Pending> events;
   std::optional<BadLine> bad;  // the line right after `events`
+  bool input_paused = false;   // nothing more had arrived: commit what is staged
 };
 
-// Reads and parses stdin into `out` until the input ends or `out` is cancelled.
-void parse_lines(std::istream& in, std::size_t batch_size, BoundedQueue<ParsedBatch>& out) {
-  LineReader reader(in, limits::json_line_bytes_max);
+// Reads and parses lines into `out` until the input ends or `out` is cancelled.
+void parse_lines(LineReader& reader, std::size_t batch_size, BoundedQueue<ParsedBatch>& out) {
   std::string_view line;
   bool too_long = false;
   const Timestamp now = Timestamp::now();
@@ -144,7 +164,9 @@ void parse_lines(std::istream& in, std::size_t batch_size, BoundedQueue<ParsedBa
       batch.events.push_back({reader.number(), to_new_event(*parsed, now)});
       batch_bytes += line.size();
     }
-    if (batch.bad || batch.events.size() >= batch_size || batch_bytes >= limits::append_pending_bytes_max) {
+    batch.input_paused = !batch.events.empty() && reader.input_paused();
+    if (batch.bad || batch.input_paused || batch.events.size() >= batch_size ||
+        batch_bytes >= limits::append_pending_bytes_max) {
       if (!out.push(std::move(batch))) return;
       batch = ParsedBatch{};
       batch_bytes = 0;
@@ -175,11 +197,19 @@ int run_append(const Args& args) {
   if (!log) return exit_error;
 
   const bool skip_invalid = vm.count("skip-invalid") > 0;
-  Appender appender(*log, skip_invalid);
-  // Lines are parsed on a second thread while the log commits the batch
+  auto bulk = log->bulk_writer();
+  if (!bulk.ok()) {
+    std::cerr << "csctl append: " << bulk.error().to_string() << "\n";
+    return exit_error;
+  }
+  // Destroyed before the log, declared after it.
+  const std::unique_ptr<EventLog::BulkWriter> writer = std::move(*bulk);
+  Appender appender(*log, *writer, skip_invalid);
+  // Lines are parsed on a second thread while this one stages the batch
   // before: the two halves of the work overlap on two cores.
+  LineReader reader(STDIN_FILENO, limits::json_line_bytes_max);
   BoundedQueue<ParsedBatch> batches(parsed_batches_ahead_max);
-  std::thread parser([&] { parse_lines(std::cin, batch_size, batches); });
+  std::thread parser([&] { parse_lines(reader, batch_size, batches); });
   ParsedBatch batch;
   bool stopped = false;
   while (!stopped && batches.pop(batch)) {
@@ -190,9 +220,12 @@ int run_append(const Args& args) {
       appender.reject(batch.bad->line_number, batch.bad->message);
       stopped = !skip_invalid;
     }
+    if (!stopped && batch.input_paused && !appender.commit()) stopped = true;
   }
   batches.cancel();
   parser.join();
+  if (!reader.read_error().empty()) appender.input_failed(reader.read_error());
+  appender.commit();
   return appender.finish();
 }
 

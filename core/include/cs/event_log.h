@@ -187,6 +187,9 @@ struct VerifyReport {
 };
 
 class EventLog {
+  struct Writer;      // an append waiting in the group-commit queue
+  struct GroupState;  // what a group commit (or a bulk chunk) staged
+
  public:
   // Opens (creating when allowed) the log in `dir`. Fails with not_found when
   // there is no log and none may be created, invalid_argument when `dir`
@@ -221,6 +224,56 @@ class EventLog {
   // (the log then refuses appends until reopened: what the failed fsync
   // covered may be lost). Any thread; it changes nothing a reader sees.
   Status sync_wal() const;
+
+  // A long run of appends (or imports) by one caller: csctl append and
+  // import. Each call is checked and staged as append() and import() check
+  // them, on top of what the run staged before, and the run is committed in
+  // chunks, each one atomic and durable step: as table files that RocksDB
+  // ingests when the chunk is large (limits::bulk_ingest_events_min events:
+  // no write-ahead log, no memtable, no flush, which were most of an
+  // append's cost), as one write batch when it is small. A chunk is
+  // committed by commit(), and by append/import themselves once it holds
+  // limits::bulk_chunk_bytes_max bytes, or before staging an event id the
+  // chunk already holds (so that the id is checked against the log).
+  // Nothing staged is visible to readers before its chunk is committed; a
+  // crash, or a writer destroyed without commit(), loses the staged chunk,
+  // never part of a committed one, so the log always ends with a whole
+  // chunk. Errors are those of append/import; a failed commit is fatal and
+  // the log then refuses appends until reopened.
+  // While a bulk writer lives it is the log's only writer: append() and
+  // import() from other threads wait for it to be destroyed. Not thread-safe:
+  // one thread uses it, and that thread must not append to the log directly.
+  class BulkWriter {
+   public:
+    ~BulkWriter();
+    BulkWriter(const BulkWriter&) = delete;
+    BulkWriter& operator=(const BulkWriter&) = delete;
+    // As EventLog::append; the positions are final once the chunk commits.
+    Result<AppendResult> append(std::span<const NewEvent> events);
+    // As EventLog::import.
+    Result<AppendResult> import(std::span<const RecordedEvent> events);
+    // Commits the staged chunk (nothing to do when there is none).
+    Status commit();
+    // Events staged and not committed yet.
+    std::size_t staged_events() const { return staged_events_; }
+
+   private:
+    friend class EventLog;
+    explicit BulkWriter(EventLog& log);
+    // Commits first when staging `ids` would repeat one the chunk holds.
+    Status commit_if_staged(const std::vector<Uuid>& ids);
+    Result<AppendResult> staged(Result<AppendResult> result, std::size_t events);
+
+    EventLog& log_;
+    std::unique_ptr<Writer> role_;  // holds the front of the log's writer queue
+    std::unique_ptr<GroupState> chunk_;
+    std::unique_ptr<rocksdb::WriteBatch> batch_;
+    std::size_t staged_events_ = 0;
+  };
+  // Starts a bulk writer, once the appends queued before it are done. The
+  // log must outlive it. Errors: invalid_argument on a read-only log, fatal
+  // when the log refuses appends after a failed write.
+  Result<std::unique_ptr<BulkWriter>> bulk_writer();
 
   // Appends events exported from a log (`csctl export`) with their original
   // positions, recordedAt and schema version: the first must continue this
@@ -354,11 +407,23 @@ class EventLog {
   std::vector<std::string> column_family_names() const;
 
  private:
-  struct Writer;
-  struct GroupState;
   EventLog() = default;
 
   Result<AppendResult> enqueue(Writer& writer);
+  // The checks of append() that need no log state. Returns the events' ids.
+  Result<std::vector<Uuid>> check_new_events(std::span<const NewEvent> events) const;
+  Status check_imported_events(std::span<const RecordedEvent> events) const;
+  // The index blocks and stream count of a staged group, added to its batch;
+  // returns the stream count once it is committed.
+  std::uint64_t finish_group(const GroupState& group, rocksdb::WriteBatch& batch) const;
+  // After a group's batch is in: the leader's caches, the data keys' marks,
+  // the head.
+  void apply_committed(const GroupState& group, std::uint64_t stream_count);
+  // fatal once a write failed: the log refuses appends until reopened.
+  Status writes_refused() const;
+  // Records a failed write: the log refuses appends from now on.
+  Error fail_writes(const Error& written);
+  Status commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, std::size_t events);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   struct LeaderState;

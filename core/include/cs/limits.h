@@ -15,6 +15,18 @@ inline constexpr std::size_t json_line_bytes_max = 2 << 20;
 inline constexpr std::size_t append_events_max = 10'000;
 // Events merged into one group commit (one write batch, one WAL sync).
 inline constexpr std::size_t group_commit_events_max = 16'384;
+// Positions in one index block (one stream's or one type's, written by a
+// group commit or a bulk chunk): what a read that starts inside a block
+// decodes, at most. Longer runs are split into several blocks.
+inline constexpr std::size_t index_block_entries_max = 16'384;
+// A bulk writer's chunk (EventLog::BulkWriter: csctl append and import):
+// staged bytes (events and their index entries) committed in one atomic
+// step, and held in memory until then.
+inline constexpr std::size_t bulk_chunk_bytes_max = 64 << 20;
+// Bulk chunks of fewer events are written through the write-ahead log: an
+// ingest adds a table file to most of the log's families, which compactions
+// then merge, so it pays only for large chunks.
+inline constexpr std::size_t bulk_ingest_events_min = 4'096;
 // Appenders waiting for the group-commit leader before append says "retriable".
 inline constexpr std::size_t append_queue_depth_max = 1'024;
 // Stream heads the group-commit leader keeps in memory (about 100 bytes

@@ -1,10 +1,13 @@
-// Fold batches for families known to be empty (a rebuild's next generation,
-// verify's scratch copy, a replay store) go to RocksDB as sorted table files
-// that are ingested, instead of through the write-ahead log, the memtable and
-// a flush: a rebuild wrote every state three times, and the memtable inserts
-// alone were a seventh of its time.
+// Writes go to RocksDB as sorted table files that are ingested, instead of
+// through the write-ahead log, the memtable and a flush, which write every
+// value three times: the projections' fold batches for families known to be
+// empty (a rebuild's next generation, verify's scratch copy, a replay store),
+// and the log's bulk chunks (EventLog::BulkWriter: csctl append and import).
 //
-// Thread safety: one caller per staging directory (the engine's fold lock).
+// One ingest is one atomic step for all of its families: after a crash
+// either every file is in the database or none is.
+//
+// Thread safety: one caller per staging directory at a time.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -36,10 +39,19 @@ struct FamilyTable {
 // on up to table_writer_threads_max threads, then ingests them all in one
 // atomic step. Within a batch a key put twice keeps its last value, as a
 // written batch would. Families whose fill puts nothing are skipped.
-// Returns fatal on I/O errors, with the staged files removed; the families
-// are then unchanged.
+// Ingested keys replace the families' older values of the same keys.
+// Returns fatal on I/O errors (retriable when RocksDB says busy), with the
+// staged files removed; the families are then unchanged.
 Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
                      const std::vector<FamilyTable>& tables);
+
+// The same for one batch whose puts go to several families: each family's
+// puts become its table file, `families` naming the handles the batch's
+// puts use. The batch must hold puts only, each to one of `families`.
+// Puts already in key order (a log's events, by sequence) are not sorted
+// again. The batch must stay unchanged until the call returns.
+Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, const rocksdb::WriteBatch& batch,
+                    const std::vector<rocksdb::ColumnFamilyHandle*>& families);
 
 // Removes what an interrupted ingest left in `staging_dir` (nothing when
 // absent). Returns fatal when it cannot.

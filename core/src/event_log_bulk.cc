@@ -1,0 +1,140 @@
+// EventLog::BulkWriter: long runs of appends and imports, committed in
+// chunks, large ones as ingested table files.
+//
+// Why: a group commit writes each event three times (the write-ahead log,
+// the memtable, then a flush to a table file) and inserts three keys per
+// event into skiplists (the event, its id, its stream's index block); on
+// csctl append those inserts and the flush were most of the time. A chunk
+// staged whole is written once, as sorted table files that RocksDB takes in
+// one atomic step (IngestExternalFiles).
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "cs/event_log.h"
+#include "cs/table_ingest.h"
+#include "data_keys.h"
+#include "event_log_state.h"
+#include "rocks_status.h"
+
+namespace cs {
+
+EventLog::BulkWriter::BulkWriter(EventLog& log)
+    : log_(log),
+      role_(std::make_unique<Writer>()),
+      chunk_(std::make_unique<GroupState>()),
+      batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+
+Result<std::unique_ptr<EventLog::BulkWriter>> EventLog::bulk_writer() {
+  if (options_.read_only) return invalid_argument("the log is open read-only");
+  if (auto s = writes_refused(); !s.ok()) return s.error();
+  std::unique_ptr<BulkWriter> bulk(new BulkWriter(*this));
+  std::unique_lock lock(mu_);
+  // The writer takes its turn in the group-commit queue and keeps the front
+  // until it is destroyed: appends queued meanwhile wait behind it.
+  Writer* role = bulk->role_.get();
+  writers_.push_back(role);
+  role->cv.wait(lock, [&] { return writers_.front() == role; });
+  bulk->chunk_->last_seq = Sequence(head_seq_.load());
+  bulk->chunk_->last_hash = head_hash_;
+  return bulk;
+}
+
+EventLog::BulkWriter::~BulkWriter() {
+  std::lock_guard lock(log_.mu_);
+  CS_ASSERT(!log_.writers_.empty() && log_.writers_.front() == role_.get(),
+            "a bulk writer holds the front of the writer queue while it lives");
+  log_.writers_.pop_front();
+  if (!log_.writers_.empty()) log_.writers_.front()->cv.notify_one();
+}
+
+Status EventLog::writes_refused() const {
+  std::lock_guard lock(mu_);
+  if (failure_) return fatal_error("log refuses appends after a failed write: " + failure_->message());
+  return {};
+}
+
+Result<AppendResult> EventLog::BulkWriter::append(std::span<const NewEvent> events) {
+  if (auto s = log_.writes_refused(); !s.ok()) return s.error();
+  if (events.empty()) return invalid_argument("append: no events");
+  auto ids = log_.check_new_events(events);
+  if (!ids.ok()) return ids.error();
+  // The chunk's staged ids point at the payloads of earlier calls, which the
+  // caller has freed: an id seen again is checked against the log instead.
+  if (auto s = commit_if_staged(*ids); !s.ok()) return s.error();
+  Writer w;
+  w.events = events;
+  if (auto s = log_.seal_personal_fields(w); !s.ok()) return s.error();
+  // recordedAt in whole milliseconds, as a group commit stamps it.
+  chunk_->recorded_at = Timestamp{log_.options_.clock().micros / 1000 * 1000};
+  return staged(log_.stage_writer(w, *chunk_, *batch_), events.size());
+}
+
+Result<AppendResult> EventLog::BulkWriter::import(std::span<const RecordedEvent> events) {
+  if (auto s = log_.writes_refused(); !s.ok()) return s.error();
+  if (auto s = log_.check_imported_events(events); !s.ok()) return s.error();
+  // An id the chunk holds is refused by stage_import itself (it is already
+  // in the log, or about to be), without reading the earlier payload.
+  Writer w;
+  w.imported = events;
+  return staged(log_.stage_import(w, *chunk_, *batch_), events.size());
+}
+
+Status EventLog::BulkWriter::commit_if_staged(const std::vector<Uuid>& ids) {
+  for (const Uuid& id : ids) {
+    if (chunk_->ids.contains(id)) return commit();
+  }
+  return {};
+}
+
+Result<AppendResult> EventLog::BulkWriter::staged(Result<AppendResult> result, std::size_t events) {
+  if (!result.ok() || result->duplicate) return result;
+  staged_events_ += events;
+  if (batch_->GetDataSize() >= limits::bulk_chunk_bytes_max) {
+    if (auto s = commit(); !s.ok()) return s.error();
+  }
+  return result;
+}
+
+Status EventLog::BulkWriter::commit() {
+  if (batch_->Count() == 0) return {};
+  Status committed = log_.commit_chunk(*chunk_, *batch_, staged_events_);
+  // The next chunk continues where this one ended (after a failure the log
+  // refuses appends, so where it starts no longer matters).
+  auto next = std::make_unique<GroupState>();
+  next->last_seq = chunk_->last_seq;
+  next->last_hash = chunk_->last_hash;
+  chunk_ = std::move(next);
+  batch_->Clear();
+  staged_events_ = 0;
+  return committed;
+}
+
+Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, std::size_t events) {
+  if (auto s = writes_refused(); !s.ok()) return s;
+  const std::uint64_t stream_count = finish_group(chunk, batch);
+  Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
+  if (written.ok() && events >= limits::bulk_ingest_events_min) {
+    // What was written before the chunk (deferred appends, data keys of an
+    // import) becomes durable first: a crash must never keep a chunk and
+    // lose what it follows. The ingest itself syncs its files and manifest.
+    if (auto s = db_->SyncWAL(); !s.ok()) written = from_rocks(s, "append: sync the write-ahead log");
+    std::vector<rocksdb::ColumnFamilyHandle*> families = {db_->DefaultColumnFamily(), events_cf_, stream_index_cf_,
+                                                          type_index_cf_, event_ids_cf_};
+    if (customer_streams_cf_ != nullptr) families.push_back(customer_streams_cf_);
+    if (data_keys_cf_ != nullptr) families.push_back(data_keys_cf_);
+    if (written.ok()) {
+      if (auto s = ingest_batch(*db_, dir_ / bulk_ingest_staging, batch, families); !s.ok()) {
+        written = Error(s.error().code(), "append: " + s.error().message());
+      }
+    }
+  } else if (written.ok()) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options_.sync_each_group;
+    if (auto s = db_->Write(write_options, &batch); !s.ok()) written = from_rocks(s, "append: write batch");
+  }
+  if (!written.ok()) return fail_writes(written.error());
+  apply_committed(chunk, stream_count);
+  return {};
+}
+
+}  // namespace cs

@@ -1,0 +1,226 @@
+#include "cs/table_ingest.h"
+
+#include <rocksdb/sst_file_writer.h>
+
+#include <algorithm>
+#include <map>
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "cs/assert.h"
+
+namespace cs {
+namespace {
+
+using Entry = std::pair<rocksdb::Slice, rocksdb::Slice>;
+
+// Nothing written here is the input's fault: a failure is the store's.
+Error store_error(const rocksdb::Status& s, const std::string& context) {
+  return s.IsBusy() || s.IsTryAgain() ? retriable_error(context + ": " + s.ToString())
+                                      : fatal_error(context + ": " + s.ToString());
+}
+
+bool key_less(const Entry& a, const Entry& b) { return a.first.compare(b.first) < 0; }
+
+// The puts of a batch, as slices into its bytes.
+class PutCollector : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit PutCollector(std::vector<Entry>& out) : out_(out) {}
+  rocksdb::Status PutCF(std::uint32_t, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    out_.emplace_back(key, value);
+    return rocksdb::Status::OK();
+  }
+  // Every other operation keeps the handler's default: an error status.
+
+ private:
+  std::vector<Entry>& out_;
+};
+
+// In key order, each key once with the value put last (puts in key order
+// already, the common case for a log's events, are left as they are).
+void sort_puts(std::vector<Entry>& entries) {
+  if (!std::is_sorted(entries.begin(), entries.end(), key_less)) {
+    // Stable, so among equal keys the last put comes last and overwrites.
+    std::stable_sort(entries.begin(), entries.end(), key_less);
+  }
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (kept > 0 && entries[kept - 1].first == entries[i].first) {
+      entries[kept - 1].second = entries[i].second;
+    } else {
+      entries[kept++] = entries[i];
+    }
+  }
+  entries.resize(kept);
+}
+
+// The puts of a batch into one family, as slices into its bytes.
+std::vector<Entry> sorted_puts(const rocksdb::WriteBatch& batch) {
+  std::vector<Entry> entries;
+  entries.reserve(static_cast<std::size_t>(batch.Count()));
+  PutCollector collect(entries);
+  auto s = batch.Iterate(&collect);
+  CS_ASSERT(s.ok(), "a fold batch for an empty family holds only puts");
+  sort_puts(entries);
+  return entries;
+}
+
+void remove_quietly(const std::vector<std::string>& files) {
+  for (const auto& f : files) {
+    std::error_code ignored;
+    std::filesystem::remove(f, ignored);
+  }
+}
+
+// One family's table file, written: what ingestion needs, or the error.
+struct Staged {
+  Status status;
+  std::optional<rocksdb::IngestExternalFileArg> arg;  // empty when the family got nothing
+};
+
+// Writes `entries` (sorted, each key once) as the family's table file.
+Staged write_table(rocksdb::DB& db, const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family,
+                   const std::vector<Entry>& entries) {
+  if (entries.empty()) return {};
+  const std::string file = (staging_dir / (family->GetName() + ".sst")).string();
+  // The page cache keeps what was written: the next command reads it.
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), rocksdb::Options(db.GetDBOptions(), db.GetOptions(family)),
+                                family, /*invalidate_page_cache=*/false);
+  auto s = writer.Open(file);
+  for (std::size_t i = 0; s.ok() && i < entries.size(); ++i) s = writer.Put(entries[i].first, entries[i].second);
+  if (s.ok()) s = writer.Finish();
+  Staged out;
+  rocksdb::IngestExternalFileArg arg;
+  arg.column_family = family;
+  arg.external_files = {file};
+  arg.options.move_files = true;
+  // The files are ours and just written: no need to keep them readable by
+  // RocksDB versions older than 5.16, which is what writing the global
+  // sequence number into them is for.
+  arg.options.write_global_seqno = false;
+  out.arg = std::move(arg);  // named even on failure, so that it is removed
+  if (!s.ok()) out.status = store_error(s, "write table file " + file);
+  return out;
+}
+
+// Runs task(0) … task(count - 1), each once, on up to `threads_max` threads
+// counting the caller's. Threads that cannot be started leave their share
+// to the others.
+void run_spread(std::size_t count, std::size_t threads_max, const std::function<void(std::size_t)>& task) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < count; i = next++) task(i);
+  };
+  std::vector<std::thread> helpers;
+  const std::size_t cores = std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  const std::size_t threads = std::min({count, threads_max, cores});
+  for (std::size_t t = 1; t < threads; ++t) {
+    try {
+      helpers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // out of threads: fewer hands, same work
+    }
+  }
+  work();
+  for (auto& h : helpers) h.join();
+}
+
+}  // namespace
+
+namespace {
+
+Status make_staging(const std::filesystem::path& staging_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(staging_dir, ec);
+  if (ec) return fatal_error("create " + staging_dir.string() + ": " + ec.message());
+  return {};
+}
+
+// Ingests what was staged in one atomic step, then removes the staging.
+Status ingest_staged(rocksdb::DB& db, const std::filesystem::path& staging_dir, std::vector<Staged>& staged) {
+  std::vector<rocksdb::IngestExternalFileArg> args;
+  std::vector<std::string> files;
+  Status failure;
+  for (auto& st : staged) {
+    if (!st.arg) continue;
+    files.push_back(st.arg->external_files.front());
+    if (!st.status.ok() && failure.ok()) failure = st.status;
+    args.push_back(std::move(*st.arg));
+  }
+  if (failure.ok() && !args.empty()) {
+    auto s = db.IngestExternalFiles(args);
+    if (!s.ok()) failure = store_error(s, "ingest table files");
+  }
+  // Moved files were linked into the database and their staging names
+  // removed; after a failure they are still here.
+  remove_quietly(files);
+  std::error_code ec;
+  std::filesystem::remove(staging_dir, ec);  // only when empty
+  return failure;
+}
+
+// The puts of a batch, by family id.
+class FamilyPutCollector : public rocksdb::WriteBatch::Handler {
+ public:
+  explicit FamilyPutCollector(std::map<std::uint32_t, std::vector<Entry>>& out) : out_(out) {}
+  rocksdb::Status PutCF(std::uint32_t family, const rocksdb::Slice& key, const rocksdb::Slice& value) override {
+    out_[family].emplace_back(key, value);
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  std::map<std::uint32_t, std::vector<Entry>>& out_;
+};
+
+}  // namespace
+
+Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
+                     const std::vector<FamilyTable>& tables) {
+  if (auto s = make_staging(staging_dir); !s.ok()) return s;
+  for (const FamilyTable& t : tables) CS_ASSERT(t.family != nullptr && t.fill, "a family and its fill");
+  std::vector<Staged> staged(tables.size());
+  run_spread(tables.size(), table_writer_threads_max, [&](std::size_t i) {
+    rocksdb::WriteBatch batch;
+    tables[i].fill(batch);
+    staged[i] = write_table(db, staging_dir, tables[i].family, sorted_puts(batch));
+  });
+  return ingest_staged(db, staging_dir, staged);
+}
+
+Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, const rocksdb::WriteBatch& batch,
+                    const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+  std::map<std::uint32_t, std::vector<Entry>> by_family;
+  FamilyPutCollector collect(by_family);
+  auto s = batch.Iterate(&collect);
+  CS_ASSERT(s.ok(), "a batch to ingest holds only puts");
+  std::vector<std::pair<rocksdb::ColumnFamilyHandle*, std::vector<Entry>*>> work;
+  for (auto& [id, entries] : by_family) {
+    auto family = std::find_if(families.begin(), families.end(),
+                               [id = id](rocksdb::ColumnFamilyHandle* f) { return f->GetID() == id; });
+    CS_ASSERT(family != families.end(), "every family a batch to ingest puts into is named");
+    work.emplace_back(*family, &entries);
+  }
+  if (work.empty()) return {};
+  if (auto made = make_staging(staging_dir); !made.ok()) return made;
+  // The largest table first: it is the longest to write.
+  std::sort(work.begin(), work.end(), [](const auto& a, const auto& b) { return a.second->size() > b.second->size(); });
+  std::vector<Staged> staged(work.size());
+  run_spread(work.size(), table_writer_threads_max, [&](std::size_t i) {
+    sort_puts(*work[i].second);
+    staged[i] = write_table(db, staging_dir, work[i].first, *work[i].second);
+  });
+  return ingest_staged(db, staging_dir, staged);
+}
+
+Status clear_ingest_staging(const std::filesystem::path& staging_dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(staging_dir, ec);
+  if (ec) return fatal_error("remove " + staging_dir.string() + ": " + ec.message());
+  return {};
+}
+
+}  // namespace cs
