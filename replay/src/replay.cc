@@ -200,9 +200,13 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
 
 }  // namespace
 
-// Lines are parsed on a second thread while the log commits the batch before.
+// Lines are parsed on a second thread while this one stages the batch
+// before; the log's bulk writer commits them in chunks (ingested tables).
 Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progress& progress) {
   ImportReport report;
+  auto bulk = log.bulk_writer();
+  if (!bulk.ok()) return bulk.error();
+  EventLog::BulkWriter& writer = **bulk;
   auto store_keys = [&](const ImportBatch& batch) -> Status {
     for (const auto& key : batch.keys) {
       const std::string where = "line " + std::to_string(key.line) + ": ";
@@ -223,11 +227,11 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
   auto flush = [&](const ImportBatch& batch) -> Status {
     if (auto s = store_keys(batch); !s.ok()) return s;
     if (batch.events.empty()) return {};
-    auto r = log.import(batch.events);
+    auto r = writer.import(batch.events);
     if (!r.ok()) {
       // Name the line: import again one by one up to the failing event.
       for (std::size_t i = 0; i < batch.events.size(); ++i) {
-        auto one = log.import(std::span(&batch.events[i], 1));
+        auto one = writer.import(std::span(&batch.events[i], 1));
         if (!one.ok()) {
           return Error(one.error().code(), "line " + std::to_string(batch.line_numbers[i]) + ": " + one.error().message());
         }
@@ -249,6 +253,8 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
   }
   batches.cancel();
   parser.join();
+  // What was staged before a bad line goes in: "everything before it".
+  if (auto committed = writer.commit(); !committed.ok()) return committed.error();
   if (!result.ok()) return result.error();
   report.head = log.head();
   report.head_hash = log.head_hash();
