@@ -419,6 +419,30 @@ TEST(CodecTest, BadInputIsRefusedWithAMessageNamingTheField) {
   }
 }
 
+TEST(CodecTest, NestingIsRefusedJustPastTheLimitWithWhereItPassed) {
+  // The line itself is one level; `extra` holds the rest.
+  auto nested = [](std::size_t levels) {
+    return "{\"extra\":" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+  };
+  auto at_limit = parse_event_line(nested(limits::json_depth_max));
+  ASSERT_FALSE(at_limit.ok());
+  EXPECT_EQ(at_limit.error().message().find("nests deeper"), std::string::npos) << at_limit.error().message();
+  auto past = parse_event_line(nested(limits::json_depth_max + 1));
+  ASSERT_FALSE(past.ok());
+  EXPECT_EQ(past.error().message(), "JSON nests deeper than " + std::to_string(limits::json_depth_max) +
+                                        " levels (at byte " + std::to_string(9 + limits::json_depth_max) + ")");
+  // Deep and broken at once: the depth is what is said, as before.
+  auto broken = parse_event_line(std::string(10'000, '['));
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.error().message().find("nests deeper"), std::string::npos) << broken.error().message();
+  // A `changes` value is held to the same limit.
+  const std::string deep_value = std::string(limits::json_depth_max + 1, '[') + std::string(limits::json_depth_max + 1, ']');
+  auto change = validate_payload(CustomerUpdated{test::uuid(1), {"name"}, {{"name", deep_value}}}, 1);
+  ASSERT_FALSE(change.ok());
+  EXPECT_NE(change.error().message().find("data.changes.name: JSON nests deeper"), std::string::npos)
+      << change.error().message();
+}
+
 TEST(CodecTest, AppendAcceptsWhatReadPrintsAndIgnoresLogAssignedFields) {
   RecordedEvent e = recorded(test::token_used(1, 5, 1), 9);
   auto parsed = parse_event_line(format_event_line(e));

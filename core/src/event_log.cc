@@ -1076,7 +1076,11 @@ void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payloa
                            const std::string& value, GroupState& group, rocksdb::WriteBatch& batch) {
   const EventType type = payload_type(payload);
   std::string seq_key = keys::seq_key(pos.seq);
-  batch.Put(events_cf_, seq_key, value);
+  if (group.events_table != nullptr) {
+    group.events_table->put(seq_key, value);
+  } else {
+    batch.Put(events_cf_, seq_key, value);
+  }
   batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), seq_key);
   group.ids[id] = {pos.seq, pos.version, stream, &payload};
   auto& block = group.stream_blocks[stream];

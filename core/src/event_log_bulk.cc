@@ -17,12 +17,25 @@
 #include "rocks_status.h"
 
 namespace cs {
+namespace {
+
+// What a chunk's batch may grow past limits::bulk_chunk_bytes_max before it
+// is committed: the last call's entries and the chunk's index blocks.
+constexpr std::size_t bulk_chunk_slack_bytes = 16 << 20;
+
+}  // namespace
 
 EventLog::BulkWriter::BulkWriter(EventLog& log)
     : log_(log),
       role_(std::make_unique<Writer>()),
       chunk_(std::make_unique<GroupState>()),
-      batch_(std::make_unique<rocksdb::WriteBatch>()) {}
+      // Room for a whole chunk's index entries up front: grown by
+      // doubling, the batch's bytes were copied again and again. Untouched
+      // pages cost nothing, so a short run pays nothing for it.
+      batch_(std::make_unique<rocksdb::WriteBatch>(limits::bulk_chunk_bytes_max + bulk_chunk_slack_bytes)),
+      events_table_(std::make_unique<TableStream>(*log.db_, log.events_cf_, log.dir_ / bulk_ingest_staging)) {
+  chunk_->events_table = events_table_.get();
+}
 
 Result<std::unique_ptr<EventLog::BulkWriter>> EventLog::bulk_writer() {
   if (options_.read_only) return invalid_argument("the log is open read-only");
@@ -53,20 +66,37 @@ Status EventLog::writes_refused() const {
   return {};
 }
 
-Result<AppendResult> EventLog::BulkWriter::append(std::span<const NewEvent> events) {
-  if (auto s = log_.writes_refused(); !s.ok()) return s.error();
+EventLog::Prepared::Prepared() : writer_(std::make_unique<Writer>()) {}
+EventLog::Prepared::Prepared(Prepared&&) noexcept = default;
+EventLog::Prepared& EventLog::Prepared::operator=(Prepared&&) noexcept = default;
+EventLog::Prepared::~Prepared() = default;
+std::size_t EventLog::Prepared::size() const { return writer_->events.size(); }
+
+Result<EventLog::Prepared> EventLog::prepare(std::span<const NewEvent> events) {
   if (events.empty()) return invalid_argument("append: no events");
-  auto ids = log_.check_new_events(events);
+  auto ids = check_new_events(events);
   if (!ids.ok()) return ids.error();
+  Prepared prepared;
+  prepared.ids_ = std::move(*ids);
+  prepared.writer_->events = events;
+  if (auto s = seal_personal_fields(*prepared.writer_); !s.ok()) return s.error();
+  return prepared;
+}
+
+Result<AppendResult> EventLog::BulkWriter::append(std::span<const NewEvent> events) {
+  auto prepared = log_.prepare(events);
+  if (!prepared.ok()) return prepared.error();
+  return append(*prepared);
+}
+
+Result<AppendResult> EventLog::BulkWriter::append(const Prepared& prepared) {
+  if (auto s = log_.writes_refused(); !s.ok()) return s.error();
   // The chunk's staged ids point at the payloads of earlier calls, which the
   // caller has freed: an id seen again is checked against the log instead.
-  if (auto s = commit_if_staged(*ids); !s.ok()) return s.error();
-  Writer w;
-  w.events = events;
-  if (auto s = log_.seal_personal_fields(w); !s.ok()) return s.error();
+  if (auto s = commit_if_staged(prepared.ids_); !s.ok()) return s.error();
   // recordedAt in whole milliseconds, as a group commit stamps it.
   chunk_->recorded_at = Timestamp{log_.options_.clock().micros / 1000 * 1000};
-  return staged(log_.stage_writer(w, *chunk_, *batch_), events.size());
+  return staged(log_.stage_writer(*prepared.writer_, *chunk_, *batch_), prepared.size());
 }
 
 Result<AppendResult> EventLog::BulkWriter::import(std::span<const RecordedEvent> events) {
@@ -89,27 +119,36 @@ Status EventLog::BulkWriter::commit_if_staged(const std::vector<Uuid>& ids) {
 Result<AppendResult> EventLog::BulkWriter::staged(Result<AppendResult> result, std::size_t events) {
   if (!result.ok() || result->duplicate) return result;
   staged_events_ += events;
-  if (batch_->GetDataSize() >= limits::bulk_chunk_bytes_max) {
+  // A chunk this large is ingested: its events table is built from now on,
+  // beside the staging, instead of after it.
+  if (!events_table_->started() && staged_events_ >= limits::bulk_ingest_events_min) events_table_->start();
+  if (batch_->GetDataSize() + events_table_->bytes() >= limits::bulk_chunk_bytes_max) {
     if (auto s = commit(); !s.ok()) return s.error();
   }
   return result;
 }
 
 Status EventLog::BulkWriter::commit() {
-  if (batch_->Count() == 0) return {};
-  Status committed = log_.commit_chunk(*chunk_, *batch_, staged_events_);
+  if (batch_->Count() == 0 && staged_events_ == 0) return {};
+  Status committed = log_.commit_chunk(*chunk_, *batch_, *events_table_, staged_events_);
+  if (!committed.ok()) {
+    // Whatever the failure left in it (a writer thread, held events) goes.
+    events_table_ = std::make_unique<TableStream>(*log_.db_, log_.events_cf_, log_.dir_ / bulk_ingest_staging);
+  }
   // The next chunk continues where this one ended (after a failure the log
   // refuses appends, so where it starts no longer matters).
   auto next = std::make_unique<GroupState>();
   next->last_seq = chunk_->last_seq;
   next->last_hash = chunk_->last_hash;
+  next->events_table = events_table_.get();
   chunk_ = std::move(next);
   batch_->Clear();
   staged_events_ = 0;
   return committed;
 }
 
-Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, std::size_t events) {
+Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table,
+                              std::size_t events) {
   if (auto s = writes_refused(); !s.ok()) return s;
   const std::uint64_t stream_count = finish_group(chunk, batch);
   Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
@@ -123,11 +162,15 @@ Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, std
     if (customer_streams_cf_ != nullptr) families.push_back(customer_streams_cf_);
     if (data_keys_cf_ != nullptr) families.push_back(data_keys_cf_);
     if (written.ok()) {
-      if (auto s = ingest_batch(*db_, dir_ / bulk_ingest_staging, batch, families); !s.ok()) {
+      if (auto s = ingest_batch(*db_, dir_ / bulk_ingest_staging, batch, families, &events_table); !s.ok()) {
         written = Error(s.error().code(), "append: " + s.error().message());
       }
     }
   } else if (written.ok()) {
+    CS_ASSERT(!events_table.started(), "a chunk too small to ingest holds its events");
+    events_table.take_held([&](std::string_view key, std::string_view value) {
+      batch.Put(events_cf_, rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+    });
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync_each_group;
     if (auto s = db_->Write(write_options, &batch); !s.ok()) written = from_rocks(s, "append: write batch");

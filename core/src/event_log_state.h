@@ -23,6 +23,8 @@ class ColumnFamilyHandle;
 
 namespace cs {
 
+class TableStream;
+
 // Open-addressing maps for the append path's per-event lookups (the node maps
 // of std:: cost a cache miss per lookup, 4% of an append).
 template <class K, class V>
@@ -92,6 +94,8 @@ struct EventLog::GroupState {
   FlatMap<StreamKey, StreamBlock> stream_blocks;
   std::map<EventType, std::vector<std::uint64_t>> type_blocks;
   FlatSet<Uuid> erased;  // customers whose customer.erased is staged
+  // A bulk chunk's events go here instead of into the batch (not owned).
+  TableStream* events_table = nullptr;
   std::vector<Uuid> stored_keys;     // data keys whose value is staged
 };
 

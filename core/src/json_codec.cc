@@ -3,12 +3,56 @@
 #include <fstream>
 #include <set>
 
+#include "cs/assert.h"
 #include "cs/limits.h"
 #include "cs/json_writer.h"
 #include "cs/personal_data.h"
 #include "json_view.h"
 
 namespace cs {
+namespace {
+
+// A DOM parser that refuses anything nested much deeper than
+// limits::json_depth_max. simdjson builds its tape without recursion and
+// does not count an empty array or object as a level, so its own limit is
+// set a level above ours (two, with the one it refuses at): the exact limit
+// is then checked on the parsed document (checked_depth), which is cheaper
+// than scanning every byte of the text first.
+simdjson::dom::parser depth_limited_parser() {
+  simdjson::dom::parser parser;
+  auto allocated = parser.allocate(simdjson::dom::MINIMAL_DOCUMENT_CAPACITY, limits::json_depth_max + 2);
+  CS_ASSERT(allocated == simdjson::SUCCESS, "a parser's first buffers are allocated");
+  return parser;
+}
+
+// The levels of arrays and objects in `e`, empty ones counted. Recursion
+// no deeper than the parser's limit allows.
+std::size_t nesting(simdjson::dom::element e) {
+  std::size_t deepest = 0;
+  if (e.is_array()) {
+    const simdjson::dom::array array = e.get_array().value_unsafe();
+    for (simdjson::dom::element child : array) deepest = std::max(deepest, nesting(child));
+    return 1 + deepest;
+  }
+  if (e.is_object()) {
+    const simdjson::dom::object object = e.get_object().value_unsafe();
+    for (simdjson::dom::key_value_pair field : object) deepest = std::max(deepest, nesting(field.value));
+    return 1 + deepest;
+  }
+  return 0;
+}
+
+// After a parse of `text` into `doc` (ok or not): the depth error, with
+// where the text passed the limit, when it nests too deep.
+Status checked_depth(std::string_view text, const simdjson::dom::element* doc) {
+  if (doc != nullptr && nesting(*doc) <= limits::json_depth_max) return {};
+  if (auto s = check_json_depth(text); !s.ok()) return s;
+  if (doc == nullptr) return {};
+  return invalid_argument("JSON nests deeper than " + std::to_string(limits::json_depth_max) + " levels");
+}
+
+}  // namespace
+
 namespace {
 
 using json = nlohmann::json;
@@ -233,10 +277,14 @@ template <> struct CreationOf<SubscriptionUpdated> { using type = SubscriptionCr
 template <class Update>
 Status check_change_value(const std::string& name, const std::string& text) {
   std::string path = "data.changes." + name;
-  if (auto s = check_json_depth(text); !s.ok()) return invalid_argument(path + ": " + s.error().message());
-  simdjson::dom::parser parser;
+  // A parser of its own: an event line's document may still be in use.
+  thread_local simdjson::dom::parser parser = depth_limited_parser();
   simdjson::dom::element element;
-  if (parser.parse(text).get(element) != simdjson::SUCCESS) return invalid_argument(path + " is not valid JSON text");
+  const bool parsed = parser.parse(text).get(element) == simdjson::SUCCESS;
+  if (auto s = checked_depth(text, parsed ? &element : nullptr); !s.ok()) {
+    return invalid_argument(path + ": " + s.error().message());
+  }
+  if (!parsed) return invalid_argument(path + " is not valid JSON text");
   JsonView value(element);
   using Creation = typename CreationOf<Update>::type;
   if (name == "customerType") {
@@ -614,11 +662,13 @@ Result<EventLine> parse_event_line(std::string_view text) {
     return invalid_argument("line of " + std::to_string(text.size()) + " bytes is over the limit of " +
                             std::to_string(limits::json_line_bytes_max));
   }
-  if (auto s = check_json_depth(text); !s.ok()) return s.error();
   // One parser per thread, reused: its buffers grow to the largest line once.
-  thread_local simdjson::dom::parser parser;
+  thread_local simdjson::dom::parser parser = depth_limited_parser();
   simdjson::dom::element doc;
-  if (auto error = parser.parse(text.data(), text.size()).get(doc); error != simdjson::SUCCESS) {
+  const auto error = parser.parse(text.data(), text.size()).get(doc);
+  // Too deep is said first, with where (whatever else is wrong with the text).
+  if (auto s = checked_depth(text, error == simdjson::SUCCESS ? &doc : nullptr); !s.ok()) return s.error();
+  if (error != simdjson::SUCCESS) {
     return invalid_argument(std::string("not valid JSON (") + simdjson::error_message(error) + ")");
   }
   if (!doc.is_object()) return invalid_argument("an event line must be a JSON object");

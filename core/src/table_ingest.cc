@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "cs/assert.h"
+#include "cs/bounded_queue.h"
 
 namespace cs {
 namespace {
@@ -44,8 +45,33 @@ class PutCollector : public rocksdb::WriteBatch::Handler {
 // already, the common case for a log's events, are left as they are).
 void sort_puts(std::vector<Entry>& entries) {
   if (!std::is_sorted(entries.begin(), entries.end(), key_less)) {
-    // Stable, so among equal keys the last put comes last and overwrites.
-    std::stable_sort(entries.begin(), entries.end(), key_less);
+    // Sorted by the keys' first 8 bytes held beside each entry's place, the
+    // bytes behind the slices read only on a tie: random ids (the log's id
+    // family) then sort without a cache miss per comparison. The place
+    // breaks ties between equal keys: among them the last put comes last
+    // and overwrites.
+    struct Sortable {
+      std::uint64_t prefix;
+      std::uint32_t place;
+    };
+    CS_ASSERT(entries.size() < UINT32_MAX, "a batch holds fewer than 2^32 puts");
+    std::vector<Sortable> order(entries.size());
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      std::uint64_t prefix = 0;
+      const rocksdb::Slice& key = entries[i].first;
+      for (std::size_t b = 0; b < 8; ++b) {
+        prefix = prefix << 8 | (b < key.size() ? static_cast<unsigned char>(key[b]) : 0);
+      }
+      order[i] = {prefix, static_cast<std::uint32_t>(i)};
+    }
+    std::sort(order.begin(), order.end(), [&](const Sortable& a, const Sortable& b) {
+      if (a.prefix != b.prefix) return a.prefix < b.prefix;
+      const int c = entries[a.place].first.compare(entries[b.place].first);
+      return c != 0 ? c < 0 : a.place < b.place;
+    });
+    std::vector<Entry> sorted(entries.size());
+    for (std::size_t i = 0; i < order.size(); ++i) sorted[i] = entries[order[i].place];
+    entries = std::move(sorted);
   }
   std::size_t kept = 0;
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -82,18 +108,7 @@ struct Staged {
   std::optional<rocksdb::IngestExternalFileArg> arg;  // empty when the family got nothing
 };
 
-// Writes `entries` (sorted, each key once) as the family's table file.
-Staged write_table(rocksdb::DB& db, const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family,
-                   const std::vector<Entry>& entries) {
-  if (entries.empty()) return {};
-  const std::string file = (staging_dir / (family->GetName() + ".sst")).string();
-  // The page cache keeps what was written: the next command reads it.
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), rocksdb::Options(db.GetDBOptions(), db.GetOptions(family)),
-                                family, /*invalidate_page_cache=*/false);
-  auto s = writer.Open(file);
-  for (std::size_t i = 0; s.ok() && i < entries.size(); ++i) s = writer.Put(entries[i].first, entries[i].second);
-  if (s.ok()) s = writer.Finish();
-  Staged out;
+rocksdb::IngestExternalFileArg ingest_arg(rocksdb::ColumnFamilyHandle* family, const std::string& file) {
   rocksdb::IngestExternalFileArg arg;
   arg.column_family = family;
   arg.external_files = {file};
@@ -102,7 +117,26 @@ Staged write_table(rocksdb::DB& db, const std::filesystem::path& staging_dir, ro
   // RocksDB versions older than 5.16, which is what writing the global
   // sequence number into them is for.
   arg.options.write_global_seqno = false;
-  out.arg = std::move(arg);  // named even on failure, so that it is removed
+  return arg;
+}
+
+std::string table_file(const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family) {
+  return (staging_dir / (family->GetName() + ".sst")).string();
+}
+
+// Writes `entries` (sorted, each key once) as the family's table file.
+Staged write_table(rocksdb::DB& db, const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family,
+                   const std::vector<Entry>& entries) {
+  if (entries.empty()) return {};
+  const std::string file = table_file(staging_dir, family);
+  // The page cache keeps what was written: the next command reads it.
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), rocksdb::Options(db.GetDBOptions(), db.GetOptions(family)),
+                                family, /*invalidate_page_cache=*/false);
+  auto s = writer.Open(file);
+  for (std::size_t i = 0; s.ok() && i < entries.size(); ++i) s = writer.Put(entries[i].first, entries[i].second);
+  if (s.ok()) s = writer.Finish();
+  Staged out;
+  out.arg = ingest_arg(family, file);  // named even on failure, so that it is removed
   if (!s.ok()) out.status = store_error(s, "write table file " + file);
   return out;
 }
@@ -191,8 +225,128 @@ Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
   return ingest_staged(db, staging_dir, staged);
 }
 
+struct TableStream::Shared {
+  BoundedQueue<std::string> blocks{table_stream_blocks_queued_max};
+  Status status;  // the writer thread's, read after it is joined
+};
+
+namespace {
+
+void put_length(std::string& out, std::size_t n) {
+  while (n >= 0x80) {
+    out.push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out.push_back(static_cast<char>(n));
+}
+
+std::size_t get_length(std::string_view& in) {
+  std::size_t n = 0;
+  for (int shift = 0;; shift += 7) {
+    CS_ASSERT(!in.empty() && shift < 64, "a table stream's block holds whole puts");
+    const auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    n |= static_cast<std::size_t>(byte & 0x7F) << shift;
+    if (byte < 0x80) return n;
+  }
+}
+
+// Calls `put` for each (key, value) of an encoded block.
+template <class Put>
+void for_each_put(std::string_view block, const Put& put) {
+  while (!block.empty()) {
+    const std::size_t key_size = get_length(block);
+    const std::string_view key = block.substr(0, key_size);
+    block.remove_prefix(key_size);
+    const std::size_t value_size = get_length(block);
+    put(key, block.substr(0, value_size));
+    block.remove_prefix(value_size);
+  }
+}
+
+}  // namespace
+
+TableStream::TableStream(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::filesystem::path staging_dir)
+    : db_(db), family_(family), staging_dir_(std::move(staging_dir)), file_(table_file(staging_dir_, family)) {}
+
+TableStream::~TableStream() {
+  if (!writer_.joinable()) return;
+  shared_->blocks.cancel();
+  writer_.join();
+  std::error_code ignored;
+  std::filesystem::remove(file_, ignored);
+}
+
+void TableStream::put(std::string_view key, std::string_view value) {
+  put_length(held_, key.size());
+  held_.append(key);
+  put_length(held_, value.size());
+  held_.append(value);
+  bytes_ += key.size() + value.size();
+  if (started() && held_.size() >= table_stream_block_bytes) {
+    shared_->blocks.push(std::move(held_));
+    held_.clear();
+    held_.reserve(table_stream_block_bytes + 64);
+  }
+}
+
+void TableStream::start() {
+  CS_ASSERT(!started(), "a table stream starts once");
+  shared_ = std::make_unique<Shared>();
+  std::error_code ec;
+  std::filesystem::create_directories(staging_dir_, ec);
+  if (ec) {
+    // The writer thread reports it: an ingest needs its status anyway.
+    shared_->status = fatal_error("create " + staging_dir_.string() + ": " + ec.message());
+  }
+  writer_ = std::thread([this] { write_blocks(); });
+  if (!held_.empty()) shared_->blocks.push(std::move(held_));
+  held_.clear();
+}
+
+void TableStream::take_held(const std::function<void(std::string_view key, std::string_view value)>& put) {
+  CS_ASSERT(!started(), "puts are held only before the stream starts");
+  for_each_put(held_, put);
+  held_.clear();
+  bytes_ = 0;
+}
+
+void TableStream::write_blocks() {
+  std::optional<rocksdb::SstFileWriter> writer;
+  rocksdb::Status s;
+  if (shared_->status.ok()) {
+    // The page cache keeps what was written: the next command reads it.
+    writer.emplace(rocksdb::EnvOptions(), rocksdb::Options(db_.GetDBOptions(), db_.GetOptions(family_)), family_,
+                   /*invalidate_page_cache=*/false);
+    s = writer->Open(file_);
+  }
+  // After a failure the blocks are still taken, so that put never waits
+  // for a writer that stopped.
+  for (std::string block; shared_->blocks.pop(block);) {
+    if (!shared_->status.ok() || !s.ok()) continue;
+    for_each_put(block, [&](std::string_view key, std::string_view value) {
+      if (s.ok()) s = writer->Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+    });
+  }
+  if (shared_->status.ok() && s.ok()) s = writer->Finish();
+  if (shared_->status.ok() && !s.ok()) {
+    shared_->status = s.IsInvalidArgument() ? invalid_argument("write table file " + file_ + ": " + s.ToString())
+                                            : store_error(s, "write table file " + file_);
+  }
+}
+
+Status TableStream::finish() {
+  if (!started()) start();
+  if (!held_.empty()) shared_->blocks.push(std::move(held_));
+  held_.clear();
+  shared_->blocks.close();
+  writer_.join();
+  bytes_ = 0;
+  return shared_->status;
+}
+
 Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, const rocksdb::WriteBatch& batch,
-                    const std::vector<rocksdb::ColumnFamilyHandle*>& families) {
+                    const std::vector<rocksdb::ColumnFamilyHandle*>& families, TableStream* streamed) {
   std::map<std::uint32_t, std::vector<Entry>> by_family;
   FamilyPutCollector collect(by_family);
   auto s = batch.Iterate(&collect);
@@ -204,7 +358,7 @@ Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, c
     CS_ASSERT(family != families.end(), "every family a batch to ingest puts into is named");
     work.emplace_back(*family, &entries);
   }
-  if (work.empty()) return {};
+  if (work.empty() && streamed == nullptr) return {};
   if (auto made = make_staging(staging_dir); !made.ok()) return made;
   // The largest table first: it is the longest to write.
   std::sort(work.begin(), work.end(), [](const auto& a, const auto& b) { return a.second->size() > b.second->size(); });
@@ -213,6 +367,14 @@ Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, c
     sort_puts(*work[i].second);
     staged[i] = write_table(db, staging_dir, work[i].first, *work[i].second);
   });
+  if (streamed != nullptr) {
+    CS_ASSERT(std::none_of(work.begin(), work.end(), [&](const auto& w) { return w.first == streamed->family_; }),
+              "a streamed family has no puts in the batch");
+    Staged st;
+    st.status = streamed->finish();
+    st.arg = ingest_arg(streamed->family_, streamed->file_);
+    staged.push_back(std::move(st));  // the file is the ingest's now: moved in, or removed
+  }
   return ingest_staged(db, staging_dir, staged);
 }
 

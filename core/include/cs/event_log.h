@@ -55,6 +55,7 @@ struct ReadOptions;
 namespace cs {
 
 struct StreamFacts;  // core/src/stream_rules.h
+class TableStream;   // cs/table_ingest.h
 class DataKeys;      // core/src/data_keys.h
 struct PersonalText;
 
@@ -243,6 +244,30 @@ class EventLog {
   // While a bulk writer lives it is the log's only writer: append() and
   // import() from other threads wait for it to be destroyed. Not thread-safe:
   // one thread uses it, and that thread must not append to the log directly.
+  // What append() does before it needs the log's state — each event
+  // checked on its own, personal fields sealed — done ahead by prepare(),
+  // for a bulk writer to stage: a thread that parses input prepares the next
+  // batch while the writer's thread stages the one before. It borrows the
+  // events, which must outlive it.
+  class Prepared {
+   public:
+    Prepared(Prepared&&) noexcept;
+    Prepared& operator=(Prepared&&) noexcept;
+    ~Prepared();
+    std::size_t size() const;
+
+   private:
+    friend class EventLog;
+    Prepared();
+    std::unique_ptr<Writer> writer_;
+    std::vector<Uuid> ids_;
+  };
+  // Errors: those of append() that need no log state (invalid_argument:
+  // empty, too many, an invalid event, an id twice, a sealed log opened
+  // without its master key; conflict: an erased customer's personal data).
+  // Thread-safe: any thread, beside appends and a bulk writer.
+  Result<Prepared> prepare(std::span<const NewEvent> events);
+
   class BulkWriter {
    public:
     ~BulkWriter();
@@ -250,6 +275,8 @@ class EventLog {
     BulkWriter& operator=(const BulkWriter&) = delete;
     // As EventLog::append; the positions are final once the chunk commits.
     Result<AppendResult> append(std::span<const NewEvent> events);
+    // The same for events prepared ahead (by this writer's log).
+    Result<AppendResult> append(const Prepared& prepared);
     // As EventLog::import.
     Result<AppendResult> import(std::span<const RecordedEvent> events);
     // Commits the staged chunk (nothing to do when there is none).
@@ -267,7 +294,8 @@ class EventLog {
     EventLog& log_;
     std::unique_ptr<Writer> role_;  // holds the front of the log's writer queue
     std::unique_ptr<GroupState> chunk_;
-    std::unique_ptr<rocksdb::WriteBatch> batch_;
+    std::unique_ptr<rocksdb::WriteBatch> batch_;   // the chunk's writes but its events
+    std::unique_ptr<TableStream> events_table_;    // the chunk's events
     std::size_t staged_events_ = 0;
   };
   // Starts a bulk writer, once the appends queued before it are done. The
@@ -423,7 +451,7 @@ class EventLog {
   Status writes_refused() const;
   // Records a failed write: the log refuses appends from now on.
   Error fail_writes(const Error& written);
-  Status commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, std::size_t events);
+  Status commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table, std::size_t events);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   struct LeaderState;

@@ -16,6 +16,10 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "cs/error.h"
@@ -45,13 +49,68 @@ struct FamilyTable {
 Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
                      const std::vector<FamilyTable>& tables);
 
+// One family's table file written on a thread of its own while the caller
+// goes on: for puts that come in key order and are most of the bytes of an
+// ingest (a log's events, by sequence), so that building, compressing and
+// writing them overlaps the caller's work instead of following it. Puts are
+// held in memory until start() (an ingest that turns out too small takes
+// them back with take_held), then handed to the writer thread in blocks of
+// table_stream_block_bytes, at most table_stream_blocks_queued_max waiting
+// (put blocks while they are all full).
+// One thread calls it; its writer thread is its own.
+class TableStream {
+ public:
+  // The file goes to `staging_dir` (created at start()), named after the family.
+  TableStream(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::filesystem::path staging_dir);
+  // Stops the writer thread and removes the file, unless an ingest took it.
+  ~TableStream();
+  TableStream(const TableStream&) = delete;
+  TableStream& operator=(const TableStream&) = delete;
+
+  // (key, value), copied; keys strictly after the ones put before (a key
+  // out of order fails the ingest with invalid_argument).
+  void put(std::string_view key, std::string_view value);
+  // Bytes of keys and values put since the last take_held or ingest.
+  std::size_t bytes() const { return bytes_; }
+  bool started() const { return writer_.joinable(); }
+  // Starts the writer thread with what is held.
+  void start();
+  // Not started: gives every put held so far to `put`, in order, and holds
+  // none after.
+  void take_held(const std::function<void(std::string_view key, std::string_view value)>& put);
+
+ private:
+  friend Status ingest_batch(rocksdb::DB&, const std::filesystem::path&, const rocksdb::WriteBatch&,
+                             const std::vector<rocksdb::ColumnFamilyHandle*>&, TableStream*);
+  struct Shared;
+  // Waits for the file: the status of writing it (the file is named either way).
+  Status finish();
+  void write_blocks();
+
+  rocksdb::DB& db_;
+  rocksdb::ColumnFamilyHandle* family_;
+  std::filesystem::path staging_dir_;
+  std::string file_;
+  std::string held_;  // encoded puts not handed over yet
+  std::size_t bytes_ = 0;
+  std::unique_ptr<Shared> shared_;
+  std::thread writer_;
+};
+
+// Bytes of puts the caller hands to a TableStream's writer thread at once,
+// and blocks of them waiting for it.
+inline constexpr std::size_t table_stream_block_bytes = 1 << 20;
+inline constexpr std::size_t table_stream_blocks_queued_max = 8;
+
 // The same for one batch whose puts go to several families: each family's
 // puts become its table file, `families` naming the handles the batch's
 // puts use. The batch must hold puts only, each to one of `families`.
-// Puts already in key order (a log's events, by sequence) are not sorted
-// again. The batch must stay unchanged until the call returns.
+// Puts already in key order are not sorted again. With `streamed` (started
+// or not), its table goes in the same atomic step: its family must have no
+// puts in the batch. The batch must stay unchanged until the call returns;
+// the stream is spent after it, whatever it returns.
 Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, const rocksdb::WriteBatch& batch,
-                    const std::vector<rocksdb::ColumnFamilyHandle*>& families);
+                    const std::vector<rocksdb::ColumnFamilyHandle*>& families, TableStream* streamed = nullptr);
 
 // Removes what an interrupted ingest left in `staging_dir` (nothing when
 // absent). Returns fatal when it cannot.
