@@ -469,70 +469,97 @@ Status parse_meta(JsonView meta, EventMeta& out) {
 // Top-level keys the line may carry, and how each is read.
 Status parse_top_level(simdjson::dom::object doc, EventLine& line, std::optional<EventType>& type,
                        std::optional<std::string>& stream, std::optional<simdjson::dom::object>& data) {
-  static constexpr std::string_view top_level_keys[] = {"type",     "data",           "id",  "stream",
-                                                        "timestamp", "recordedAt",    "meta", "expectedVersion",
-                                                        "seq",      "version",        "schemaVersion", "hash",
-                                                        "sealed",   "erased"};
+  enum Key : std::uint8_t { type_key, data_key, id_key, stream_key, timestamp_key, recorded_at_key, meta_key,
+                            expected_version_key, seq_key, version_key, schema_version_key, hash_key, sealed_key,
+                            erased_key, key_count };
+  static constexpr std::string_view top_level_keys[key_count] = {
+      "type", "data", "id", "stream", "timestamp", "recordedAt", "meta", "expectedVersion",
+      "seq", "version", "schemaVersion", "hash", "sealed", "erased"};
   std::uint32_t seen = 0;  // one bit per key of top_level_keys
   for (auto field : doc) {
-    const std::string key(field.key);
+    const std::string_view key = field.key;
+    // One pass names the key (a length differs for most keys, so most
+    // comparisons end there), then one branch reads its value.
+    std::size_t k = 0;
+    while (k < key_count && top_level_keys[k] != key) ++k;
+    if (k == key_count) return invalid_argument("\"" + std::string(key) + "\" is not a field of an event line");
+    if (seen & (1u << k)) return invalid_argument("\"" + std::string(key) + "\" appears twice");
+    seen |= 1u << k;
     JsonView v(field.value);
-    for (std::size_t i = 0; i < std::size(top_level_keys); ++i) {
-      if (top_level_keys[i] != key) continue;
-      if (seen & (1u << i)) return invalid_argument("\"" + key + "\" appears twice");
-      seen |= 1u << i;
-    }
-    if (key == "type") {
-      if (!v.is_string()) return field_error("type", "must be a string", v);
-      type = parse_event_type(v.str());
-      if (!type) return field_error("type", "is not one of the 19 event types", v);
-    } else if (key == "data") {
-      if (!v.is_object()) return field_error("data", "must be an object", v);
-      data = v.object();
-    } else if (key == "id") {
-      Uuid u;
-      if (auto s = decode("id", v, Check::none, u); !s.ok()) return s;
-      line.id = u;
-    } else if (key == "stream") {
-      if (!v.is_string()) return field_error("stream", "must be a string", v);
-      stream = std::string(v.str());
-    } else if (key == "timestamp") {
-      Timestamp t;
-      if (auto s = decode("timestamp", v, Check::none, t); !s.ok()) return s;
-      line.timestamp = t;
-    } else if (key == "recordedAt") {
-      Timestamp t;
-      if (auto s = decode("recordedAt", v, Check::none, t); !s.ok()) return s;
-      line.recorded_at = t;
-    } else if (key == "meta") {
-      if (auto s = parse_meta(v, line.meta); !s.ok()) return s;
-    } else if (key == "expectedVersion") {
-      auto e = parse_expected(v);
-      if (!e.ok()) return e.error();
-      line.expected = *e;
-    } else if (key == "seq" || key == "version") {
-      if (!v.is_number_unsigned() || v.u64() == 0) return field_error(key, "must be an integer >= 1", v);
-      if (key == "seq") line.seq = Sequence(v.u64());
-      else line.version = StreamVersion(v.u64());
-    } else if (key == "schemaVersion") {
-      if (!v.is_number_unsigned() || v.u64() == 0 || v.u64() > 1000) {
-        return field_error(key, "must be an integer >= 1", v);
+    switch (static_cast<Key>(k)) {
+      case type_key:
+        if (!v.is_string()) return field_error("type", "must be a string", v);
+        type = parse_event_type(v.str());
+        if (!type) return field_error("type", "is not one of the 19 event types", v);
+        break;
+      case data_key:
+        if (!v.is_object()) return field_error("data", "must be an object", v);
+        data = v.object();
+        break;
+      case id_key: {
+        Uuid u;
+        if (auto s = decode("id", v, Check::none, u); !s.ok()) return s;
+        line.id = u;
+        break;
       }
-      line.schema_version = static_cast<std::uint32_t>(v.u64());
-    } else if (key == "hash") {
-      auto h = v.is_string() ? hash_from_hex(v.str()) : std::nullopt;
-      if (!h) return field_error("hash", "must be 64 hex digits", v);
-      line.hash = *h;
-    } else if (key == "sealed") {
-      if (!v.is_bool()) return field_error("sealed", "must be true or false", v);
-      line.sealed = v.boolean();
-    } else if (key == "erased") {
-      if (!(v.is_bool() && !v.boolean())) {
-        return invalid_argument("the line is of an erased customer: its personal data is gone, so it cannot be "
-                                "taken back (import the stored form: csctl export without --decrypt)");
+      case stream_key:
+        if (!v.is_string()) return field_error("stream", "must be a string", v);
+        stream = std::string(v.str());
+        break;
+      case timestamp_key: {
+        Timestamp t;
+        if (auto s = decode("timestamp", v, Check::none, t); !s.ok()) return s;
+        line.timestamp = t;
+        break;
       }
-    } else {
-      return invalid_argument("\"" + key + "\" is not a field of an event line");
+      case recorded_at_key: {
+        Timestamp t;
+        if (auto s = decode("recordedAt", v, Check::none, t); !s.ok()) return s;
+        line.recorded_at = t;
+        break;
+      }
+      case meta_key:
+        if (auto s = parse_meta(v, line.meta); !s.ok()) return s;
+        break;
+      case expected_version_key: {
+        auto e = parse_expected(v);
+        if (!e.ok()) return e.error();
+        line.expected = *e;
+        break;
+      }
+      case seq_key:
+      case version_key:
+        if (!v.is_number_unsigned() || v.u64() == 0) return field_error(std::string(key), "must be an integer >= 1", v);
+        if (k == seq_key) {
+          line.seq = Sequence(v.u64());
+        } else {
+          line.version = StreamVersion(v.u64());
+        }
+        break;
+      case schema_version_key:
+        if (!v.is_number_unsigned() || v.u64() == 0 || v.u64() > 1000) {
+          return field_error(std::string(key), "must be an integer >= 1", v);
+        }
+        line.schema_version = static_cast<std::uint32_t>(v.u64());
+        break;
+      case hash_key: {
+        auto h = v.is_string() ? hash_from_hex(v.str()) : std::nullopt;
+        if (!h) return field_error("hash", "must be 64 hex digits", v);
+        line.hash = *h;
+        break;
+      }
+      case sealed_key:
+        if (!v.is_bool()) return field_error("sealed", "must be true or false", v);
+        line.sealed = v.boolean();
+        break;
+      case erased_key:
+        if (!(v.is_bool() && !v.boolean())) {
+          return invalid_argument("the line is of an erased customer: its personal data is gone, so it cannot be "
+                                  "taken back (import the stored form: csctl export without --decrypt)");
+        }
+        break;
+      case key_count:
+        break;
     }
   }
   return {};
