@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "cs/storage_codec.h"
@@ -104,6 +107,27 @@ TEST(BulkWriterTest, AChunkIngestedAsTablesIsTheLogThatAppendsLeave) {
   EXPECT_EQ(in_memtable, 0u);
 
   EXPECT_EQ(stored(*bulked, {}), stored(*appended, {}));
+  // Small chunks, each committed on the writer's thread while the next is
+  // staged: the same log again.
+  auto options = pinned();
+  options.bulk_chunk_bytes_max = 1 << 20;
+  auto chunked = test::open_log(dir / "chunked", options);
+  {
+    auto bulk = chunked->bulk_writer();
+    ASSERT_TRUE(bulk.ok());
+    bulk_in_batches(**bulk, events, 1'000);
+    ASSERT_TRUE((*bulk)->commit().ok());
+  }
+  EXPECT_EQ(stored(*chunked, {}), stored(*appended, {}));
+  EXPECT_EQ(chunked->head_hash(), appended->head_hash());
+  EXPECT_EQ(stored(*chunked, {.type = EventType::token_used}), stored(*appended, {.type = EventType::token_used}));
+  EXPECT_EQ(stored(*chunked, {.stream = "tokens-" + uuid(77).to_string(), .from_version = StreamVersion(17'000),
+                              .limit = 5, .backward = true}),
+            stored(*appended, {.stream = "tokens-" + uuid(77).to_string(), .from_version = StreamVersion(17'000),
+                               .limit = 5, .backward = true}));
+  EXPECT_EQ(family(*chunked, "customer_streams"), family(*appended, "customer_streams"));
+  EXPECT_EQ(chunked->stats()->streams, appended->stats()->streams);
+  EXPECT_TRUE(chunked->verify().ok());
   // The token stream's and type's blocks are split the same way: a read
   // from inside a block, either way, finds the same events.
   const std::string tokens = "tokens-" + uuid(77).to_string();
@@ -190,6 +214,88 @@ TEST(BulkWriterTest, EveryRuleOfAppendHoldsAcrossTheStagedChunk) {
   EXPECT_TRUE(log->verify().ok());
 }
 
+TEST(BulkWriterTest, WhileAChunkIsCommittedTheNextSeesWhatItStaged) {
+  test::TempDir dir;
+  // Each chunk's write waits until the test lets it go: what the next chunk
+  // stages meanwhile cannot learn from the database what the one before
+  // staged.
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0, released = 0;
+  auto options = pinned();
+  options.bulk_chunk_bytes_max = 2 << 20;
+  options.write_failure_probe = [&]() -> Status {
+    std::unique_lock lock(mu);
+    const int call = ++calls;
+    cv.wait(lock, [&] { return released >= call; });
+    return {};
+  };
+  auto release = [&](int up_to) {
+    std::lock_guard lock(mu);
+    released = up_to;
+    cv.notify_all();
+  };
+  auto log = test::open_log(dir / "log", options);
+  auto bulk = log->bulk_writer();
+  ASSERT_TRUE(bulk.ok());
+  auto& writer = **bulk;
+  // A failed assertion leaves the test with a chunk still held: let it go
+  // before the writer waits for it.
+  struct ReleaseAll {
+    std::function<void(int)> release;
+    ~ReleaseAll() { release(1'000'000); }
+  } release_all{release};
+  // Customer 1's creation, then customers until the chunk is full and
+  // handed over (its write held); then more, enough that the next chunk
+  // writes its own events table while the first one waits.
+  std::vector<NewEvent> first = {make_event(test::customer_created(1), 1), make_event(test::token_purchased(1, 50), 2)};
+  std::uint64_t n = 100;
+  // A call that fills the chunk leaves nothing staged: all of it went.
+  for (std::size_t at = 0; first.size() == 2 || writer.staged_events() > 0; at += 500) {
+    while (first.size() < at + 500) first.push_back(make_event(test::customer_created(n), n)), ++n;
+    ASSERT_TRUE(writer.append(std::span(first).subspan(at, 500)).ok());
+    ASSERT_LT(first.size(), 100'000u) << "the chunk never filled";
+  }
+  std::vector<NewEvent> second;
+  for (std::size_t i = 0; i < limits::bulk_ingest_events_min + 500; ++i, ++n) {
+    second.push_back(make_event(test::customer_created(n), n));
+  }
+  for (std::size_t at = 0; at < second.size(); at += 500) {
+    ASSERT_TRUE(writer.append(std::span(second).subspan(at, std::min<std::size_t>(500, second.size() - at))).ok());
+  }
+  ASSERT_GT(writer.staged_events(), 0u) << "the second chunk must not fill";
+  // Its streams set the rules here, before it is written.
+  auto created_again = writer.append(std::vector<NewEvent>{make_event(test::customer_created(1), 3)});
+  ASSERT_FALSE(created_again.ok());
+  EXPECT_EQ(created_again.error().code(), ErrorCode::conflict) << created_again.error().to_string();
+  auto next = writer.append(
+      std::vector<NewEvent>{make_event(test::token_used(1, 5, 1), 4, ExpectedVersion::exactly(StreamVersion(1)))});
+  ASSERT_TRUE(next.ok()) << next.error().to_string();
+  EXPECT_EQ(next->positions[0], (EventPosition{Sequence(first.size() + second.size() + 1), StreamVersion(2)}));
+  EXPECT_EQ(log->head(), Sequence(0));
+  // Its ids again: the writer waits for it, and they are duplicates.
+  release(1);
+  auto again = writer.append(std::span(first).first(2));
+  ASSERT_TRUE(again.ok()) << again.error().to_string();
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->positions[1], (EventPosition{Sequence(2), StreamVersion(1)}));
+  EXPECT_EQ(log->head(), Sequence(first.size()));
+  // An erasure in a chunk being written holds in the next.
+  std::vector<NewEvent> erase = {make_event(CustomerErased{uuid(1), uuid(9)}, 5)};
+  for (std::size_t at = 0; erase.size() == 1 || writer.staged_events() > 0; at += 500) {
+    while (erase.size() < at + 500) erase.push_back(make_event(test::customer_created(n), n)), ++n;
+    ASSERT_TRUE(writer.append(std::span(erase).subspan(at, 500)).ok());
+    ASSERT_LT(erase.size(), 100'000u) << "the chunk never filled";
+  }
+  auto after_erasure = writer.append(std::vector<NewEvent>{make_event(CustomerValidated{uuid(1), uuid(9)}, 6)});
+  ASSERT_FALSE(after_erasure.ok());
+  EXPECT_EQ(after_erasure.error().code(), ErrorCode::conflict) << after_erasure.error().to_string();
+  release(100);
+  ASSERT_TRUE(writer.commit().ok());
+  EXPECT_EQ(log->head(), Sequence(first.size() + second.size() + 1 + erase.size()));
+  EXPECT_TRUE(log->verify().ok());
+}
+
 TEST(BulkWriterTest, AnAbandonedChunkLeavesNothingAndTheLogGoesOnFromItsHead) {
   test::TempDir dir;
   auto log = test::open_log(dir / "log");
@@ -246,6 +352,25 @@ TEST(BulkWriterTest, AFailedCommitLosesOnlyItsChunkAndTheLogRefusesMore) {
   }
   EXPECT_EQ(log->head(), Sequence(limits::bulk_ingest_events_min));
   EXPECT_FALSE(log->append(std::vector<NewEvent>{make_event(test::customer_created(1), 1)}).ok());
+  // A chunk committed in the background fails the same way: the next call says so.
+  log.reset();
+  fail = false;
+  options.bulk_chunk_bytes_max = 64 << 10;
+  log = test::open_log(dir / "log", options);
+  {
+    auto bulk = log->bulk_writer();
+    ASSERT_TRUE(bulk.ok());
+    fail = true;
+    Status failed;
+    for (std::size_t i = limits::bulk_ingest_events_min; failed.ok() && i < events.size(); i += 100) {
+      auto r = (*bulk)->append(std::span(events).subspan(i, 100));
+      if (!r.ok()) failed = r.error();
+    }
+    ASSERT_FALSE(failed.ok()) << "a failed background commit is reported by a later call";
+    EXPECT_EQ(failed.error().code(), ErrorCode::fatal);
+    EXPECT_FALSE((*bulk)->commit().ok());
+  }
+  EXPECT_EQ(log->head(), Sequence(limits::bulk_ingest_events_min));
   EXPECT_FALSE(log->bulk_writer().ok());
   log.reset();
   log = test::open_log(dir / "log");

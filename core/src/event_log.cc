@@ -979,7 +979,9 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
     }
     if (stream.category == Category::customer || w.is_sealed(i)) {
       const Uuid& customer = payload_customer_id(events[i].payload);
-      auto erased = group.erased.contains(customer) ? Result<bool>(true) : data_keys_->erased(customer);
+      auto erased = group.erased.contains(customer) || (group.before && group.before->erased.contains(customer))
+                        ? Result<bool>(true)
+                        : data_keys_->erased(customer);
       if (!erased.ok()) return erased.error();
       if (*erased) {
         return conflict_error("event " + std::to_string(i) + " (" + events[i].id.to_string() + "): customer " +
@@ -1032,6 +1034,9 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
 // A stream's facts as the group sees them: staged, else committed, else read.
 Result<StreamFacts> EventLog::staged_stream_facts(const StreamKey& stream, const GroupState& group) const {
   if (auto g = group.streams.find(stream); g != group.streams.end()) return g->second;
+  if (group.before != nullptr) {
+    if (auto b = group.before->streams.find(stream); b != group.before->streams.end()) return b->second;
+  }
   if (auto c = leader_->streams.find(stream); c != leader_->streams.end()) return c->second;
   return load_stream_facts(stream);
 }
@@ -1135,7 +1140,7 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
       return invalid_argument(where(e) + s.error().message());
     }
     std::string existing;
-    if (group.ids.contains(e.id) ||
+    if (group.ids.contains(e.id) || (group.before && group.before->ids.contains(e.id)) ||
         db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e.id.bytes().data()), 16), &existing)
             .ok()) {
       return conflict_error(where(e) + "event id " + e.id.to_string() + " is already in the log");

@@ -16,14 +16,26 @@
 #include "event_log_state.h"
 #include "rocks_status.h"
 
+#include <system_error>
+#include <thread>
+
 namespace cs {
 namespace {
 
-// What a chunk's batch may grow past limits::bulk_chunk_bytes_max before it
+// What a chunk's batch may grow past its bytes limit before it
 // is committed: the last call's entries and the chunk's index blocks.
 constexpr std::size_t bulk_chunk_slack_bytes = 16 << 20;
 
 }  // namespace
+
+struct EventLog::BulkWriter::Chunk {
+  std::unique_ptr<GroupState> state;
+  std::unique_ptr<rocksdb::WriteBatch> batch;
+  std::unique_ptr<TableStream> events_table;
+  std::size_t events = 0;
+  Result<std::uint64_t> written{fatal_error("the chunk was not written")};
+  std::thread committer;
+};
 
 EventLog::BulkWriter::BulkWriter(EventLog& log)
     : log_(log),
@@ -32,8 +44,9 @@ EventLog::BulkWriter::BulkWriter(EventLog& log)
       // Room for a whole chunk's index entries up front: grown by
       // doubling, the batch's bytes were copied again and again. Untouched
       // pages cost nothing, so a short run pays nothing for it.
-      batch_(std::make_unique<rocksdb::WriteBatch>(limits::bulk_chunk_bytes_max + bulk_chunk_slack_bytes)),
-      events_table_(std::make_unique<TableStream>(*log.db_, log.events_cf_, log.dir_ / bulk_ingest_staging)) {
+      batch_(std::make_unique<rocksdb::WriteBatch>(log.options_.bulk_chunk_bytes_max + bulk_chunk_slack_bytes)),
+      events_table_() {
+  events_table_ = new_events_table();
   chunk_->events_table = events_table_.get();
 }
 
@@ -53,6 +66,11 @@ Result<std::unique_ptr<EventLog::BulkWriter>> EventLog::bulk_writer() {
 }
 
 EventLog::BulkWriter::~BulkWriter() {
+  // A chunk handed over is committed (a failure is the log's to report).
+  (void)finish_background_commit();
+  events_table_.reset();  // an abandoned chunk's file goes
+  std::error_code ignored;
+  std::filesystem::remove(log_.dir_ / bulk_ingest_staging, ignored);  // only when empty
   std::lock_guard lock(log_.mu_);
   CS_ASSERT(!log_.writers_.empty() && log_.writers_.front() == role_.get(),
             "a bulk writer holds the front of the writer queue while it lives");
@@ -110,10 +128,12 @@ Result<AppendResult> EventLog::BulkWriter::import(std::span<const RecordedEvent>
 }
 
 Status EventLog::BulkWriter::commit_if_staged(const std::vector<Uuid>& ids) {
+  bool committing = false;
   for (const Uuid& id : ids) {
     if (chunk_->ids.contains(id)) return commit();
+    committing = committing || (committing_ && committing_->state->ids.contains(id));
   }
-  return {};
+  return committing ? finish_background_commit() : Status{};
 }
 
 Result<AppendResult> EventLog::BulkWriter::staged(Result<AppendResult> result, std::size_t events) {
@@ -122,34 +142,79 @@ Result<AppendResult> EventLog::BulkWriter::staged(Result<AppendResult> result, s
   // A chunk this large is ingested: its events table is built from now on,
   // beside the staging, instead of after it.
   if (!events_table_->started() && staged_events_ >= limits::bulk_ingest_events_min) events_table_->start();
-  if (batch_->GetDataSize() + events_table_->bytes() >= limits::bulk_chunk_bytes_max) {
-    if (auto s = commit(); !s.ok()) return s.error();
+  if (batch_->GetDataSize() + events_table_->bytes() >= log_.options_.bulk_chunk_bytes_max) {
+    if (auto s = commit_in_background(); !s.ok()) return s.error();
   }
   return result;
 }
 
-Status EventLog::BulkWriter::commit() {
-  if (batch_->Count() == 0 && staged_events_ == 0) return {};
-  Status committed = log_.commit_chunk(*chunk_, *batch_, *events_table_, staged_events_);
-  if (!committed.ok()) {
-    // Whatever the failure left in it (a writer thread, held events) goes.
-    events_table_ = std::make_unique<TableStream>(*log_.db_, log_.events_cf_, log_.dir_ / bulk_ingest_staging);
-  }
-  // The next chunk continues where this one ended (after a failure the log
-  // refuses appends, so where it starts no longer matters).
-  auto next = std::make_unique<GroupState>();
-  next->last_seq = chunk_->last_seq;
-  next->last_hash = chunk_->last_hash;
-  next->events_table = events_table_.get();
-  chunk_ = std::move(next);
-  batch_->Clear();
+std::unique_ptr<EventLog::BulkWriter::Chunk> EventLog::BulkWriter::take_chunk() {
+  auto taken = std::make_unique<Chunk>();
+  taken->state = std::move(chunk_);
+  taken->batch = std::move(batch_);
+  taken->events_table = std::move(events_table_);
+  taken->events = staged_events_;
+  chunk_ = std::make_unique<GroupState>();
+  chunk_->last_seq = taken->state->last_seq;
+  chunk_->last_hash = taken->state->last_hash;
+  batch_ = spare_batch_ ? std::move(spare_batch_)
+                        : std::make_unique<rocksdb::WriteBatch>(log_.options_.bulk_chunk_bytes_max +
+                                                                             bulk_chunk_slack_bytes);
+  events_table_ = new_events_table();
+  chunk_->events_table = events_table_.get();
   staged_events_ = 0;
-  return committed;
+  return taken;
 }
 
-Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table,
-                              std::size_t events) {
-  if (auto s = writes_refused(); !s.ok()) return s;
+std::unique_ptr<TableStream> EventLog::BulkWriter::new_events_table() {
+  return std::make_unique<TableStream>(*log_.db_, log_.events_cf_,
+                                       log_.dir_ / bulk_ingest_staging / ("chunk-" + std::to_string(++chunks_)));
+}
+
+Status EventLog::BulkWriter::apply(Chunk& chunk) {
+  if (!chunk.written.ok()) return chunk.written.error();
+  log_.apply_committed(*chunk.state, *chunk.written);
+  chunk.batch->Clear();  // its room is kept for a next chunk
+  spare_batch_ = std::move(chunk.batch);
+  return {};
+}
+
+Status EventLog::BulkWriter::commit() {
+  if (auto s = finish_background_commit(); !s.ok()) return s;
+  if (batch_->Count() == 0 && staged_events_ == 0) return {};
+  auto taken = take_chunk();
+  taken->written = log_.write_chunk(*taken->state, *taken->batch, *taken->events_table, taken->events);
+  return apply(*taken);
+}
+
+Status EventLog::BulkWriter::commit_in_background() {
+  if (auto s = finish_background_commit(); !s.ok()) return s;
+  committing_ = take_chunk();
+  // The chunk staged next sees what this one staged until it is applied.
+  chunk_->before = committing_->state.get();
+  Chunk* job = committing_.get();
+  try {
+    job->committer = std::thread([this, job] {
+      job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table, job->events);
+    });
+  } catch (const std::system_error&) {
+    // No thread to be had: the same work, here.
+    job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table, job->events);
+  }
+  return {};
+}
+
+Status EventLog::BulkWriter::finish_background_commit() {
+  if (!committing_) return {};
+  if (committing_->committer.joinable()) committing_->committer.join();
+  auto done = std::move(committing_);
+  chunk_->before = nullptr;
+  return apply(*done);
+}
+
+Result<std::uint64_t> EventLog::write_chunk(const GroupState& chunk, rocksdb::WriteBatch& batch,
+                                            TableStream& events_table, std::size_t events) {
+  if (auto s = writes_refused(); !s.ok()) return s.error();
   const std::uint64_t stream_count = finish_group(chunk, batch);
   Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
   if (written.ok() && events >= limits::bulk_ingest_events_min) {
@@ -162,7 +227,7 @@ Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, Tab
     if (customer_streams_cf_ != nullptr) families.push_back(customer_streams_cf_);
     if (data_keys_cf_ != nullptr) families.push_back(data_keys_cf_);
     if (written.ok()) {
-      if (auto s = ingest_batch(*db_, dir_ / bulk_ingest_staging, batch, families, &events_table); !s.ok()) {
+      if (auto s = ingest_batch(*db_, events_table.staging_dir(), batch, families, &events_table); !s.ok()) {
         written = Error(s.error().code(), "append: " + s.error().message());
       }
     }
@@ -176,8 +241,7 @@ Status EventLog::commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, Tab
     if (auto s = db_->Write(write_options, &batch); !s.ok()) written = from_rocks(s, "append: write batch");
   }
   if (!written.ok()) return fail_writes(written.error());
-  apply_committed(chunk, stream_count);
-  return {};
+  return stream_count;
 }
 
 }  // namespace cs

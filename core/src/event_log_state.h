@@ -96,6 +96,10 @@ struct EventLog::GroupState {
   FlatSet<Uuid> erased;  // customers whose customer.erased is staged
   // A bulk chunk's events go here instead of into the batch (not owned).
   TableStream* events_table = nullptr;
+  // A bulk chunk being committed while this one is staged (not owned): what
+  // it staged counts as in the log. Its ids are not looked at here: the bulk
+  // writer waits for its commit before staging an id it holds.
+  const GroupState* before = nullptr;
   std::vector<Uuid> stored_keys;     // data keys whose value is staged
 };
 

@@ -81,6 +81,8 @@ struct EventLogOptions {
   std::size_t append_events_max = limits::append_events_max;
   std::size_t group_commit_events_max = limits::group_commit_events_max;
   std::size_t append_queue_depth_max = limits::append_queue_depth_max;
+  // A bulk writer's chunk (BulkWriter): bytes staged before it is committed.
+  std::size_t bulk_chunk_bytes_max = limits::bulk_chunk_bytes_max;
   // Personal data (cs/personal_data.h): with a master key file the log seals
   // the personal fields of every event it appends with their customer's
   // data key, and opens them for readers. The file holds 64 hex digits.
@@ -234,8 +236,10 @@ class EventLog {
   // no write-ahead log, no memtable, no flush, which were most of an
   // append's cost), as one write batch when it is small. A chunk is
   // committed by commit(), and by append/import themselves once it holds
-  // limits::bulk_chunk_bytes_max bytes, or before staging an event id the
-  // chunk already holds (so that the id is checked against the log).
+  // EventLogOptions::bulk_chunk_bytes_max (then on a thread of the writer's
+  // own, while the next chunk is staged), or before staging an event id a
+  // chunk not yet committed holds (so that the id is checked against the
+  // log).
   // Nothing staged is visible to readers before its chunk is committed; a
   // crash, or a writer destroyed without commit(), loses the staged chunk,
   // never part of a committed one, so the log always ends with a whole
@@ -286,10 +290,25 @@ class EventLog {
 
    private:
     friend class EventLog;
+    struct Chunk;  // a chunk handed over to be committed
     explicit BulkWriter(EventLog& log);
-    // Commits first when staging `ids` would repeat one the chunk holds.
+    // Commits first what `ids` would repeat: the staged chunk when it holds
+    // one of them, else waits for the chunk being committed when it does.
     Status commit_if_staged(const std::vector<Uuid>& ids);
     Result<AppendResult> staged(Result<AppendResult> result, std::size_t events);
+    // The staged chunk, handed over; a new one is started after it.
+    std::unique_ptr<Chunk> take_chunk();
+    // A full chunk is committed on a thread of its own while the next one
+    // is staged (its tables' sorting, writing and ingest were a fifth of a
+    // long append, with one core idle).
+    Status commit_in_background();
+    // Waits for the chunk being committed (none: ok) and applies it.
+    Status finish_background_commit();
+    Status apply(Chunk& chunk);
+    // A table stream for the next chunk's events, in a staging directory of
+    // that chunk's own (a chunk's files are written while the one before is
+    // ingested from its directory).
+    std::unique_ptr<TableStream> new_events_table();
 
     EventLog& log_;
     std::unique_ptr<Writer> role_;  // holds the front of the log's writer queue
@@ -297,6 +316,9 @@ class EventLog {
     std::unique_ptr<rocksdb::WriteBatch> batch_;   // the chunk's writes but its events
     std::unique_ptr<TableStream> events_table_;    // the chunk's events
     std::size_t staged_events_ = 0;
+    std::unique_ptr<Chunk> committing_;            // at most one chunk at a time
+    std::unique_ptr<rocksdb::WriteBatch> spare_batch_;  // a committed chunk's, reused
+    std::uint64_t chunks_ = 0;                          // chunks started
   };
   // Starts a bulk writer, once the appends queued before it are done. The
   // log must outlive it. Errors: invalid_argument on a read-only log, fatal
@@ -451,7 +473,11 @@ class EventLog {
   Status writes_refused() const;
   // Records a failed write: the log refuses appends from now on.
   Error fail_writes(const Error& written);
-  Status commit_chunk(GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table, std::size_t events);
+  // Writes a bulk chunk (ingested tables, or a write batch when small);
+  // returns the stream count it makes, for apply_committed. Any thread, one
+  // chunk at a time, each applied before the next is written.
+  Result<std::uint64_t> write_chunk(const GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table,
+                                    std::size_t events);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   struct LeaderState;

@@ -22,7 +22,7 @@ inline constexpr std::size_t index_block_entries_max = 16'384;
 // A bulk writer's chunk (EventLog::BulkWriter: csctl append and import):
 // staged bytes (events and their index entries) committed in one atomic
 // step, and held in memory until then.
-inline constexpr std::size_t bulk_chunk_bytes_max = 64 << 20;
+inline constexpr std::size_t bulk_chunk_bytes_max = 32 << 20;
 // Bulk chunks of fewer events are written through the write-ahead log: an
 // ingest adds a table file to most of the log's families, which compactions
 // then merge, so it pays only for large chunks.

@@ -73,6 +73,7 @@ class TableStream {
   // Bytes of keys and values put since the last take_held or ingest.
   std::size_t bytes() const { return bytes_; }
   bool started() const { return writer_.joinable(); }
+  const std::filesystem::path& staging_dir() const { return staging_dir_; }
   // Starts the writer thread with what is held.
   void start();
   // Not started: gives every put held so far to `put`, in order, and holds
