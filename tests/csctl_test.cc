@@ -227,6 +227,18 @@ TEST(CsctlTest, AppendOfAnUnreadableInputSaysWhyAndExitsTwo) {
   EXPECT_NE(err.find("read standard input: Is a directory"), std::string::npos) << err;
 }
 
+TEST(CsctlTest, AChunkSizeOutOfRangeIsRefusedBeforeAnythingIsWritten) {
+  test::TempDir dir;
+  for (const std::string command : {"append", "import"}) {
+    for (const std::string bytes : {"0", "1000", "2000000000"}) {
+      auto r = csctl(command + " --chunk-bytes " + bytes + " --data-dir " + (dir / "log").string(), "");
+      EXPECT_EQ(r.exit_code, 2) << command << " " << bytes;
+      EXPECT_NE(r.err.find("--chunk-bytes must be 65536 to 1073741824"), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "log"));
+}
+
 TEST(CsctlTest, VerifyExitsNonZeroOnAMissingLog) {
   test::TempDir dir;
   auto r = csctl("verify --data-dir " + (dir / "nothing").string());

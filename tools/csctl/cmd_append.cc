@@ -203,9 +203,11 @@ void parse_lines(LineReader& reader, std::size_t batch_size, EventLog& log, Boun
 int run_append(const Args& args) {
   po::options_description options("append options");
   add_data_dir_option(options);
+  add_chunk_bytes_option(options);
   options.add_options()("skip-invalid", "report bad lines and append the valid ones")(
-      "batch-size", po::value<std::size_t>()->default_value(1000), "lines per atomic append")(
-      "no-sync", "do not fsync each batch (faster; a power loss may lose the last batches)");
+      "batch-size", po::value<std::size_t>()->default_value(1000),
+      "lines checked as one append (all of them or, when one is refused, line by line to name it)")(
+      "no-sync", "do not fsync the write-ahead log after small chunks (a power loss may lose the last of them)");
   po::variables_map vm;
   if (auto code = parse_options("append", "--data-dir DIR [--skip-invalid] < events.jsonl", options, args, vm)) {
     return *code;
@@ -215,6 +217,7 @@ int run_append(const Args& args) {
     std::cerr << "csctl append: --batch-size must be 1 to " << limits::append_events_max << "\n";
     return exit_error;
   }
+  if (!chunk_bytes_valid("append", vm)) return exit_error;
   auto log = open_log_or_report("append", vm, /*create_if_missing=*/true, vm.count("no-sync") == 0);
   if (!log) return exit_error;
 

@@ -84,7 +84,9 @@ int import_expecting(const po::variables_map& vm, const Hash& expected) {
   int code = exit_ok;
   {
     // The import is built under the target's master key, which stays where it is.
-    auto log = EventLog::open(staging, {.master_key_file = master_key_file(vm), .create_master_key = false});
+    auto log = EventLog::open(staging, {.bulk_chunk_bytes_max = vm["chunk-bytes"].as<std::size_t>(),
+                                        .master_key_file = master_key_file(vm),
+                                        .create_master_key = false});
     if (!log.ok()) {
       code = import_failed(log.error());
     } else {
@@ -254,10 +256,12 @@ int run_import(const Args& args) {
   options.add_options()("expect-head-hash", po::value<std::string>(),
                         "the head hash `csctl export` printed: the import is kept only if it ends there (the data "
                         "dir must then be new)");
+  add_chunk_bytes_option(options);
   po::variables_map vm;
   if (auto code = parse_options("import", "--data-dir D [--expect-head-hash HEX] < log.jsonl", options, args, vm)) {
     return *code;
   }
+  if (!chunk_bytes_valid("import", vm)) return exit_error;
   std::optional<Hash> expected;
   if (vm.count("expect-head-hash")) {
     expected = hash_from_hex(vm["expect-head-hash"].as<std::string>());

@@ -32,6 +32,20 @@ void add_data_dir_option(po::options_description& options) {
       "mode 0600 when the log has sealed nothing yet)");
 }
 
+void add_chunk_bytes_option(po::options_description& options) {
+  options.add_options()("chunk-bytes", po::value<std::size_t>()->default_value(limits::bulk_chunk_bytes_max),
+                        "bytes of events held in memory and committed as one atomic step (ingested table files); "
+                        "each chunk but the last is committed while the next is read");
+}
+
+bool chunk_bytes_valid(const std::string& command, const po::variables_map& vm) {
+  const std::size_t bytes = vm["chunk-bytes"].as<std::size_t>();
+  if (bytes >= chunk_bytes_min && bytes <= chunk_bytes_max) return true;
+  std::cerr << "csctl " << command << ": --chunk-bytes must be " << chunk_bytes_min << " to " << chunk_bytes_max
+            << "\n";
+  return false;
+}
+
 std::filesystem::path master_key_file(const po::variables_map& vm) {
   if (vm.count("master-key")) return vm["master-key"].as<std::string>();
   return default_master_key_file(vm["data-dir"].as<std::string>());
@@ -48,6 +62,7 @@ std::unique_ptr<EventLog> open_log_or_report(const std::string& command, const p
   options.master_key_file = master_key_file(vm);
   options.create_master_key = create_master_key;
   options.appends = appends;
+  if (vm.count("chunk-bytes")) options.bulk_chunk_bytes_max = vm["chunk-bytes"].as<std::size_t>();
   std::error_code ec;
   const bool key_existed = std::filesystem::exists(options.master_key_file, ec);
   auto log = EventLog::open(dir, options);

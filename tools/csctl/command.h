@@ -38,6 +38,12 @@ std::optional<int> parse_options(const std::string& name, const std::string& usa
 void add_data_dir_option(po::options_description& options);
 // The master key file --master-key names, or the default for --data-dir.
 std::filesystem::path master_key_file(const po::variables_map& vm);
+// --chunk-bytes of append and import (EventLogOptions::bulk_chunk_bytes_max),
+// which open_log_or_report applies; valid: prints why not and returns false.
+inline constexpr std::size_t chunk_bytes_min = 64 << 10;
+inline constexpr std::size_t chunk_bytes_max = std::size_t{1} << 30;
+void add_chunk_bytes_option(po::options_description& options);
+bool chunk_bytes_valid(const std::string& command, const po::variables_map& vm);
 
 // Opens the log in --data-dir; prints the error and returns null on failure.
 // `read_only`: commands that only read never create or change anything there.
