@@ -143,8 +143,19 @@ TEST(CrashTest, CsctlAppendKilledAtAnyMomentKeepsAPrefixOfItsInputAndARerunCompl
   // The events of the log in `log_dir`, checked to be the input's first ones.
   auto check_prefix = [&](const std::filesystem::path& log_dir, int round) -> std::uint64_t {
     if (!std::filesystem::exists(log_dir / "CURRENT")) return 0;  // killed before the log was made
-    auto log = test::open_log(log_dir, {.read_only = true});
-    if (!log) return 0;
+    EventLogOptions read_only{.read_only = true};
+    read_only.master_key_file = default_master_key_file(log_dir);
+    auto opened = EventLog::open(log_dir, read_only);
+    if (!opened.ok()) {
+      // Killed while the first open made the database (RocksDB creates it,
+      // then each family), before the log's format marker: no log yet, which
+      // the re-run's writable open completes.
+      EXPECT_EQ(opened.error().code(), ErrorCode::not_found) << "round " << round << ": " << opened.error().to_string();
+      EXPECT_NE(opened.error().message().find("its creation was interrupted"), std::string::npos)
+          << "round " << round << ": " << opened.error().to_string();
+      return 0;
+    }
+    auto& log = *opened;
     auto verified = log->verify();
     EXPECT_TRUE(verified.ok()) << "round " << round << ": " << verified.error().to_string();
     std::uint64_t n = 0;
@@ -166,7 +177,7 @@ TEST(CrashTest, CsctlAppendKilledAtAnyMomentKeepsAPrefixOfItsInputAndARerunCompl
     const auto log_dir = dir / ("log-" + std::to_string(round));
     const pid_t pid = run_append(log_dir);
     ASSERT_GT(pid, 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 300));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
     kill(pid, SIGKILL);
     const int killed = wait_for(pid);
     ASSERT_TRUE(WIFSIGNALED(killed) || (WIFEXITED(killed) && WEXITSTATUS(killed) == 0)) << "status " << killed;

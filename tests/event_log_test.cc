@@ -510,5 +510,54 @@ TEST_F(EventLogTest, VerifyNamesTheFirstTamperedSequence) {
   EXPECT_TRUE(log_->read({.from_seq = Sequence(14), .verify_chain = true}, [](const RecordedEvent&) { return true; }).ok());
 }
 
+// A first open killed while RocksDB made the database (it writes the
+// database with its default family, then creates each other family) leaves
+// some of the log's families, all empty, and no format marker.
+TEST(EventLogCreationTest, AFirstOpenKilledWhileMakingTheDatabaseIsCompletedByTheNextWritableOpen) {
+  for (const std::vector<std::string>& made : std::vector<std::vector<std::string>>{
+           {"default"}, {"default", "events"}, {"default", "events", "stream_index", "type_index"}}) {
+    test::TempDir dir;
+    {
+      rocksdb::Options options;
+      options.create_if_missing = true;
+      options.create_missing_column_families = true;
+      std::vector<rocksdb::ColumnFamilyDescriptor> families;
+      for (const auto& name : made) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+      std::vector<rocksdb::ColumnFamilyHandle*> handles;
+      rocksdb::DB* db = nullptr;
+      ASSERT_TRUE(rocksdb::DB::Open(options, (dir / "log").string(), families, &handles, &db).ok());
+      for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+      delete db;
+    }
+    auto read_only = EventLog::open(dir / "log", {.read_only = true});
+    ASSERT_FALSE(read_only.ok()) << made.size();
+    EXPECT_EQ(read_only.error().code(), ErrorCode::not_found) << read_only.error().to_string();
+    EXPECT_NE(read_only.error().message().find("its creation was interrupted"), std::string::npos)
+        << read_only.error().to_string();
+    auto log = EventLog::open(dir / "log");
+    ASSERT_TRUE(log.ok()) << made.size() << ": " << log.error().to_string();
+    auto r = (*log)->append(std::vector<NewEvent>{make_event(test::customer_created(1), 1)});
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_TRUE((*log)->verify().ok());
+  }
+  // The same families with something in them, or a family of another kind,
+  // are not an unfinished log: refused, not written into.
+  test::TempDir dir;
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    options.create_missing_column_families = true;
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {{"default", {}}, {"events", {}}, {"sessions", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, (dir / "other").string(), families, &handles, &db).ok());
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
+    delete db;
+  }
+  auto other = EventLog::open(dir / "other");
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.error().message().find("not a customer-service log"), std::string::npos) << other.error().to_string();
+}
+
 }  // namespace
 }  // namespace cs

@@ -114,10 +114,46 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool appends 
   return cf;
 }
 
+// Made by every log's first open, whatever its version.
+constexpr const char* required_families[] = {events_family, stream_index_family, type_index_family,
+                                             event_ids_family};
+
 bool is_log_family(const std::string& name) {
   return name == rocksdb::kDefaultColumnFamilyName || name == events_family ||
          name == stream_index_family || name == type_index_family || name == event_ids_family ||
          name == customer_streams_family || name == data_keys_family;
+}
+
+std::string interrupted_creation(const std::filesystem::path& dir) {
+  return "no log in " + dir.string() +
+         ": its creation was interrupted before anything was written (a writing command, such as csctl append, "
+         "completes it)";
+}
+
+// A database that a log's first open made and was killed in, before the
+// log's format marker: only families of a log (RocksDB creates them one by
+// one), every one of them empty. Anything else is not ours to write into.
+Result<bool> unfinished_log(const std::filesystem::path& dir, const std::vector<std::string>& names) {
+  if (!std::all_of(names.begin(), names.end(), is_log_family)) return false;
+  rocksdb::Options options;
+  options.max_file_opening_threads = 1;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::OpenForReadOnly(options, dir.string(), descriptors, &handles, &raw);
+  if (!s.ok()) return from_rocks(s, "open " + dir.string());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  bool empty = true;
+  for (auto* handle : handles) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator({}, handle));
+    it->SeekToFirst();
+    if (!it->status().ok()) s = it->status();
+    empty = empty && !it->Valid();
+  }
+  for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle);
+  if (!s.ok()) return from_rocks(s, "read " + dir.string());
+  return empty;
 }
 
 }  // namespace
@@ -166,16 +202,24 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   std::vector<std::string> names;
   auto listed = rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names);
   if (listed.ok()) {
-    // A database without the events family was not made by EventLog::open
-    // (which creates every family on first open): never write into it.
-    if (std::find(names.begin(), names.end(), events_family) == names.end()) {
-      return invalid_argument(dir.string() + " holds a RocksDB database that is not a customer-service log");
+    // A database without the log's families was not made by EventLog::open
+    // (which creates every family on first open), unless that open was
+    // killed on the way: never write into it, unless it is that and empty.
+    const bool complete = std::all_of(std::begin(required_families), std::end(required_families),
+                                      [&](const char* f) { return std::find(names.begin(), names.end(), f) != names.end(); });
+    if (!complete) {
+      auto unfinished = unfinished_log(dir, names);
+      if (!unfinished.ok()) return unfinished.error();
+      if (!*unfinished) {
+        return invalid_argument(dir.string() + " holds a RocksDB database that is not a customer-service log");
+      }
+      if (read_only || !log->options_.create_if_missing) return not_found_error(interrupted_creation(dir));
     }
   } else {
     if (read_only || !log->options_.create_if_missing) return not_found_error("no log in " + dir.string());
     names = {rocksdb::kDefaultColumnFamilyName};
   }
-  for (const char* required : {events_family, stream_index_family, type_index_family, event_ids_family}) {
+  for (const char* required : required_families) {
     if (std::find(names.begin(), names.end(), required) == names.end()) names.push_back(required);
   }
   // A log older than the customer index has no such family; a read-only open
@@ -207,6 +251,8 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
   std::string format;
   s = raw->Get({}, std::string(keys::meta_log_format), &format);
   if (s.IsNotFound() && read_only) {
+    auto unfinished = unfinished_log(dir, names);
+    if (unfinished.ok() && *unfinished) return not_found_error(interrupted_creation(dir));
     return invalid_argument(dir.string() + " has no log format marker: not a customer-service log");
   } else if (s.IsNotFound()) {
     std::string v;
