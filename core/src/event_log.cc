@@ -1162,6 +1162,13 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   FlatMap<StreamKey, StreamFacts> facts;
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
+  // Is any id in the log already? One batched lookup.
+  std::vector<rocksdb::Slice> id_keys;
+  id_keys.reserve(events.size());
+  for (const auto& e : events) id_keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
+  std::vector<rocksdb::PinnableSlice> id_values(events.size());
+  std::vector<rocksdb::Status> id_statuses(events.size());
+  db_->MultiGet({}, event_ids_cf_, events.size(), id_keys.data(), id_values.data(), id_statuses.data());
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (e.seq.value != group.last_seq.value + 1 + i) {
@@ -1185,10 +1192,10 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
     if (auto s = advance_stream_facts(it->second, e.payload); !s.ok()) {
       return invalid_argument(where(e) + s.error().message());
     }
-    std::string existing;
-    if (group.ids.contains(e.id) || (group.before && group.before->ids.contains(e.id)) ||
-        db_->Get({}, event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(e.id.bytes().data()), 16), &existing)
-            .ok()) {
+    if (!id_statuses[i].ok() && !id_statuses[i].IsNotFound()) {
+      return from_rocks(id_statuses[i], where(e) + "look up event id");
+    }
+    if (id_statuses[i].ok() || group.ids.contains(e.id) || (group.before && group.before->ids.contains(e.id))) {
       return conflict_error(where(e) + "event id " + e.id.to_string() + " is already in the log");
     }
     encode_canonical(e, values[i]);

@@ -88,7 +88,7 @@ EventLog::Prepared::Prepared() : writer_(std::make_unique<Writer>()) {}
 EventLog::Prepared::Prepared(Prepared&&) noexcept = default;
 EventLog::Prepared& EventLog::Prepared::operator=(Prepared&&) noexcept = default;
 EventLog::Prepared::~Prepared() = default;
-std::size_t EventLog::Prepared::size() const { return writer_->events.size(); }
+std::size_t EventLog::Prepared::size() const { return writer_->size(); }
 
 Result<EventLog::Prepared> EventLog::prepare(std::span<const NewEvent> events) {
   if (events.empty()) return invalid_argument("append: no events");
@@ -101,6 +101,13 @@ Result<EventLog::Prepared> EventLog::prepare(std::span<const NewEvent> events) {
   return prepared;
 }
 
+Result<EventLog::Prepared> EventLog::prepare_import(std::span<const RecordedEvent> events) const {
+  if (auto s = check_imported_events(events); !s.ok()) return s.error();
+  Prepared prepared;
+  prepared.writer_->imported = events;
+  return prepared;
+}
+
 Result<AppendResult> EventLog::BulkWriter::append(std::span<const NewEvent> events) {
   auto prepared = log_.prepare(events);
   if (!prepared.ok()) return prepared.error();
@@ -108,6 +115,7 @@ Result<AppendResult> EventLog::BulkWriter::append(std::span<const NewEvent> even
 }
 
 Result<AppendResult> EventLog::BulkWriter::append(const Prepared& prepared) {
+  CS_ASSERT(prepared.writer_->imported.empty(), "events prepared for an import are imported");
   if (auto s = log_.writes_refused(); !s.ok()) return s.error();
   // The chunk's staged ids point at the payloads of earlier calls, which the
   // caller has freed: an id seen again is checked against the log instead.
@@ -118,13 +126,17 @@ Result<AppendResult> EventLog::BulkWriter::append(const Prepared& prepared) {
 }
 
 Result<AppendResult> EventLog::BulkWriter::import(std::span<const RecordedEvent> events) {
+  auto prepared = log_.prepare_import(events);
+  if (!prepared.ok()) return prepared.error();
+  return import(*prepared);
+}
+
+Result<AppendResult> EventLog::BulkWriter::import(const Prepared& prepared) {
+  CS_ASSERT(prepared.writer_->events.empty(), "events prepared for an append are appended");
   if (auto s = log_.writes_refused(); !s.ok()) return s.error();
-  if (auto s = log_.check_imported_events(events); !s.ok()) return s.error();
   // An id the chunk holds is refused by stage_import itself (it is already
   // in the log, or about to be), without reading the earlier payload.
-  Writer w;
-  w.imported = events;
-  return staged(log_.stage_import(w, *chunk_, *batch_), events.size());
+  return staged(log_.stage_import(*prepared.writer_, *chunk_, *batch_), prepared.writer_->imported.size());
 }
 
 Status EventLog::BulkWriter::commit_if_staged(const std::vector<Uuid>& ids) {

@@ -116,6 +116,9 @@ struct ImportBatch {
   };
   std::vector<KeyLine> keys;
   std::optional<Error> bad;  // the line right after `events`, named
+  // `events` checked on the parsing thread (nullopt when that failed: the
+  // importing thread names the line). Borrows them: a moved vector keeps them.
+  std::optional<EventLog::Prepared> prepared;
 };
 
 // The first key of a JSON object line, when it is one of the key lines'.
@@ -159,7 +162,13 @@ Result<ImportBatch::KeyLine> parse_key_line(std::string_view text) {
   return key;
 }
 
-void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
+void parse_import_lines(std::istream& in, const EventLog& log, BoundedQueue<ImportBatch>& out) {
+  auto hand_over = [&](ImportBatch& batch) {
+    if (!batch.events.empty()) {
+      if (auto prepared = log.prepare_import(batch.events); prepared.ok()) batch.prepared = std::move(*prepared);
+    }
+    return out.push(std::move(batch));
+  };
   LineReader reader(in, limits::json_line_bytes_max);
   std::string_view text;
   bool too_long = false;
@@ -189,12 +198,12 @@ void parse_import_lines(std::istream& in, BoundedQueue<ImportBatch>& out) {
     }
     if (batch.bad || batch.events.size() >= import_batch_events_max || batch_bytes >= limits::append_pending_bytes_max) {
       const bool stop = batch.bad.has_value();
-      if (!out.push(std::move(batch)) || stop) break;
+      if (!hand_over(batch) || stop) break;
       batch = ImportBatch{};
       batch_bytes = 0;
     }
   }
-  if (!batch.events.empty() || !batch.keys.empty()) out.push(std::move(batch));
+  if (!batch.events.empty() || !batch.keys.empty()) hand_over(batch);
   out.close();
 }
 
@@ -227,7 +236,7 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
   auto flush = [&](const ImportBatch& batch) -> Status {
     if (auto s = store_keys(batch); !s.ok()) return s;
     if (batch.events.empty()) return {};
-    auto r = writer.import(batch.events);
+    auto r = batch.prepared ? writer.import(*batch.prepared) : writer.import(batch.events);
     if (!r.ok()) {
       // Name the line: import again one by one up to the failing event.
       for (std::size_t i = 0; i < batch.events.size(); ++i) {
@@ -244,7 +253,7 @@ Result<ImportReport> import_events(EventLog& log, std::istream& in, const Progre
     return {};
   };
   BoundedQueue<ImportBatch> batches(import_batches_ahead_max);
-  std::thread parser([&] { parse_import_lines(in, batches); });
+  std::thread parser([&] { parse_import_lines(in, log, batches); });
   Status result;
   ImportBatch batch;
   while (result.ok() && batches.pop(batch)) {

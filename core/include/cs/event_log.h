@@ -271,6 +271,8 @@ class EventLog {
   // without its master key; conflict: an erased customer's personal data).
   // Thread-safe: any thread, beside appends and a bulk writer.
   Result<Prepared> prepare(std::span<const NewEvent> events);
+  // The same for an import: the checks of import() that need no log state.
+  Result<Prepared> prepare_import(std::span<const RecordedEvent> events) const;
 
   class BulkWriter {
    public:
@@ -283,6 +285,8 @@ class EventLog {
     Result<AppendResult> append(const Prepared& prepared);
     // As EventLog::import.
     Result<AppendResult> import(std::span<const RecordedEvent> events);
+    // The same for events prepared ahead (prepare_import, by this writer's log).
+    Result<AppendResult> import(const Prepared& prepared);
     // Commits the staged chunk (nothing to do when there is none).
     Status commit();
     // Events staged and not committed yet.
