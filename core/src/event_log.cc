@@ -941,6 +941,27 @@ Result<std::uint64_t> EventLog::side_sequence_head(const std::string& family) co
   return keys::get_u64(std::string_view(it->key().data(), 8));
 }
 
+namespace {
+
+// The id index's answer for each event's id, in one batched lookup: found
+// (the value is its seq), not found, or the lookup's error.
+struct IdLookup {
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+};
+
+template <class Event>
+IdLookup look_up_ids(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* event_ids, std::span<const Event> events) {
+  std::vector<rocksdb::Slice> keys;
+  keys.reserve(events.size());
+  for (const auto& e : events) keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
+  IdLookup found{std::vector<rocksdb::PinnableSlice>(events.size()), std::vector<rocksdb::Status>(events.size())};
+  db.MultiGet({}, event_ids, events.size(), keys.data(), found.values.data(), found.statuses.data());
+  return found;
+}
+
+}  // namespace
+
 // Validates one writer's events against the log and what the group staged,
 // then adds its writes to `batch`. On error nothing of this writer is staged.
 Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
@@ -952,12 +973,9 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   for (std::size_t i = 0; i < events.size(); ++i) streams[i] = payload_stream_key(events[i].payload);
 
   // 1. Idempotency: which ids are known already? One batched lookup.
-  std::vector<rocksdb::Slice> id_keys;
-  id_keys.reserve(events.size());
-  for (const auto& e : events) id_keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
-  std::vector<rocksdb::PinnableSlice> id_values(events.size());
-  std::vector<rocksdb::Status> id_statuses(events.size());
-  db_->MultiGet({}, event_ids_cf_, events.size(), id_keys.data(), id_values.data(), id_statuses.data());
+  const IdLookup known_ids = look_up_ids(*db_, event_ids_cf_, events);
+  const auto& id_values = known_ids.values;
+  const auto& id_statuses = known_ids.statuses;
 
   std::size_t known = 0;
   std::optional<std::size_t> first_unknown;
@@ -1163,12 +1181,7 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
   // Is any id in the log already? One batched lookup.
-  std::vector<rocksdb::Slice> id_keys;
-  id_keys.reserve(events.size());
-  for (const auto& e : events) id_keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
-  std::vector<rocksdb::PinnableSlice> id_values(events.size());
-  std::vector<rocksdb::Status> id_statuses(events.size());
-  db_->MultiGet({}, event_ids_cf_, events.size(), id_keys.data(), id_values.data(), id_statuses.data());
+  const std::vector<rocksdb::Status> id_statuses = look_up_ids(*db_, event_ids_cf_, events).statuses;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (e.seq.value != group.last_seq.value + 1 + i) {
