@@ -32,7 +32,6 @@ struct EventLog::BulkWriter::Chunk {
   std::unique_ptr<GroupState> state;
   std::unique_ptr<rocksdb::WriteBatch> batch;
   std::unique_ptr<TableStream> events_table;
-  std::size_t events = 0;
   Result<std::uint64_t> written{fatal_error("the chunk was not written")};
   std::thread committer;
 };
@@ -152,8 +151,12 @@ Result<AppendResult> EventLog::BulkWriter::staged(Result<AppendResult> result, s
   if (!result.ok() || result->duplicate) return result;
   staged_events_ += events;
   // A chunk this large is ingested: its events table is built from now on,
-  // beside the staging, instead of after it.
-  if (!events_table_->started() && staged_events_ >= limits::bulk_ingest_events_min) events_table_->start();
+  // beside the staging, instead of after it (and its events are no longer
+  // held in memory).
+  if (!events_table_->started() && (staged_events_ >= limits::bulk_ingest_events_min ||
+                                    events_table_->bytes() >= limits::bulk_ingest_bytes_min)) {
+    events_table_->start();
+  }
   if (batch_->GetDataSize() + events_table_->bytes() >= log_.options_.bulk_chunk_bytes_max) {
     if (auto s = commit_in_background(); !s.ok()) return s.error();
   }
@@ -165,7 +168,6 @@ std::unique_ptr<EventLog::BulkWriter::Chunk> EventLog::BulkWriter::take_chunk() 
   taken->state = std::move(chunk_);
   taken->batch = std::move(batch_);
   taken->events_table = std::move(events_table_);
-  taken->events = staged_events_;
   chunk_ = std::make_unique<GroupState>();
   chunk_->last_seq = taken->state->last_seq;
   chunk_->last_hash = taken->state->last_hash;
@@ -195,7 +197,7 @@ Status EventLog::BulkWriter::commit() {
   if (auto s = finish_background_commit(); !s.ok()) return s;
   if (batch_->Count() == 0 && staged_events_ == 0) return {};
   auto taken = take_chunk();
-  taken->written = log_.write_chunk(*taken->state, *taken->batch, *taken->events_table, taken->events);
+  taken->written = log_.write_chunk(*taken->state, *taken->batch, *taken->events_table);
   return apply(*taken);
 }
 
@@ -207,11 +209,11 @@ Status EventLog::BulkWriter::commit_in_background() {
   Chunk* job = committing_.get();
   try {
     job->committer = std::thread([this, job] {
-      job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table, job->events);
+      job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table);
     });
   } catch (const std::system_error&) {
     // No thread to be had: the same work, here.
-    job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table, job->events);
+    job->written = log_.write_chunk(*job->state, *job->batch, *job->events_table);
   }
   return {};
 }
@@ -225,11 +227,12 @@ Status EventLog::BulkWriter::finish_background_commit() {
 }
 
 Result<std::uint64_t> EventLog::write_chunk(const GroupState& chunk, rocksdb::WriteBatch& batch,
-                                            TableStream& events_table, std::size_t events) {
+                                            TableStream& events_table) {
   if (auto s = writes_refused(); !s.ok()) return s.error();
   const std::uint64_t stream_count = finish_group(chunk, batch);
   Status written = options_.write_failure_probe ? options_.write_failure_probe() : Status{};
-  if (written.ok() && events >= limits::bulk_ingest_events_min) {
+  // A large chunk's events table was started when it became large.
+  if (written.ok() && events_table.started()) {
     // What was written before the chunk (deferred appends, data keys of an
     // import) becomes durable first: a crash must never keep a chunk and
     // lose what it follows. The ingest itself syncs its files and manifest.
@@ -244,7 +247,6 @@ Result<std::uint64_t> EventLog::write_chunk(const GroupState& chunk, rocksdb::Wr
       }
     }
   } else if (written.ok()) {
-    CS_ASSERT(!events_table.started(), "a chunk too small to ingest holds its events");
     events_table.take_held([&](std::string_view key, std::string_view value) {
       batch.Put(events_cf_, rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
     });

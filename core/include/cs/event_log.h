@@ -232,7 +232,8 @@ class EventLog {
   // import. Each call is checked and staged as append() and import() check
   // them, on top of what the run staged before, and the run is committed in
   // chunks, each one atomic and durable step: as table files that RocksDB
-  // ingests when the chunk is large (limits::bulk_ingest_events_min events:
+  // ingests when the chunk is large (limits::bulk_ingest_events_min events or
+  // bulk_ingest_bytes_min bytes:
   // no write-ahead log, no memtable, no flush, which were most of an
   // append's cost), as one write batch when it is small. A chunk is
   // committed by commit(), and by append/import themselves once it holds
@@ -480,8 +481,7 @@ class EventLog {
   // Writes a bulk chunk (ingested tables, or a write batch when small);
   // returns the stream count it makes, for apply_committed. Any thread, one
   // chunk at a time, each applied before the next is written.
-  Result<std::uint64_t> write_chunk(const GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table,
-                                    std::size_t events);
+  Result<std::uint64_t> write_chunk(const GroupState& chunk, rocksdb::WriteBatch& batch, TableStream& events_table);
   Result<AppendResult> stage_writer(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   Result<AppendResult> stage_import(const Writer& writer, GroupState& group, rocksdb::WriteBatch& batch);
   struct LeaderState;

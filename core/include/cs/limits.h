@@ -23,10 +23,11 @@ inline constexpr std::size_t index_block_entries_max = 16'384;
 // staged bytes (events and their index entries) committed in one atomic
 // step, and held in memory until then.
 inline constexpr std::size_t bulk_chunk_bytes_max = 32 << 20;
-// Bulk chunks of fewer events are written through the write-ahead log: an
-// ingest adds a table file to most of the log's families, which compactions
-// then merge, so it pays only for large chunks.
+// Bulk chunks of fewer events and fewer bytes are written through the
+// write-ahead log: an ingest adds a table file to most of the log's
+// families, which compactions then merge, so it pays only for large chunks.
 inline constexpr std::size_t bulk_ingest_events_min = 4'096;
+inline constexpr std::size_t bulk_ingest_bytes_min = 8 << 20;
 // Appenders waiting for the group-commit leader before append says "retriable".
 inline constexpr std::size_t append_queue_depth_max = 1'024;
 // Stream heads the group-commit leader keeps in memory (about 100 bytes
@@ -55,9 +56,10 @@ inline constexpr std::size_t updated_fields_max = 64;
 // `changes` values, configuration files). Deeper input is refused before it is
 // parsed, so no parser recursion can exhaust the stack.
 inline constexpr std::size_t json_depth_max = 64;
-// Input lines `csctl append` / `import` hold in memory before one atomic append;
-// a batch is appended early when its lines reach this many bytes.
-inline constexpr std::size_t append_pending_bytes_max = 64 << 20;
+// Input lines in one parsed batch of `csctl append` / `import` (a batch is
+// handed over early when its lines reach this many bytes): with the batches
+// waiting and the chunk being staged, what bounds their memory for huge lines.
+inline constexpr std::size_t append_pending_bytes_max = 16 << 20;
 // `sourceService`.
 inline constexpr std::size_t service_name_bytes_max = 64;
 
