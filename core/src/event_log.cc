@@ -2,6 +2,7 @@
 // event_log_read.cc, verification and stats in event_log_verify.cc.
 #include "cs/event_log.h"
 
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
@@ -60,10 +61,26 @@ class StreamPrefixTransform : public rocksdb::SliceTransform {
   }
 };
 
+// LZ4 where RocksDB has it, else RocksDB's default (Snappy when it has it). On a 259k-event
+// history LZ4 made the same files 1.5% larger and their reads cheaper: a
+// sparse category read 15% less CPU, the token audit 8% less wall time
+// (docs/performance.md). Files of either kind stay readable: a block names
+// its compression.
+rocksdb::CompressionType block_compression() {
+  static const rocksdb::CompressionType chosen = [] {
+    const auto supported = rocksdb::GetSupportedCompressions();
+    return std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end()
+               ? rocksdb::kLZ4Compression
+               : rocksdb::ColumnFamilyOptions().compression;
+  }();
+  return chosen;
+}
+
 // `appends`: the open serves appends (memtable structures that only they
 // use); false for read-only opens and writable ones that do not append.
 rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool appends = true) {
   rocksdb::ColumnFamilyOptions cf;
+  cf.compression = block_compression();
   if (name == stream_index_family) {
     // Read only by stream (IndexCursor), except two whole scans that ask for
     // total order (the customer index's build, verify).
@@ -102,6 +119,10 @@ rocksdb::ColumnFamilyOptions family_options(std::string_view name, bool appends 
     // 2% of the write buffer (164 KiB): about 13 bits per id of a full
     // memtable.
     cf.memtable_prefix_bloom_size_ratio = 0.02;
+    // Random keys do not compress: RocksDB tried each block and kept it
+    // as it was (the family's files had the same size either way), after
+    // spending the time to try.
+    cf.compression = rocksdb::kNoCompression;
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -759,8 +780,7 @@ void put_blocks(const std::string& prefix, std::uint64_t first_position, const s
                 bool positions_are_seqs, const Put& put) {
   for (std::size_t begin = 0; begin < seqs.size(); begin += limits::index_block_entries_max) {
     const std::size_t end = std::min(seqs.size(), begin + limits::index_block_entries_max);
-    const std::vector<std::uint64_t> part(seqs.begin() + static_cast<std::ptrdiff_t>(begin),
-                                          seqs.begin() + static_cast<std::ptrdiff_t>(end));
+    const std::span<const std::uint64_t> part(seqs.data() + begin, end - begin);
     const std::uint64_t first = positions_are_seqs ? part.front() : first_position + begin;
     put(keys::block_key(prefix, first), keys::encode_block(part));
   }

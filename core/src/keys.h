@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,8 +73,9 @@ inline bool get_varint(std::string_view& in, std::uint64_t& v) {
   return false;
 }
 
-inline std::string encode_block(const std::vector<std::uint64_t>& seqs) {
+inline std::string encode_block(std::span<const std::uint64_t> seqs) {
   std::string out;
+  out.reserve(10 + 2 * seqs.size());
   put_varint(out, seqs.size());
   std::uint64_t previous = 0;
   for (auto s : seqs) {
