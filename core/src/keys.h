@@ -73,15 +73,18 @@ inline bool get_varint(std::string_view& in, std::uint64_t& v) {
   return false;
 }
 
-inline std::string encode_block(std::span<const std::uint64_t> seqs) {
-  std::string out;
-  out.reserve(10 + 2 * seqs.size());
+inline void append_block(std::span<const std::uint64_t> seqs, std::string& out) {
   put_varint(out, seqs.size());
   std::uint64_t previous = 0;
   for (auto s : seqs) {
     put_varint(out, s - previous);
     previous = s;
   }
+}
+
+inline std::string encode_block(std::span<const std::uint64_t> seqs) {
+  std::string out;
+  append_block(seqs, out);
   return out;
 }
 
