@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "cs/projection_engine.h"
@@ -278,6 +279,73 @@ TEST_F(ProjectionsTest, RebuildKilledMidwayLeavesTheOldStateServing) {
     reopened.reset();
     log_.reset();
   }
+}
+
+// Cereal's own portable archive, through a stream: what the state records
+// were written with before StringOutputArchive, and what they must stay.
+template <class State>
+std::string cereal_portable_bytes(const State& state) {
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive ar(out);
+    ar(state);
+  }
+  return out.str();
+}
+
+TEST(StateRecordTest, StatesAreWrittenAsCerealsPortableArchiveWritesThemAndReadBack) {
+  CustomerState customer;
+  customer.customer_id = uuid(1);
+  customer.customer_type = CustomerType::institution;
+  customer.name = PersonalText{"sealed name bytes", uuid(9), "name"};
+  customer.email = PersonalText{"a@b.example", Uuid{}, ""};
+  customer.status = CustomerStatus::suspended;
+  customer.validated_by = uuid(4);
+  customer.validated_at = hour(3);
+  customer.suspension_reason = PersonalText{"fraud check", uuid(10), "reason"};
+  customer.last_updated_fields = {"name", "email"};
+  customer.created_at = hour(1);
+  customer.updated_at = hour(5);
+  customer.version = 7;
+  customer.erased = true;
+  UserState user{uuid(2), uuid(1), PersonalText{"j@x.example", uuid(11), "email"}, "owner",
+                 UserStatus::active, 3, hour(1), hour(2)};
+  SubscriptionState subscription{uuid(3), uuid(1), "pro-monthly", SubscriptionStatus::active, hour(40), 2,
+                                 PersonalText{}, hour(1), hour(2)};
+  TokenAccount tokens{uuid(1), 100, 20, 50, 70, hour(14)};
+
+  EXPECT_EQ(encode_state(customer), cereal_portable_bytes(customer));
+  EXPECT_EQ(encode_state(user), cereal_portable_bytes(user));
+  EXPECT_EQ(encode_state(subscription), cereal_portable_bytes(subscription));
+  EXPECT_EQ(encode_state(tokens), cereal_portable_bytes(tokens));
+  EXPECT_EQ(encode_state(TokenAccount{}), cereal_portable_bytes(TokenAccount{}));
+
+  auto customer_back = decode_state<CustomerState>(encode_state(customer));
+  ASSERT_TRUE(customer_back.ok()) << customer_back.error().to_string();
+  EXPECT_EQ(*customer_back, customer);
+  auto tokens_back = decode_state<TokenAccount>(cereal_portable_bytes(tokens));
+  ASSERT_TRUE(tokens_back.ok()) << tokens_back.error().to_string();
+  EXPECT_EQ(*tokens_back, tokens);
+}
+
+TEST(StateRecordTest, ATruncatedOrOversizedStateRecordIsACorruptionErrorNotACrash) {
+  CustomerState customer;
+  customer.customer_id = uuid(1);
+  customer.name = PersonalText{"Atlas SARL", Uuid{}, ""};
+  customer.last_updated_fields = {"name"};
+  const std::string bytes = encode_state(customer);
+  for (std::size_t cut = 0; cut < bytes.size(); ++cut) {
+    auto decoded = decode_state<CustomerState>(std::string_view(bytes).substr(0, cut));
+    ASSERT_FALSE(decoded.ok()) << "cut at " << cut;
+    EXPECT_EQ(decoded.error().code(), ErrorCode::corruption);
+  }
+  // A string length of 2^56 where the name's length is: refused before anything is allocated.
+  std::string huge = bytes;
+  const std::size_t name_length_at = 1 + 16 + 1;  // byte order, customer id, customer type
+  huge[name_length_at + 7] = 1;
+  auto decoded = decode_state<CustomerState>(huge);
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_NE(decoded.error().message().find("larger than"), std::string::npos) << decoded.error().message();
 }
 
 }  // namespace

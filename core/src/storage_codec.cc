@@ -7,33 +7,12 @@
 
 #include <cereal/archives/portable_binary.hpp>
 #include <cereal/types/optional.hpp>
-#include <ostream>
-#include <streambuf>
 
-#include "span_input_archive.h"
+#include "cs/span_input_archive.h"
+#include "cs/string_output_archive.h"
 
 namespace cs {
 namespace {
-
-// A streambuf that appends to a std::string, so encoding does not go through
-// an ostringstream copy.
-class StringAppendBuf : public std::streambuf {
- public:
-  explicit StringAppendBuf(std::string*& target) : target_(target) {}
-
- protected:
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    target_->append(s, static_cast<std::size_t>(n));
-    return n;
-  }
-  int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) target_->push_back(static_cast<char>(c));
-    return c;
-  }
-
- private:
-  std::string*& target_;
-};
 
 // Saves a string_view exactly as cereal saves a std::string.
 template <class Archive>
@@ -109,20 +88,12 @@ CEREAL_CLASS_VERSION(cs::StoredEnvelopeView, 1)
 namespace cs {
 
 void encode_canonical(const CanonicalFields& f, std::string& out) {
-  // One stream per thread, reused: constructing a std::ostream (locale and
-  // all) per event costs more than encoding the event. The archive itself is
-  // per event, since it writes the endianness byte that starts the record.
-  thread_local std::string* target = nullptr;
-  thread_local StringAppendBuf buf(target);
-  thread_local std::ostream os(&buf);
-  target = &out;
-  {
-    cereal::PortableBinaryOutputArchive ar(os);
-    StoredEnvelopeView env{f};
-    ar(env);
-    std::visit([&](const auto& p) { serialize_fields(ar, p, f.schema_version); }, f.payload);
-  }
-  target = nullptr;
+  // An archive per event: it writes the byte order byte that starts the
+  // record, and each class's version once.
+  StringOutputArchive ar(out);
+  StoredEnvelopeView env{f};
+  ar(env);
+  std::visit([&](const auto& p) { serialize_fields(ar, p, f.schema_version); }, f.payload);
 }
 
 void encode_canonical(const RecordedEvent& e, std::string& out) {

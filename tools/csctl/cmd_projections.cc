@@ -9,6 +9,13 @@
 namespace cs::csctl {
 namespace {
 
+// A rebuilt engine lives until the process ends: freeing its projections'
+// entity caches (one allocation or more per customer, user, subscription
+// and account) took 4% of a rebuild of 102k events, after everything was
+// stored, for memory the exit gives back at once. Still reachable, so not
+// a leak for LeakSanitizer. The engine has no threads of its own.
+const ProjectionEngine* engine_kept_until_exit = nullptr;
+
 // Opens the log and its projections, brought up to the head.
 struct Store {
   std::unique_ptr<EventLog> log;
@@ -143,6 +150,7 @@ int run_rebuild(const Args& args) {
     if (vm["projection"].as<std::string>() != "all" && vm["projection"].as<std::string>() != p.name) continue;
     std::cerr << "rebuilt " << p.name << ": generation " << p.generation << ", up to seq " << p.checkpoint.value << "\n";
   }
+  engine_kept_until_exit = engine.release();
   return exit_ok;
 }
 

@@ -19,7 +19,6 @@
 #include <cereal/archives/portable_binary.hpp>
 #include <algorithm>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -27,6 +26,8 @@
 
 #include "cs/error.h"
 #include "cs/event.h"
+#include "cs/span_input_archive.h"
+#include "cs/string_output_archive.h"
 
 namespace cs {
 
@@ -82,28 +83,22 @@ class Projection {
   virtual void start_from_empty_store() {}
 };
 
-// cereal portable binary of a state record. The streams are reused per
-// thread: building a std::stringstream per call costs more than the encoding.
+// cereal portable binary of a state record, written and read in place
+// (cereal's own archives go through streams, and reading copied the bytes
+// into one first).
 template <class State>
 std::string encode_state(const State& state) {
-  thread_local std::ostringstream out;
-  out.str(std::string());
-  out.clear();
-  {
-    cereal::PortableBinaryOutputArchive ar(out);
-    ar(state);
-  }
-  return out.str();
+  std::string out;
+  StringOutputArchive ar(out);
+  ar(state);
+  return out;
 }
 
 template <class State>
 Result<State> decode_state(std::string_view bytes) {
   State state;
-  thread_local std::istringstream in;
   try {
-    in.str(std::string(bytes));
-    in.clear();
-    cereal::PortableBinaryInputArchive ar(in);
+    SpanInputArchive ar(bytes);
     ar(state);
   } catch (const std::exception& e) {
     return corruption_error(std::string("projection state does not decode: ") + e.what());
