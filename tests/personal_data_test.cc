@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "cs/json_codec.h"
 #include "cs/personal_data.h"
@@ -55,6 +56,40 @@ TEST(PersonalDataTest, FieldsSealAndOpenOnlyWithTheirKeyEventAndField) {
   EXPECT_FALSE(open_field(key, event, "email", altered).ok());
   EXPECT_FALSE(open_field(key, event, "email", "short").ok());
   EXPECT_EQ(open_field(key, event, "reason", seal_field(key, event, "reason", "")).value(), "");
+}
+
+// A thread keeps its cipher contexts and their last key from field to field:
+// what it seals under keys that alternate, repeat and follow a failed open
+// must be what a fresh context (another thread's) opens, and the reverse.
+TEST(PersonalDataTest, FieldsSealedUnderAlternatingKeysOpenOnAFreshThreadAndBack) {
+  const DataKey a = random_data_key(), b = random_data_key();
+  const std::vector<const DataKey*> order = {&a, &a, &b, &a, &b, &b, &a};
+  std::vector<std::string> sealed;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    if (i == 3) {
+      EXPECT_FALSE(open_field(b, test::uuid(1), "name", sealed[0]).ok()) << "a's field under b";
+    }
+    sealed.push_back(seal_field(*order[i], test::uuid(i + 1), "name", "field " + std::to_string(i)));
+  }
+  std::vector<std::string> opened(order.size());
+  std::vector<std::string> sealed_there;
+  std::thread fresh([&] {
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      auto o = open_field(*order[i], test::uuid(i + 1), "name", sealed[i]);
+      opened[i] = o.ok() ? *o : "not opened: " + o.error().message();
+    }
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      sealed_there.push_back(seal_field(*order[i], test::uuid(i + 1), "name", "there " + std::to_string(i)));
+    }
+  });
+  fresh.join();
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    EXPECT_EQ(opened[i], "field " + std::to_string(i));
+    auto back = open_field(*order[i], test::uuid(i + 1), "name", sealed_there[i]);
+    ASSERT_TRUE(back.ok()) << i << ": " << back.error().message();
+    EXPECT_EQ(*back, "there " + std::to_string(i));
+    EXPECT_FALSE(open_field(order[i] == &a ? b : a, test::uuid(i + 1), "name", sealed_there[i]).ok());
+  }
 }
 
 TEST(PersonalDataTest, DataKeysUnwrapOnlyWithTheirMasterKeyAndCustomer) {
