@@ -1027,12 +1027,19 @@ struct IdLookup {
   std::vector<rocksdb::Status> statuses;
 };
 
+// `nothing_stored`: the group knows the database holds no id (every one is
+// not found, without asking).
 template <class Event>
-IdLookup look_up_ids(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* event_ids, std::span<const Event> events) {
+IdLookup look_up_ids(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* event_ids, std::span<const Event> events,
+                     bool nothing_stored) {
+  IdLookup found{std::vector<rocksdb::PinnableSlice>(events.size()), std::vector<rocksdb::Status>(events.size())};
+  if (nothing_stored) {
+    std::fill(found.statuses.begin(), found.statuses.end(), rocksdb::Status::NotFound());
+    return found;
+  }
   std::vector<rocksdb::Slice> keys;
   keys.reserve(events.size());
   for (const auto& e : events) keys.emplace_back(reinterpret_cast<const char*>(e.id.bytes().data()), 16);
-  IdLookup found{std::vector<rocksdb::PinnableSlice>(events.size()), std::vector<rocksdb::Status>(events.size())};
   db.MultiGet({}, event_ids, events.size(), keys.data(), found.values.data(), found.statuses.data());
   return found;
 }
@@ -1050,7 +1057,7 @@ Result<AppendResult> EventLog::stage_writer(const Writer& w, GroupState& group,
   for (std::size_t i = 0; i < events.size(); ++i) streams[i] = payload_stream_key(events[i].payload);
 
   // 1. Idempotency: which ids are known already? One batched lookup.
-  const IdLookup known_ids = look_up_ids(*db_, event_ids_cf_, events);
+  const IdLookup known_ids = look_up_ids(*db_, event_ids_cf_, events, group.nothing_stored);
   const auto& id_values = known_ids.values;
   const auto& id_statuses = known_ids.statuses;
 
@@ -1179,6 +1186,7 @@ Result<StreamFacts> EventLog::staged_stream_facts(const StreamKey& stream, const
     if (auto b = group.before->streams.find(stream); b != group.before->streams.end()) return b->second;
   }
   if (auto c = leader_->streams.find(stream); c != leader_->streams.end()) return c->second;
+  if (group.nothing_stored) return StreamFacts{};  // what load_stream_facts says of a stream with no event
   return load_stream_facts(stream);
 }
 
@@ -1258,7 +1266,7 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
   // Is any id in the log already? One batched lookup.
-  const std::vector<rocksdb::Status> id_statuses = look_up_ids(*db_, event_ids_cf_, events).statuses;
+  const std::vector<rocksdb::Status> id_statuses = look_up_ids(*db_, event_ids_cf_, events, group.nothing_stored).statuses;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (e.seq.value != group.last_seq.value + 1 + i) {

@@ -61,6 +61,9 @@ Result<std::unique_ptr<EventLog::BulkWriter>> EventLog::bulk_writer() {
   role->cv.wait(lock, [&] { return writers_.front() == role; });
   bulk->chunk_->last_seq = Sequence(head_seq_.load());
   bulk->chunk_->last_hash = head_hash_;
+  // Every earlier append is committed (the writer is at the front of the
+  // queue) and later ones wait behind it.
+  bulk->chunk_->nothing_stored = head_seq_.load() == 0;
   return bulk;
 }
 
