@@ -1,6 +1,7 @@
 #include "cs/payloads.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "cs/assert.h"
 #include "cs/event.h"
@@ -20,6 +21,16 @@ const Uuid& payload_customer_id(const Payload& payload) {
 }
 
 std::string StreamKey::name() const { return std::string(stream_prefix(category)) + id.to_string(); }
+
+std::string_view StreamKey::name_into(NameBuffer& out) const {
+  const std::string_view prefix = stream_prefix(category);
+  static_assert(sizeof(NameBuffer) >= 13 + 36 + 1, "the longest prefix, a UUID and its terminator");
+  std::memcpy(out.data(), prefix.data(), prefix.size());
+  char text[37];
+  id.to_chars(text);
+  std::memcpy(out.data() + prefix.size(), text, 36);
+  return std::string_view(out.data(), prefix.size() + 36);
+}
 
 StreamKey payload_stream_key(const Payload& payload) {
   return std::visit([](const auto& p) { return StreamKey{category_of(p.type), p.stream_key()}; }, payload);

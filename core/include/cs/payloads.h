@@ -10,6 +10,7 @@
 // (an upcast); docs/storage.md keeps the history of every bump.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -342,6 +343,9 @@ struct StreamKey {
   Uuid id;
   bool operator==(const StreamKey&) const = default;
   std::string name() const;
+  // The name written into `out`, without an allocation: a view of `out`.
+  using NameBuffer = std::array<char, 64>;
+  std::string_view name_into(NameBuffer& out) const;
 };
 
 EventType payload_type(const Payload& payload);
