@@ -61,11 +61,11 @@ class StreamPrefixTransform : public rocksdb::SliceTransform {
   }
 };
 
-// LZ4 where RocksDB has it, else RocksDB's default (Snappy when it has it). On a 259k-event
-// history LZ4 made the same files 1.5% larger and their reads cheaper: a
-// sparse category read 15% less CPU, the token audit 8% less wall time
-// (docs/performance.md). Files of either kind stay readable: a block names
-// its compression.
+// LZ4 where RocksDB has it, else RocksDB's default (Snappy when it has it).
+// On a 259k-event history LZ4 made the same files 1.5% larger and their
+// reads cheaper: a sparse category read 15% less CPU, the token audit 8%
+// less wall time (docs/performance.md). Files of either kind stay readable:
+// a block names its compression.
 rocksdb::CompressionType block_compression() {
   static const rocksdb::CompressionType chosen = [] {
     const auto supported = rocksdb::GetSupportedCompressions();
@@ -817,7 +817,9 @@ std::array<std::uint8_t, 256> category_ranks() {
   std::sort(categories.begin(), categories.end(),
             [](Category a, Category b) { return stream_prefix(a) < stream_prefix(b); });
   std::array<std::uint8_t, 256> rank{};
-  for (std::size_t i = 0; i < categories.size(); ++i) rank[static_cast<std::uint8_t>(categories[i])] = static_cast<std::uint8_t>(i);
+  for (std::size_t i = 0; i < categories.size(); ++i) {
+    rank[static_cast<std::uint8_t>(categories[i])] = static_cast<std::uint8_t>(i);
+  }
   return rank;
 }
 
@@ -830,10 +832,9 @@ std::uint64_t EventLog::finish_group(const GroupState& state, rocksdb::WriteBatc
   // one before (its "splice") instead of from the top, which halves the
   // cost of these random-keyed inserts; an ingested chunk's table needs
   // them sorted anyway. Sorted by (category, id), which is the keys' order,
-  // without making the keys first.
-  // The streams' keys are copied beside their blocks' places: sorted and
-  // named without a cache miss each; the blocks, reached in key order, are
-  // asked for a few streams ahead.
+  // without making the keys first: the streams' keys are copied beside their
+  // blocks' places, so they sort and are named without a cache miss each,
+  // and the blocks, reached in key order, are asked for a few streams ahead.
   std::vector<std::pair<StreamKey, const GroupState::StreamBlock*>> stream_blocks;
   stream_blocks.reserve(state.stream_blocks.size());
   for (const auto& [stream, block] : state.stream_blocks) stream_blocks.emplace_back(stream, &block);
@@ -1272,7 +1273,8 @@ Result<AppendResult> EventLog::stage_import(const Writer& w, GroupState& group, 
   std::vector<std::string> values(events.size());
   Hash hash = group.last_hash;
   // Is any id in the log already? One batched lookup.
-  const std::vector<rocksdb::Status> id_statuses = look_up_ids(*db_, event_ids_cf_, events, group.nothing_stored).statuses;
+  const std::vector<rocksdb::Status> id_statuses =
+      look_up_ids(*db_, event_ids_cf_, events, group.nothing_stored).statuses;
   for (std::size_t i = 0; i < events.size(); ++i) {
     const auto& e = events[i];
     if (e.seq.value != group.last_seq.value + 1 + i) {
