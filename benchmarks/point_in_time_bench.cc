@@ -57,9 +57,7 @@ struct GeneratedLog {
         q.stream = stream.name();
         if (!log->read(q, [&](const RecordedEvent& e) {
                    if (e.timestamp <= as_of) {
-                     std::string key;
-                     for (int shift = 56; shift >= 0; shift -= 8) key.push_back(static_cast<char>(e.seq.value >> shift));
-                     s.seq_keys.push_back(std::move(key));
+                     s.seq_keys.push_back(EventLog::event_key(stream.category, e.seq));
                    }
                    return true;
                  }).ok()) {

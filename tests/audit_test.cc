@@ -251,8 +251,7 @@ TEST_F(AuditTest, BrokenChainIsNamedAndTheAuditGoesOn) {
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open({}, (dir_ / "log").string(), families, &handles, &raw).ok());
     auto events = handles[std::find(names.begin(), names.end(), "events") - names.begin()];
-    std::string key(8, '\0');
-    key[7] = static_cast<char>(tampered.value);
+    const std::string key = EventLog::event_key(Category::token, tampered);
     std::string value;
     ASSERT_TRUE(raw->Get({}, events, key, &value).ok());
     auto pos = value.find(std::string("\x1e\x00\x00\x00\x00\x00\x00\x00", 8));  // amount 30

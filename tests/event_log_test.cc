@@ -273,7 +273,7 @@ TEST_F(EventLogTest, IndexedReadsEqualAFilteredFullScanWhateverTheBlocks) {
     ReadQuery q;
     std::function<bool(const RecordedEvent&)> selects;
     std::function<std::uint64_t(const RecordedEvent&)> position = [](const RecordedEvent& e) { return e.seq.value; };
-    switch (rng() % 3) {
+    switch (rng() % 4) {
       case 0: {
         std::string stream = (rng() % 2 ? "tokens-" : "customer-") + uuid(rng() % 5).to_string();
         q.stream = stream;
@@ -289,9 +289,15 @@ TEST_F(EventLogTest, IndexedReadsEqualAFilteredFullScanWhateverTheBlocks) {
         if (rng() % 2) q.from_seq = Sequence(rng() % (all.size() + 5));
         break;
       }
-      default:
-        q.category = Category::token;
-        selects = [](const RecordedEvent& e) { return category_of(e.type()) == Category::token; };
+      case 2: {
+        const Category category = rng() % 2 ? Category::token : Category::customer;
+        q.category = category;
+        selects = [category](const RecordedEvent& e) { return category_of(e.type()) == category; };
+        if (rng() % 2) q.from_seq = Sequence(rng() % (all.size() + 5));
+        break;
+      }
+      default:  // the whole log: its categories merged by seq
+        selects = [](const RecordedEvent&) { return true; };
         if (rng() % 2) q.from_seq = Sequence(rng() % (all.size() + 5));
     }
     q.backward = rng() % 2;
@@ -473,8 +479,7 @@ TEST_F(EventLogTest, VerifyNamesTheFirstTamperedSequence) {
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open({}, dir_.path().string(), families, &handles, &raw).ok());
     auto events_cf = handles[std::find(names.begin(), names.end(), "events") - names.begin()];
-    std::string key(8, '\0');
-    key[7] = 13;
+    const std::string key = EventLog::event_key(Category::token, Sequence(13));
     std::string value;
     ASSERT_TRUE(raw->Get({}, events_cf, key, &value).ok());
     // The payload's amount 13 is followed by its price 130: bump the amount.
@@ -508,6 +513,92 @@ TEST_F(EventLogTest, VerifyNamesTheFirstTamperedSequence) {
   EXPECT_EQ(seen.size(), 12u);
   // Anchored past the damage, the rest of the chain holds.
   EXPECT_TRUE(log_->read({.from_seq = Sequence(14), .verify_chain = true}, [](const RecordedEvent&) { return true; }).ok());
+}
+
+// Rewrites a log's events under the first layout's keys (8-byte seqs) and
+// marks it format 1, behind its back; `keep_new_keys` leaves the current
+// keys too, as a conversion killed after its ingest would.
+void make_first_layout(const std::filesystem::path& dir, bool keep_new_keys) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open({}, dir.string(), families, &handles, &raw).ok());
+  auto* events = handles[std::find(names.begin(), names.end(), "events") - names.begin()];
+  rocksdb::WriteBatch batch;
+  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator({}, events));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    ASSERT_EQ(it->key().size(), 9u);
+    batch.Put(events, it->key().ToString().substr(1), it->value());
+    if (!keep_new_keys) batch.Delete(events, it->key());
+  }
+  ASSERT_TRUE(it->status().ok());
+  it.reset();
+  batch.Put("log_format", std::string("\0\0\0\0\0\0\0\1", 8));
+  ASSERT_TRUE(raw->Write({}, &batch).ok());
+  ASSERT_TRUE(raw->Flush({}, handles).ok());
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+}
+
+// Format 1 kept events by seq alone. Such a log is refused by a read-only
+// open with a message that says what to do, and converted by the first
+// writable open (also when a conversion was killed after its ingest): the
+// same events in the same order, every read path and the chain intact, no
+// key of the old layout left.
+TEST(EventLogLayoutTest, ALogOfTheFirstLayoutIsConvertedByItsFirstWritableOpen) {
+  for (bool killed_after_ingest : {false, true}) {
+    SCOPED_TRACE(killed_after_ingest ? "conversion killed after its ingest" : "first conversion");
+    test::TempDir dir;
+    std::vector<RecordedEvent> before, tokens_before, customer_before;
+    {
+      auto log = test::open_log(dir.path());
+      std::vector<NewEvent> batch;
+      std::uint64_t n = 0;
+      for (std::uint64_t c = 0; c < 30; ++c) {
+        batch.push_back(make_event(test::customer_created(c), ++n));
+        batch.push_back(make_event(test::token_purchased(c, 10), ++n));
+        batch.push_back(make_event(test::token_used(c, 1, c), ++n));
+      }
+      ASSERT_TRUE(log->append(batch).ok());
+      before = log->read_all({}).value();
+      tokens_before = log->read_all({.category = Category::token}).value();
+      customer_before = log->read_all({.category = Category::customer}).value();
+    }
+    make_first_layout(dir.path(), killed_after_ingest);
+    auto refused = EventLog::open(dir.path(), {.read_only = true});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code(), ErrorCode::invalid_argument);
+    EXPECT_NE(refused.error().message().find("csctl rebuild"), std::string::npos) << refused.error().message();
+
+    auto log = test::open_log(dir.path());
+    ASSERT_EQ(log->head().value, before.size());
+    auto after = log->read_all({}).value();
+    ASSERT_EQ(after.size(), before.size());
+    for (std::size_t i = 0; i < after.size(); ++i) {
+      EXPECT_EQ(after[i].seq, before[i].seq);
+      EXPECT_EQ(after[i].hash, before[i].hash);
+    }
+    EXPECT_EQ(log->read_all({.category = Category::token}).value().size(), tokens_before.size());
+    EXPECT_EQ(log->read_all({.category = Category::customer}).value().size(), customer_before.size());
+    EXPECT_EQ(log->read_all({.type = EventType::token_used, .backward = true}).value().size(), 30u);
+    auto verified = log->verify();
+    ASSERT_TRUE(verified.ok()) << verified.error().to_string();
+    EXPECT_EQ(verified->events_checked, before.size());
+    std::unique_ptr<rocksdb::Iterator> it(log->db().NewIterator({}, *log->column_family("events")));
+    std::size_t keys = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++keys) EXPECT_EQ(it->key().size(), 9u);
+    EXPECT_EQ(keys, before.size());
+    it.reset();
+    // And it appends on from there.
+    ASSERT_TRUE(log->append(std::vector<NewEvent>{make_event(test::token_purchased(1, 5), 1'000)}).ok());
+    log.reset();
+    auto reopened = EventLog::open(dir.path(), {.read_only = true});
+    ASSERT_TRUE(reopened.ok()) << reopened.error().to_string();
+    EXPECT_EQ((*reopened)->head().value, before.size() + 1);
+  }
 }
 
 // A first open killed while RocksDB made the database (it writes the

@@ -68,25 +68,31 @@ void change_events(const std::filesystem::path& dir,
   delete raw;
 }
 
-std::string seq_key(std::uint64_t seq) {
-  std::string key(8, '\0');
-  for (int b = 0; b < 8; ++b) key[7 - b] = static_cast<char>((seq >> (8 * b)) & 0xff);
-  return key;
+// The key event `seq` is stored under (its category's), or the token
+// category's when none holds it.
+std::string seq_key(rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events, std::uint64_t seq) {
+  for (Category c : {Category::customer, Category::user, Category::subscription, Category::token}) {
+    std::string value;
+    if (raw.Get({}, events, EventLog::event_key(c, Sequence(seq)), &value).ok()) {
+      return EventLog::event_key(c, Sequence(seq));
+    }
+  }
+  return EventLog::event_key(Category::token, Sequence(seq));
 }
 
 // Replaces the stored bytes of event `seq` behind the log's back.
 void overwrite_stored(const std::filesystem::path& dir, std::uint64_t seq, const std::string& value) {
   change_events(dir, [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
     std::string old;
-    ASSERT_TRUE(raw.Get({}, events, seq_key(seq), &old).ok()) << "no stored event at seq " << seq;
-    ASSERT_TRUE(raw.Put({}, events, seq_key(seq), value).ok());
+    ASSERT_TRUE(raw.Get({}, events, seq_key(raw, events, seq), &old).ok()) << "no stored event at seq " << seq;
+    ASSERT_TRUE(raw.Put({}, events, seq_key(raw, events, seq), value).ok());
   });
 }
 
 std::string stored_value(const std::filesystem::path& dir, std::uint64_t seq) {
   std::string value;
   change_events(dir, [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(raw.Get({}, events, seq_key(seq), &value).ok()) << "no stored event at seq " << seq;
+    ASSERT_TRUE(raw.Get({}, events, seq_key(raw, events, seq), &value).ok()) << "no stored event at seq " << seq;
   });
   return value;
 }
@@ -193,7 +199,7 @@ TEST(ReadAheadTest, AnIndexReadOfAMissingOrMisplacedEventIsCorruptionNamingItsSe
   const std::uint64_t missing = created[10];
   const std::uint64_t misplaced = created[15];
   change_events(dir.path(), [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(raw.Delete({}, events, seq_key(missing)).ok());
+    ASSERT_TRUE(raw.Delete({}, events, seq_key(raw, events, missing)).ok());
   });
   overwrite_stored(dir.path(), misplaced, stored_value(dir.path(), misplaced - 1));
   auto log = test::open_log(dir.path());
@@ -244,7 +250,7 @@ TEST(ReadAheadTest, TheChainIsCheckedInEveryModeAndTheFirstBreakInLogOrderIsRepo
   value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x20);
   overwrite_stored(dir.path(), altered, value);
   change_events(dir.path(), [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
-    ASSERT_TRUE(raw.Delete({}, events, seq_key(missing)).ok());
+    ASSERT_TRUE(raw.Delete({}, events, seq_key(raw, events, missing)).ok());
   });
   auto log = test::open_log(dir.path());
   auto direct = log->read({.verify_chain = true}, [](const RecordedEvent&) { return true; });

@@ -25,6 +25,7 @@
 #include "event_log_state.h"
 #include "index_cursor.h"
 #include "keys.h"
+#include "log_iterator.h"
 #include "rocks_status.h"
 #include "stream_rules.h"
 
@@ -179,6 +180,65 @@ Result<bool> unfinished_log(const std::filesystem::path& dir, const std::vector<
 
 }  // namespace
 
+// Format 1 kept the events under 8-byte seq keys, which sort before every
+// category's first byte. Each is put again under its category's key into a
+// table file per category (each run written in seq order, no sort), the
+// files ingested in one step; then the old keys go and the marker says 2,
+// in one synced batch. Killed on the way, the next writable open does it
+// again from the old keys, still there until that batch: ingesting the same
+// keys twice replaces them with the same bytes.
+Status EventLog::rekey_events_by_category() {
+  if (auto cleared = clear_ingest_staging(dir_ / bulk_ingest_staging); !cleared.ok()) return cleared;
+  TableStream table(*db_, events_cf_, dir_ / bulk_ingest_staging / "rekey");
+  table.start();
+  const std::string old_keys_end = keys::category_begin_key(keys::all_categories.front());
+  rocksdb::Slice upper(old_keys_end);
+  rocksdb::ReadOptions scan;
+  scan.fill_cache = false;
+  scan.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(scan, events_cf_));
+  std::uint64_t rekeyed = 0;
+  std::string key;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto old_key = it->key().ToStringView();
+    if (old_key.size() != keys::format1_event_key_bytes) {
+      return corruption_error("open: converting the log's layout: malformed event key of " +
+                              std::to_string(old_key.size()) + " bytes");
+    }
+    const Sequence seq(keys::get_u64(old_key));
+    auto e = decode_stored(it->value().ToStringView());
+    if (!e.ok()) return corruption_error("open: converting the log's layout: seq " + std::to_string(seq.value) + ": " +
+                                         e.error().message());
+    key.clear();
+    keys::put_event_key(key, category_of(e->type()), seq);
+    table.put(key, it->value().ToStringView());
+    ++rekeyed;
+  }
+  if (!it->status().ok()) return from_rocks(it->status(), "open: converting the log's layout: read events");
+  std::vector<rocksdb::ColumnFamilyHandle*> families = {events_cf_};
+  if (rekeyed > 0) {
+    rocksdb::WriteBatch none;
+    if (auto s = ingest_batch(*db_, table.staging_dir(), none, families, &table); !s.ok()) {
+      return Error(s.error().code(), "open: converting the log's layout: " + s.error().message());
+    }
+  }
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(events_cf_, rocksdb::Slice(), upper);
+  std::string version;
+  keys::put_u64(version, keys::log_format_version);
+  batch.Put(std::string(keys::meta_log_format), version);
+  rocksdb::WriteOptions synced;
+  synced.sync = true;
+  if (auto s = db_->Write(synced, &batch); !s.ok()) return from_rocks(s, "open: converting the log's layout");
+  // The old keys' files hold nothing else: compacting their range drops
+  // them now rather than at some later compaction. The log is complete
+  // without it, so a failure only leaves the space taken.
+  rocksdb::CompactRangeOptions drop;
+  drop.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  db_->CompactRange(drop, events_cf_, nullptr, &upper).PermitUncheckedError();
+  return {};
+}
+
 Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& dir,
                                                  EventLogOptions options) {
   std::unique_ptr<EventLog> log(new EventLog());
@@ -301,6 +361,13 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     if (!s.ok()) return from_rocks(s, "open: write format marker");
   } else if (!s.ok()) {
     return from_rocks(s, "open: read format marker");
+  } else if (format.size() == 8 && keys::get_u64(format) == keys::log_format_seq_keyed) {
+    if (read_only) {
+      return invalid_argument(dir.string() + " holds a log of the first layout (events by sequence alone), which "
+                              "a writable open converts once: run a writing command on it first (csctl rebuild "
+                              "--data-dir " + dir.string() + ")");
+    }
+    if (auto rekeyed = log->rekey_events_by_category(); !rekeyed.ok()) return rekeyed.error();
   } else if (format.size() != 8 || keys::get_u64(format) != keys::log_format_version) {
     return invalid_argument(dir.string() + " holds a log of another format");
   }
@@ -313,16 +380,15 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
 
   // Recovery: the head is the last event. Everything of a group is in one
   // write batch, so there is nothing to repair after a crash.
-  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator({}, log->events_cf_));
-  it->SeekToLast();
-  if (!it->status().ok()) return from_rocks(it->status(), "open: find head");
-  if (it->Valid()) {
-    auto head = decode_stored(it->value().ToStringView());
+  LogIterator last(*raw, log->events_cf_, {});
+  last.seek_for_prev(Sequence(UINT64_MAX));
+  if (auto found = last.status("open: find head"); !found.ok()) return found.error();
+  if (last.valid()) {
+    auto head = decode_stored(last.value());
     if (!head.ok()) return corruption_error("open: last event does not decode: " + head.error().message());
-    if (head->seq.value != keys::get_u64(it->key().ToStringView())) {
-      return corruption_error("open: the last event, at key seq " +
-                              std::to_string(keys::get_u64(it->key().ToStringView())) + ", is stamped seq " +
-                              std::to_string(head->seq.value));
+    if (head->seq != last.seq()) {
+      return corruption_error("open: the last event, at key seq " + std::to_string(last.seq().value) +
+                              ", is stamped seq " + std::to_string(head->seq.value));
     }
     log->head_seq_ = head->seq.value;
     log->head_hash_ = head->hash;
@@ -417,7 +483,7 @@ Status EventLog::build_customer_index() {
       auto block = keys::decode_block(it->value().ToStringView());
       if (!block) return corruption_error("stream index of " + std::string(key.substr(0, key.size() - 9)) +
                                           ": malformed block");
-      auto first = read_event(Sequence(block->front()));
+      auto first = read_event(Sequence(block->front()), category);
       if (!first.ok()) return first.error();
       const StreamKey stream = payload_stream_key(first->payload);
       batch.Put(customer_streams_cf_,
@@ -944,6 +1010,8 @@ Status EventLog::stage_side_writes(const Writer& w, rocksdb::WriteBatch& batch) 
   return {};
 }
 
+std::string EventLog::event_key(Category category, Sequence seq) { return keys::event_key(category, seq); }
+
 std::string EventLog::sequenced_key(std::uint64_t seq) {
   std::string key;
   keys::put_u64(key, seq);
@@ -1215,7 +1283,7 @@ Result<StreamFacts> EventLog::load_stream_facts(const StreamKey& stream) const {
     cursor.seek(1, /*backward=*/false);
     if (!cursor.status().ok()) return cursor.status().error();
     if (!cursor.valid()) return corruption_error("stream " + stream.name() + " has a head but no first event");
-    auto first = read_event(Sequence(cursor.seq()));
+    auto first = read_event(Sequence(cursor.seq()), stream.category);
     if (!first.ok()) return first.error();
     facts.version = head->value;
     facts.owner = payload_customer_id(first->payload);
@@ -1236,13 +1304,17 @@ Result<StreamFacts> EventLog::load_stream_facts(const StreamKey& stream) const {
 void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payload& payload, const EventPosition& pos,
                            const std::string& value, GroupState& group, rocksdb::WriteBatch& batch) {
   const EventType type = payload_type(payload);
-  std::string seq_key = keys::seq_key(pos.seq);
+  CS_ASSERT(category_of(type) == stream.category, "an event's stream is of its type's category");
+  char event_key[keys::event_key_bytes];
+  event_key[0] = static_cast<char>(stream.category);
+  for (int i = 0; i < 8; ++i) event_key[1 + i] = static_cast<char>(pos.seq.value >> (56 - 8 * i));
+  const rocksdb::Slice key(event_key, sizeof event_key), seq_bytes(event_key + 1, 8);
   if (group.events_table != nullptr) {
-    group.events_table->put(seq_key, value);
+    group.events_table->put(std::string_view(event_key, sizeof event_key), value);
   } else {
-    batch.Put(events_cf_, seq_key, value);
+    batch.Put(events_cf_, key, value);
   }
-  batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), seq_key);
+  batch.Put(event_ids_cf_, rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), 16), seq_bytes);
   group.ids[id] = {pos.seq, pos.version, stream, &payload};
   auto& block = group.stream_blocks[stream];
   if (block.seqs.empty()) block.first_version = pos.version.value;

@@ -8,6 +8,7 @@
 #include "cs/storage_codec.h"
 #include "index_cursor.h"
 #include "keys.h"
+#include "log_iterator.h"
 #include "rocks_status.h"
 
 namespace cs {
@@ -38,18 +39,42 @@ bool past_end(const ReadQuery& q, Sequence seq) { return !q.backward && q.to_seq
 
 }  // namespace
 
+rocksdb::Status EventLog::get_stored(Sequence seq, std::optional<Category> category, std::string& value) const {
+  if (category) return db_->Get({}, events_cf_, keys::event_key(*category, seq), &value);
+  // One call for the four places it can be: each category's run is a key
+  // range of its own, so a key that is not there costs a block or none.
+  constexpr std::size_t n = keys::all_categories.size();
+  std::array<std::string, n> key_bytes;
+  std::array<rocksdb::Slice, n> key_slices;
+  for (std::size_t i = 0; i < n; ++i) {
+    key_bytes[i] = keys::event_key(keys::all_categories[i], seq);
+    key_slices[i] = key_bytes[i];
+  }
+  std::array<rocksdb::PinnableSlice, n> values;
+  std::array<rocksdb::Status, n> statuses;
+  db_->MultiGet({}, events_cf_, n, key_slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (statuses[i].ok()) {
+      value.assign(values[i].data(), values[i].size());
+      return statuses[i];
+    }
+    if (!statuses[i].IsNotFound()) return statuses[i];
+  }
+  return rocksdb::Status::NotFound();
+}
+
 Result<Hash> EventLog::stored_hash(Sequence seq) const {
-  rocksdb::PinnableSlice value;
-  auto s = db_->Get({}, events_cf_, keys::seq_key(seq), &value);
+  std::string value;
+  auto s = get_stored(seq, std::nullopt, value);
   if (s.IsNotFound()) return not_found_error("no event at seq " + std::to_string(seq.value));
   if (!s.ok()) return from_rocks(s, "read seq " + std::to_string(seq.value));
   if (value.size() < sizeof(Hash)) return corruption_error("seq " + std::to_string(seq.value) + ": truncated");
-  return stored_chain_hash(value.ToStringView());
+  return stored_chain_hash(value);
 }
 
-Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
-  std::string value;
-  auto s = db_->Get({}, events_cf_, keys::seq_key(seq), &value);
+namespace {
+
+Result<RecordedEvent> decode_read(Sequence seq, const rocksdb::Status& s, const std::string& value) {
   if (s.IsNotFound()) return not_found_error("no event at seq " + std::to_string(seq.value));
   if (!s.ok()) return from_rocks(s, "read seq " + std::to_string(seq.value));
   auto e = decode_stored(value);
@@ -57,6 +82,26 @@ Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
   if (e->seq != seq) {
     return corruption_error("seq " + std::to_string(seq.value) + " holds an event stamped seq " +
                             std::to_string(e->seq.value));
+  }
+  return e;
+}
+
+}  // namespace
+
+Result<RecordedEvent> EventLog::read_event(Sequence seq) const {
+  std::string value;
+  auto s = get_stored(seq, std::nullopt, value);
+  return decode_read(seq, s, value);
+}
+
+Result<RecordedEvent> EventLog::read_event(Sequence seq, Category category) const {
+  std::string value;
+  auto s = get_stored(seq, category, value);
+  auto e = decode_read(seq, s, value);
+  if (e.ok() && category_of(e->type()) != category) {
+    return corruption_error("seq " + std::to_string(seq.value) + " is stored among the " +
+                            std::string(category_name(category)) + " events but is a " +
+                            std::string(event_type_name(e->type())));
   }
   return e;
 }
@@ -135,7 +180,7 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
   if (q.limit == 0) return {};
   if (q.stream || q.type) return read_index(q, visit);
   if (q.category) return read_category(q, visit);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(at, events_cf_));
+  LogIterator it(*db_, events_cf_, at);
   Sequence expected = std::max(q.from_seq.value_or(Sequence(1)), Sequence(1));
   Hash previous{};
   if (q.verify_chain && expected.value > 1) {
@@ -144,15 +189,15 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
     previous = *before;
   }
   if (q.backward) {
-    q.from_seq ? it->SeekForPrev(keys::seq_key(*q.from_seq)) : it->SeekToLast();
+    it.seek_for_prev(q.from_seq.value_or(Sequence(UINT64_MAX)));
   } else {
-    it->Seek(keys::seq_key(expected));
+    it.seek(expected);
   }
   std::size_t visited = 0;
-  for (; it->Valid() && visited < q.limit; q.backward ? it->Prev() : it->Next()) {
-    Sequence seq(keys::get_u64(it->key().ToStringView()));
+  for (; it.valid() && visited < q.limit; it.step()) {
+    const Sequence seq = it.seq();
     if (past_end(q, seq)) break;
-    auto value = it->value().ToStringView();
+    auto value = it.value();
     if (q.verify_chain) {
       if (auto s = check_next_seq(expected, seq); !s.ok()) return s;
       if (auto s = check_chain_link(seq, value, previous); !s.ok()) return s;
@@ -162,54 +207,55 @@ Status EventLog::read_stored_at(const ReadQuery& q, const StoredVisitor& visit, 
     ++visited;
     if (!visit(seq, value)) return {};
   }
-  if (!it->status().ok()) return from_rocks(it->status(), "read log");
-  return {};
+  return it.status("read log");
 }
 
-// The events an index names are fetched with one iterator over the events
-// family, in the index's order: a seq a few steps past the iterator is
-// reached by stepping (usually inside the block already read), a farther one
-// by a seek. Batched MultiGet cost a full seek per event: 44% of a
-// token-category read, where most wanted events are a step or two apart.
-Status EventLog::visit_seqs(const std::function<std::optional<std::uint64_t>()>& next_seq, std::size_t limit,
-                            bool fill_cache, bool backward, const StoredVisitor& visit) const {
+// The events an index names are fetched with one iterator over their
+// category's run of the events family, in the index's order: a seq a few
+// keys past the iterator is reached by stepping (usually inside the block
+// already read), a farther one by a seek. Batched MultiGet cost a full seek
+// per event: 44% of a token-category read, where most wanted events were a
+// step or two apart.
+Status EventLog::visit_seqs(Category category, const std::function<std::optional<std::uint64_t>()>& next_seq,
+                            std::size_t limit, bool fill_cache, bool backward, const StoredVisitor& visit) const {
   // About a data block of events (4 KiB, ~400-byte events): past that a seek
   // skips blocks that stepping would read and decompress.
   constexpr std::uint64_t steps_instead_of_seek_max = 8;
   rocksdb::ReadOptions options;
   options.fill_cache = fill_cache;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, events_cf_));
-  auto key_seq = [&] { return keys::get_u64(it->key().ToStringView()); };
-  // How far the iterator is before `seq` in the read's direction (0: on it
-  // or past it).
-  auto steps_to = [&](std::uint64_t seq) -> std::uint64_t {
-    std::uint64_t at = key_seq();
-    if (backward) return at > seq ? at - seq : 0;
-    return at < seq ? seq - at : 0;
-  };
-  std::string target;
+  const Category run[] = {category};
+  LogIterator it(*db_, events_cf_, options, run);
+  // Is the iterator before `seq` in the read's direction?
+  auto before = [&](std::uint64_t seq) { return backward ? it.seq().value > seq : it.seq().value < seq; };
   for (std::size_t visited = 0; visited < limit; ++visited) {
     auto seq = next_seq();
     if (!seq) break;
-    // Seqs are contiguous keys: `steps` steps land on it (a gap, which is
-    // corruption, lands past it and is reported below).
-    const std::uint64_t steps = it->Valid() ? steps_to(*seq) : 0;
-    if (steps > 0 && steps <= steps_instead_of_seek_max) {
-      for (std::uint64_t step = 0; step < steps && it->Valid(); ++step) backward ? it->Prev() : it->Next();
-    } else if (!it->Valid() || key_seq() != *seq) {
-      target = keys::seq_key(Sequence(*seq));
-      backward ? it->SeekForPrev(target) : it->Seek(target);
+    if (it.valid() && before(*seq)) {
+      for (std::uint64_t step = 0; step < steps_instead_of_seek_max && it.valid() && before(*seq); ++step) it.step();
     }
-    if (!it->status().ok()) return from_rocks(it->status(), "read seq " + std::to_string(*seq));
-    if (!it->Valid() || it->key().size() != 8 || key_seq() != *seq) {
-      return corruption_error("seq " + std::to_string(*seq) + " is in an index but not in the log");
+    if (!it.valid() || it.seq().value != *seq) {
+      backward ? it.seek_for_prev(Sequence(*seq)) : it.seek(Sequence(*seq));
     }
-    if (!visit(Sequence(*seq), it->value().ToStringView())) return {};
+    if (auto s = it.status("read seq " + std::to_string(*seq)); !s.ok()) return s;
+    if (!it.valid() || it.seq().value != *seq) {
+      return corruption_error("seq " + std::to_string(*seq) + " is in an index but not in the log (not among its " +
+                              std::string(category_name(category)) + " events)");
+    }
+    if (!visit(Sequence(*seq), it.value())) return {};
   }
   return {};
 }
 
 Status EventLog::read_index(const ReadQuery& q, const StoredVisitor& visit) const {
+  std::optional<Category> category;
+  if (q.type) {
+    category = category_of(*q.type);
+  } else {
+    for (Category c : keys::all_categories) {
+      if (q.stream->starts_with(stream_prefix(c))) category = c;
+    }
+    if (!category) return {};  // a name no stream can have: no events
+  }
   std::optional<std::uint64_t> from;
   if (q.stream && q.from_version) from = q.from_version->value;
   if (q.type && q.from_seq) from = q.from_seq->value;
@@ -226,39 +272,30 @@ Status EventLog::read_index(const ReadQuery& q, const StoredVisitor& visit) cons
   // A type read visits each block of events about once (the type's events
   // are spread over the log): caching the blocks costs an insert and an
   // eviction each and saves nothing. A stream's few events may be read again.
-  if (auto s = visit_seqs(next_seq, q.limit, /*fill_cache=*/q.stream.has_value(), q.backward, visit); !s.ok()) return s;
+  if (auto s = visit_seqs(*category, next_seq, q.limit, /*fill_cache=*/q.stream.has_value(), q.backward, visit);
+      !s.ok()) {
+    return s;
+  }
   return cursor.status();
 }
 
-// A category is the merge, by sequence, of its types' index runs.
+// A category is a run of the events family of its own: read straight
+// through, without its types' indexes.
 Status EventLog::read_category(const ReadQuery& q, const StoredVisitor& visit) const {
-  std::vector<std::unique_ptr<IndexCursor>> cursors;
-  for (EventType type : all_event_types) {
-    if (category_of(type) != *q.category) continue;
-    auto cursor = std::make_unique<IndexCursor>(*db_, type_index_cf_, keys::type_prefix_key(type),
-                                                IndexCursor::Kind::type);
-    cursor->seek(q.from_seq ? q.from_seq->value : (q.backward ? UINT64_MAX : 0), q.backward);
-    if (!cursor->status().ok()) return cursor->status();
-    cursors.push_back(std::move(cursor));
+  rocksdb::ReadOptions once;
+  once.fill_cache = false;
+  const Category run[] = {*q.category};
+  LogIterator it(*db_, events_cf_, once, run);
+  if (q.backward) {
+    it.seek_for_prev(q.from_seq.value_or(Sequence(UINT64_MAX)));
+  } else {
+    it.seek(q.from_seq.value_or(Sequence(0)));
   }
-  Status cursor_status;
-  auto next_seq = [&]() -> std::optional<std::uint64_t> {
-    IndexCursor* next = nullptr;
-    for (auto& c : cursors) {
-      if (!c->valid()) continue;
-      if (next == nullptr || (q.backward ? c->seq() > next->seq() : c->seq() < next->seq())) next = c.get();
-    }
-    if (next == nullptr || past_end(q, Sequence(next->seq()))) return std::nullopt;
-    std::uint64_t seq = next->seq();
-    next->next();
-    if (!next->status().ok()) {
-      cursor_status = next->status();
-      return std::nullopt;
-    }
-    return seq;
-  };
-  if (auto s = visit_seqs(next_seq, q.limit, /*fill_cache=*/false, q.backward, visit); !s.ok()) return s;
-  return cursor_status;
+  for (std::size_t visited = 0; it.valid() && visited < q.limit; it.step(), ++visited) {
+    if (past_end(q, it.seq())) break;
+    if (!visit(it.seq(), it.value())) return {};
+  }
+  return it.status("read the " + std::string(category_name(*q.category)) + " events");
 }
 
 Result<std::vector<RecordedEvent>> EventLog::read_all(const ReadQuery& q) const {

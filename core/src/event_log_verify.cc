@@ -7,6 +7,7 @@
 #include "cs/event_log.h"
 #include "cs/storage_codec.h"
 #include "keys.h"
+#include "log_iterator.h"
 #include "rocks_status.h"
 
 namespace cs {
@@ -48,13 +49,10 @@ Result<VerifyReport> EventLog::verify(const VerifyOptions& options) const {
   // The head as of the snapshot: appends after it are not verified.
   Sequence head;
   {
-    std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator(at_snapshot, events_cf_));
-    last->SeekToLast();
-    if (!last->status().ok()) return from_rocks(last->status(), "verify: find head");
-    if (last->Valid()) {
-      if (last->key().size() != 8) return corruption_error("verify: the last event key is malformed");
-      head = Sequence(keys::get_u64(last->key().ToStringView()));
-    }
+    LogIterator last(*db_, events_cf_, at_snapshot);
+    last.seek_for_prev(Sequence(UINT64_MAX));
+    if (auto s = last.status("verify: find head"); !s.ok()) return s.error();
+    if (last.valid()) head = last.seq();
   }
   if (options.from_seq > head && options.from_seq.value > 1) {  // an empty log verifies from 1
     return invalid_argument("verify: --from-seq " + std::to_string(options.from_seq.value) +
@@ -105,14 +103,29 @@ Status EventLog::verify_indexes(Sequence head, const rocksdb::ReadOptions& snaps
   std::unordered_map<std::string, std::uint64_t> versions;
   std::unordered_set<std::string> customer_entries;  // what customer_streams must hold
   std::hash<std::string_view> hash;
+  // Category by category (each in seq order, so each stream's versions
+  // come in order): the family's key order.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(snapshot_read, events_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView();
+    const auto category = static_cast<Category>(key.empty() ? 0 : static_cast<std::uint8_t>(key[0]));
+    const auto key_seq = keys::event_key_seq(key, category);
+    if (!key_seq || std::find(keys::all_categories.begin(), keys::all_categories.end(), category) ==
+                        keys::all_categories.end()) {
+      return corruption_error("the events family holds a malformed key of " + std::to_string(key.size()) + " bytes");
+    }
     auto e = decode_stored(it->value().ToStringView());
-    if (!e.ok()) return corruption_error(at(Sequence(keys::get_u64(it->key().ToStringView()))) + ": " +
-                                         e.error().message());
+    if (!e.ok()) return corruption_error(at(Sequence(*key_seq)) + ": " + e.error().message());
+    if (e->seq.value != *key_seq) {
+      return corruption_error(at(Sequence(*key_seq)) + " holds an event stamped " + at(e->seq));
+    }
     if (e->seq.value == 0 || e->seq.value > head.value) {
-      return corruption_error(at(Sequence(keys::get_u64(it->key().ToStringView()))) + " holds an event stamped " +
-                              at(e->seq) + ", outside 1.." + std::to_string(head.value));
+      return corruption_error(at(Sequence(*key_seq)) + " holds an event stamped " + at(e->seq) + ", outside 1.." +
+                              std::to_string(head.value));
+    }
+    if (category_of(e->type()) != category) {
+      return corruption_error(at(e->seq) + " is stored among the " + std::string(category_name(category)) +
+                              " events but is a " + std::string(event_type_name(e->type())));
     }
     auto& version = versions[e->stream];
     if (e->version.value != version + 1) {

@@ -3,6 +3,7 @@
 // order.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -26,12 +27,46 @@ inline std::uint64_t get_u64(std::string_view in) {
   return v;
 }
 
-// events: seq (8)
+// A sequence as 8 big-endian bytes (the id index's values, the tail of an
+// event's key).
 inline std::string seq_key(Sequence seq) {
   std::string k;
   put_u64(k, seq.value);
   return k;
 }
+
+// events: category (1) ‖ seq (8). One category's events are contiguous, in
+// log order, so that reading a category (or a type or stream in it) reads
+// only its own blocks; the log's order is the merge of the four runs by seq.
+inline constexpr std::size_t event_key_bytes = 9;
+inline constexpr std::array<Category, 4> all_categories = {Category::customer, Category::user,
+                                                          Category::subscription, Category::token};
+inline void put_event_key(std::string& out, Category category, Sequence seq) {
+  out.push_back(static_cast<char>(category));
+  put_u64(out, seq.value);
+}
+inline std::string event_key(Category category, Sequence seq) {
+  std::string k;
+  k.reserve(event_key_bytes);
+  put_event_key(k, category, seq);
+  return k;
+}
+// The category byte of an event key, and where the category's run begins and
+// ends (exclusive).
+inline std::string category_begin_key(Category category) { return std::string(1, static_cast<char>(category)); }
+inline std::string category_end_key(Category category) {
+  return std::string(1, static_cast<char>(static_cast<std::uint8_t>(category) + 1));
+}
+// An event key's seq; nullopt when the bytes are not an event key of a category.
+inline std::optional<std::uint64_t> event_key_seq(std::string_view key, Category category) {
+  if (key.size() != event_key_bytes || static_cast<std::uint8_t>(key[0]) != static_cast<std::uint8_t>(category)) {
+    return std::nullopt;
+  }
+  return get_u64(key.substr(1));
+}
+// Keys of the first layout (format 1): 8-byte seqs, which all sort before
+// the first category's byte.
+inline constexpr std::size_t format1_event_key_bytes = 8;
 
 // Index keys end with the first position (8) of a block of positions that one
 // group commit wrote:
@@ -132,6 +167,9 @@ inline constexpr std::string_view meta_customer_index = "customer_index";
 // present once the log seals personal data, so another key is refused.
 inline constexpr std::string_view meta_master_key_check = "master_key_check";
 inline constexpr std::string_view meta_stream_count = "stream_count";
-inline constexpr std::uint64_t log_format_version = 1;
+// 2: events keyed by category and seq (1: by seq alone; a writable open
+// rewrites such a log's events once, EventLog::open).
+inline constexpr std::uint64_t log_format_version = 2;
+inline constexpr std::uint64_t log_format_seq_keyed = 1;
 
 }  // namespace cs::keys

@@ -3,6 +3,7 @@
 #include <rocksdb/sst_file_writer.h>
 
 #include <algorithm>
+#include <array>
 #include <map>
 #include <atomic>
 #include <functional>
@@ -134,10 +135,10 @@ struct Staged {
   std::optional<rocksdb::IngestExternalFileArg> arg;  // empty when the family got nothing
 };
 
-rocksdb::IngestExternalFileArg ingest_arg(rocksdb::ColumnFamilyHandle* family, const std::string& file) {
+rocksdb::IngestExternalFileArg ingest_arg(rocksdb::ColumnFamilyHandle* family, std::vector<std::string> files) {
   rocksdb::IngestExternalFileArg arg;
   arg.column_family = family;
-  arg.external_files = {file};
+  arg.external_files = std::move(files);
   arg.options.move_files = true;
   // The files are ours and just written: no need to keep them readable by
   // RocksDB versions older than 5.16, which is what writing the global
@@ -148,6 +149,11 @@ rocksdb::IngestExternalFileArg ingest_arg(rocksdb::ColumnFamilyHandle* family, c
 
 std::string table_file(const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family) {
   return (staging_dir / (family->GetName() + ".sst")).string();
+}
+// A streamed family's file of the keys that begin with `first_byte`.
+std::string table_file(const std::filesystem::path& staging_dir, rocksdb::ColumnFamilyHandle* family,
+                       unsigned char first_byte) {
+  return (staging_dir / (family->GetName() + "-" + std::to_string(first_byte) + ".sst")).string();
 }
 
 // Writes `entries` (sorted, each key once) as the family's table file.
@@ -171,7 +177,7 @@ Staged write_table(rocksdb::DB& db, const std::filesystem::path& staging_dir, ro
   }
   if (s.ok()) s = writer.Finish();
   Staged out;
-  out.arg = ingest_arg(family, file);  // named even on failure, so that it is removed
+  out.arg = ingest_arg(family, {file});  // named even on failure, so that it is removed
   if (!s.ok()) out.status = store_error(s, "write table file " + file);
   return out;
 }
@@ -216,9 +222,9 @@ Status ingest_staged(rocksdb::DB& db, const std::filesystem::path& staging_dir, 
   Status failure;
   for (auto& st : staged) {
     if (!st.arg) continue;
-    files.push_back(st.arg->external_files.front());
+    files.insert(files.end(), st.arg->external_files.begin(), st.arg->external_files.end());
     if (!st.status.ok() && failure.ok()) failure = st.status;
-    args.push_back(std::move(*st.arg));
+    if (!st.arg->external_files.empty()) args.push_back(std::move(*st.arg));
   }
   if (failure.ok() && !args.empty()) {
     auto s = db.IngestExternalFiles(args);
@@ -310,17 +316,17 @@ void for_each_put(std::string_view block, const Put& put) {
 }  // namespace
 
 TableStream::TableStream(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family, std::filesystem::path staging_dir)
-    : db_(db), family_(family), staging_dir_(std::move(staging_dir)), file_(table_file(staging_dir_, family)) {}
+    : db_(db), family_(family), staging_dir_(std::move(staging_dir)) {}
 
 TableStream::~TableStream() {
   if (!writer_.joinable()) return;
   shared_->blocks.cancel();
   writer_.join();
-  std::error_code ignored;
-  std::filesystem::remove(file_, ignored);
+  remove_quietly(files_);
 }
 
 void TableStream::put(std::string_view key, std::string_view value) {
+  CS_ASSERT(!key.empty(), "a table stream's keys are not empty (their first byte names their file)");
   put_length(held_, key.size());
   held_.append(key);
   put_length(held_, value.size());
@@ -355,26 +361,45 @@ void TableStream::take_held(const std::function<void(std::string_view key, std::
 }
 
 void TableStream::write_blocks() {
-  std::optional<rocksdb::SstFileWriter> writer;
+  // One writer per first key byte, opened with its first put.
+  struct File {
+    std::optional<rocksdb::SstFileWriter> writer;
+  };
+  std::array<std::unique_ptr<File>, 256> by_first_byte;
+  const rocksdb::Options options(db_.GetDBOptions(), db_.GetOptions(family_));
   rocksdb::Status s;
-  if (shared_->status.ok()) {
+  std::string failed_file;
+  auto writer_for = [&](unsigned char first) -> rocksdb::SstFileWriter* {
+    auto& file = by_first_byte[first];
+    if (file) return &*file->writer;
+    file = std::make_unique<File>();
     // The page cache keeps what was written: the next command reads it.
-    writer.emplace(table_env_options(), rocksdb::Options(db_.GetDBOptions(), db_.GetOptions(family_)), family_,
-                   /*invalidate_page_cache=*/false);
-    s = writer->Open(file_);
-  }
+    file->writer.emplace(table_env_options(), options, family_, /*invalidate_page_cache=*/false);
+    const std::string name = table_file(staging_dir_, family_, first);
+    files_.push_back(name);  // named before it exists, so that it is removed whatever happens
+    s = file->writer->Open(name);
+    if (!s.ok()) failed_file = name;
+    return &*file->writer;
+  };
   // After a failure the blocks are still taken, so that put never waits
   // for a writer that stopped.
   for (std::string block; shared_->blocks.pop(block);) {
     if (!shared_->status.ok() || !s.ok()) continue;
     for_each_put(block, [&](std::string_view key, std::string_view value) {
+      if (!s.ok()) return;
+      rocksdb::SstFileWriter* writer = writer_for(static_cast<unsigned char>(key.front()));
       if (s.ok()) s = writer->Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+      if (!s.ok() && failed_file.empty()) failed_file = files_.back();
     });
   }
-  if (shared_->status.ok() && s.ok()) s = writer->Finish();
+  for (std::size_t b = 0; b < by_first_byte.size() && shared_->status.ok() && s.ok(); ++b) {
+    if (!by_first_byte[b]) continue;
+    s = by_first_byte[b]->writer->Finish();
+    if (!s.ok()) failed_file = table_file(staging_dir_, family_, static_cast<unsigned char>(b));
+  }
   if (shared_->status.ok() && !s.ok()) {
-    shared_->status = s.IsInvalidArgument() ? invalid_argument("write table file " + file_ + ": " + s.ToString())
-                                            : store_error(s, "write table file " + file_);
+    shared_->status = s.IsInvalidArgument() ? invalid_argument("write table file " + failed_file + ": " + s.ToString())
+                                            : store_error(s, "write table file " + failed_file);
   }
 }
 
@@ -415,8 +440,9 @@ Status ingest_batch(rocksdb::DB& db, const std::filesystem::path& staging_dir, c
               "a streamed family has no puts in the batch");
     Staged st;
     st.status = streamed->finish();
-    st.arg = ingest_arg(streamed->family_, streamed->file_);
-    staged.push_back(std::move(st));  // the file is the ingest's now: moved in, or removed
+    st.arg = ingest_arg(streamed->family_, std::move(streamed->files_));
+    streamed->files_.clear();
+    staged.push_back(std::move(st));  // the files are the ingest's now: moved in, or removed
   }
   return ingest_staged(db, staging_dir, staged);
 }

@@ -50,6 +50,7 @@ class DB;
 class ColumnFamilyHandle;
 class WriteBatch;
 struct ReadOptions;
+class Status;
 }  // namespace rocksdb
 
 namespace cs {
@@ -353,8 +354,10 @@ class EventLog {
   Status read_stored(const ReadQuery& query, const StoredVisitor& visit) const;
   // The same, collected (mind `limit` on big logs).
   Result<std::vector<RecordedEvent>> read_all(const ReadQuery& query) const;
-  // The event at `seq`; not_found past the head.
+  // The event at `seq`; not_found past the head. With its category known
+  // (its stream's or type's), one lookup instead of one per category.
   Result<RecordedEvent> read_event(Sequence seq) const;
+  Result<RecordedEvent> read_event(Sequence seq, Category category) const;
   // The chain hash stored with the event at `seq`, its bytes not decoded:
   // what a chain check from seq + 1 is anchored on. not_found past the head.
   Result<Hash> stored_hash(Sequence seq) const;
@@ -441,6 +444,9 @@ class EventLog {
   Result<std::uint64_t> side_sequence_head(const std::string& family) const;
   // The key of sequence `seq` in a sequenced family (8 bytes big-endian).
   static std::string sequenced_key(std::uint64_t seq);
+  // The key of the event at `seq` of `category` in the "events" family
+  // (docs/storage.md): for tools and tests that look at the database itself.
+  static std::string event_key(Category category, Sequence seq);
 
   const std::filesystem::path& dir() const { return dir_; }
   // The master key file this log was opened with (empty: none).
@@ -491,12 +497,16 @@ class EventLog {
                    const std::string& value, GroupState& group, rocksdb::WriteBatch& batch);
   void commit_group(std::span<Writer*> group);
   Status read_index(const ReadQuery& query, const StoredVisitor& visit) const;
-  Status visit_seqs(const std::function<std::optional<std::uint64_t>()>& next_seq, std::size_t limit,
-                    bool fill_cache, bool backward, const StoredVisitor& visit) const;
+  Status visit_seqs(Category category, const std::function<std::optional<std::uint64_t>()>& next_seq,
+                    std::size_t limit, bool fill_cache, bool backward, const StoredVisitor& visit) const;
+  // The stored bytes of the event at `seq` (of `category` when given, else
+  // looked up in each); NotFound when there is none.
+  rocksdb::Status get_stored(Sequence seq, std::optional<Category> category, std::string& value) const;
   Status read_category(const ReadQuery& query, const StoredVisitor& visit) const;
   Status read_stored_at(const ReadQuery& query, const StoredVisitor& visit, const rocksdb::ReadOptions& at) const;
   Status verify_indexes(Sequence head, const rocksdb::ReadOptions& at) const;
   Status build_customer_index();
+  Status rekey_events_by_category();  // format 1 -> 2, at a writable open
   Status open_master_key();
   Status seal_personal_fields(Writer& writer);
   Result<std::string> open_side_value(const std::string& family, std::string_view key, std::string_view value) const;

@@ -49,10 +49,12 @@ struct FamilyTable {
 Status ingest_tables(rocksdb::DB& db, const std::filesystem::path& staging_dir,
                      const std::vector<FamilyTable>& tables);
 
-// One family's table file written on a thread of its own while the caller
-// goes on: for puts that come in key order and are most of the bytes of an
-// ingest (a log's events, by sequence), so that building, compressing and
-// writing them overlaps the caller's work instead of following it. Puts are
+// One family's table files written on a thread of their own while the
+// caller goes on: for puts that come in key order within each first key byte
+// and are most of the bytes of an ingest (a log's events, by sequence within
+// each category), so that building, compressing and writing them overlaps
+// the caller's work instead of following it. Keys of each first byte go to
+// a file of their own (non-overlapping ranges, ingested together). Puts are
 // held in memory until start() (an ingest that turns out too small takes
 // them back with take_held), then handed to the writer thread in blocks of
 // table_stream_block_bytes, at most table_stream_blocks_queued_max waiting
@@ -67,8 +69,9 @@ class TableStream {
   TableStream(const TableStream&) = delete;
   TableStream& operator=(const TableStream&) = delete;
 
-  // (key, value), copied; keys strictly after the ones put before (a key
-  // out of order fails the ingest with invalid_argument).
+  // (key, value), copied; a key not empty, and strictly after the ones put
+  // before with the same first byte (a key out of order fails the ingest
+  // with invalid_argument).
   void put(std::string_view key, std::string_view value);
   // Bytes of keys and values put since the last take_held or ingest.
   std::size_t bytes() const { return bytes_; }
@@ -91,7 +94,7 @@ class TableStream {
   rocksdb::DB& db_;
   rocksdb::ColumnFamilyHandle* family_;
   std::filesystem::path staging_dir_;
-  std::string file_;
+  std::vector<std::string> files_;  // written by the writer thread; read after it is joined
   std::string held_;  // encoded puts not handed over yet
   std::size_t bytes_ = 0;
   std::unique_ptr<Shared> shared_;
