@@ -267,6 +267,8 @@ TEST_F(HttpDaemonTest, CommandsAndQueriesFollowTheRulesWithTheirStatusCodes) {
                              "customer_service_request_duration_seconds",
                              "customer_service_publish_checkpoint_seq", "customer_service_publish_lag_events",
                              "customer_service_publish_lag_seconds", "customer_service_transactions_total",
+                             "customer_service_transaction_duration_seconds",
+                             "customer_service_transaction_commit_seconds",
                              "customer_service_projection_seq", "process_resident_memory_bytes"}) {
     // (customer_service_consumer_lag and _dlq_total show with their first series.)
     EXPECT_NE(metrics->body.find(std::string("# TYPE ") + family), std::string::npos) << family;

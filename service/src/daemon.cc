@@ -34,7 +34,9 @@ class PublishLoop {
   PublishLoop(EventLog& log, DistributorOptions options, const DaemonOptions& daemon, Metrics& metrics)
       : log_(log), options_(std::move(options)), daemon_(daemon), metrics_(metrics) {
     options_.stop_requested = &abort_;
-    options_.on_transaction = [this](bool committed) { metrics_.count_transaction(committed); };
+    options_.on_transaction = [this](bool committed, double open_seconds, double commit_seconds) {
+      metrics_.count_transaction(committed, open_seconds, commit_seconds);
+    };
     thread_ = std::thread([this] { run(); });
   }
   ~PublishLoop() { stop(); }

@@ -511,9 +511,13 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
   clock::time_point started;
   std::uint64_t published = 0;
 
+  std::optional<clock::time_point> commit_started;
+  auto seconds_since = [&](clock::time_point t) { return std::chrono::duration<double>(options_.clock() - t).count(); };
   auto abort_and_fail = [&](Error error) -> Error {
     if (open) {
-      if (options_.on_transaction) options_.on_transaction(false);
+      if (options_.on_transaction) {
+        options_.on_transaction(false, seconds_since(started), commit_started ? seconds_since(*commit_started) : 0.0);
+      }
       if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
         return s.error();
       }
@@ -521,6 +525,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     return error;
   };
   auto commit = [&]() -> Status {
+    commit_started = options_.clock();
     if (move_checkpoint) {
       std::string seq = std::to_string(last_in_transaction.value);
       // A distributor without an outbox keeps the outbox part it found.
@@ -550,7 +555,8 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       return to_error(error);
     }
     open = false;
-    if (options_.on_transaction) options_.on_transaction(true);
+    if (options_.on_transaction) options_.on_transaction(true, seconds_since(started), seconds_since(*commit_started));
+    commit_started.reset();
     if (move_checkpoint) {
       checkpoint_ = last_in_transaction;
       outbox_checkpoint_ = outbox_last_in_transaction;
@@ -591,6 +597,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
   auto begin = [&]() -> Status {
     if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
     open = true;
+    commit_started.reset();
     kafka_->refused.reset();
     events_in_transaction = 0;
     started = options_.clock();

@@ -75,6 +75,8 @@ struct Metrics::Families {
   prometheus::Gauge& lag_events;
   prometheus::Gauge& lag_seconds;
   prometheus::Family<prometheus::Counter>& transactions;
+  prometheus::Histogram& transaction_duration;
+  prometheus::Histogram& transaction_commit;
   prometheus::Family<prometheus::Gauge>& projection_seq;
   prometheus::Family<prometheus::Counter>& dlq;
   prometheus::Family<prometheus::Counter>& http;
@@ -123,6 +125,16 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
           .Name("customer_service_transactions_total")
           .Help("Distributor Kafka transactions, by result (committed, aborted).")
           .Register(r),
+      BuildHistogram()
+          .Name("customer_service_transaction_duration_seconds")
+          .Help("A distributor Kafka transaction from its begin to its end (commit or abort).")
+          .Register(r)
+          .Add({}, latency_buckets),
+      BuildHistogram()
+          .Name("customer_service_transaction_commit_seconds")
+          .Help("The commit of a distributor Kafka transaction: its checkpoint record and the end of transaction.")
+          .Register(r)
+          .Add({}, latency_buckets),
       BuildGauge()
           .Name("customer_service_projection_seq")
           .Help("The last log sequence folded into each projection.")
@@ -172,8 +184,10 @@ void Metrics::set_publish(std::uint64_t checkpoint, std::uint64_t lag_events, do
   families_->lag_seconds.Set(lag_seconds);
 }
 
-void Metrics::count_transaction(bool committed) {
+void Metrics::count_transaction(bool committed, double open_seconds, double commit_seconds) {
   families_->transactions.Add({{"result", committed ? "committed" : "aborted"}}).Increment();
+  families_->transaction_duration.Observe(open_seconds);
+  if (commit_seconds > 0) families_->transaction_commit.Observe(commit_seconds);
 }
 
 void Metrics::set_projection_seq(std::string_view projection, std::uint64_t seq) {

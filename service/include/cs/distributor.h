@@ -77,8 +77,11 @@ struct DistributorOptions {
   // Topics the outbox writes to, created at open like the event topics
   // (others, such as NestJS reply topics, are left to the broker).
   std::vector<std::string> outbox_topics;
-  // Called after each transaction ends: committed or aborted (metrics).
-  std::function<void(bool committed)> on_transaction;
+  // Called after each transaction ends (metrics): committed or aborted,
+  // seconds from its begin to its end, and of those the commit's (the
+  // checkpoint record and Kafka's end of transaction, retries included; 0
+  // for one aborted before its commit began).
+  std::function<void(bool committed, double open_seconds, double commit_seconds)> on_transaction;
   // When set and true, publishing stops between chunks (and while waiting on
   // Kafka's queue or the checkpoint): the open transaction is aborted and the
   // call returns an error with cause `stopped`. Borrowed; may be set from a

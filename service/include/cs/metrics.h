@@ -34,7 +34,9 @@ class Metrics {
   void set_head(std::uint64_t seq);
   void set_consumer_lag(std::string_view topic, std::int32_t partition, std::int64_t lag);
   void set_publish(std::uint64_t checkpoint, std::uint64_t lag_events, double lag_seconds);
-  void count_transaction(bool committed);
+  // A distributor transaction ended: committed or aborted, begin -> end
+  // seconds, and the commit's part of them.
+  void count_transaction(bool committed, double open_seconds, double commit_seconds);
   void set_projection_seq(std::string_view projection, std::uint64_t seq);
   // `reason`: the dead letter's reason class (invalid, unauthenticated, forbidden, oversized).
   void count_dead_letter(std::string_view topic, std::string_view reason);
