@@ -519,28 +519,20 @@ TEST_F(EventLogTest, VerifyNamesTheFirstTamperedSequence) {
 // marks it format 1, behind its back; `keep_new_keys` leaves the current
 // keys too, as a conversion killed after its ingest would.
 void make_first_layout(const std::filesystem::path& dir, bool keep_new_keys) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.string(), &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open({}, dir.string(), families, &handles, &raw).ok());
-  auto* events = handles[std::find(names.begin(), names.end(), "events") - names.begin()];
-  rocksdb::WriteBatch batch;
-  std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator({}, events));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    ASSERT_EQ(it->key().size(), 9u);
-    batch.Put(events, it->key().ToString().substr(1), it->value());
-    if (!keep_new_keys) batch.Delete(events, it->key());
-  }
-  ASSERT_TRUE(it->status().ok());
-  it.reset();
-  batch.Put("log_format", std::string("\0\0\0\0\0\0\0\1", 8));
-  ASSERT_TRUE(raw->Write({}, &batch).ok());
-  ASSERT_TRUE(raw->Flush({}, handles).ok());
-  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
+  test::change_family(dir, "events", [&](rocksdb::DB& raw, rocksdb::ColumnFamilyHandle* events) {
+    rocksdb::WriteBatch batch;
+    std::unique_ptr<rocksdb::Iterator> it(raw.NewIterator({}, events));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ASSERT_EQ(it->key().size(), 9u);
+      batch.Put(events, it->key().ToString().substr(1), it->value());
+      if (!keep_new_keys) batch.Delete(events, it->key());
+    }
+    ASSERT_TRUE(it->status().ok());
+    it.reset();
+    batch.Put("log_format", std::string("\0\0\0\0\0\0\0\1", 8));
+    ASSERT_TRUE(raw.Write({}, &batch).ok());
+    ASSERT_TRUE(raw.Flush({}, events).ok());
+  });
 }
 
 // Format 1 kept events by seq alone. Such a log is refused by a read-only

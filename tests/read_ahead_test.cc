@@ -56,16 +56,7 @@ void fill(const std::filesystem::path& dir) {
 // Opens the log's RocksDB behind its back and gives `change` its events family.
 void change_events(const std::filesystem::path& dir,
                    const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& change) {
-  std::vector<std::string> names;
-  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.string(), &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions{});
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::Open({}, dir.string(), families, &handles, &raw).ok());
-  change(*raw, handles[std::find(names.begin(), names.end(), "events") - names.begin()]);
-  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
+  test::change_family(dir, "events", change);
 }
 
 // The key event `seq` is stored under (its category's), or the token

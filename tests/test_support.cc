@@ -40,6 +40,22 @@ std::vector<std::string> stored_anywhere(const std::filesystem::path& dir, std::
 }
 
 // What a log written before the customer index looks like: no family, no marker.
+void change_family(const std::filesystem::path& dir, const std::string& family,
+                   const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& change) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions{});
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open({}, dir.string(), families, &handles, &raw).ok());
+  const auto found = std::find(names.begin(), names.end(), family);
+  EXPECT_NE(found, names.end()) << "no family " << family;
+  if (found != names.end()) change(*raw, handles[found - names.begin()]);
+  for (auto* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+}
+
 void remove_customer_index(const std::filesystem::path& dir) {
   rocksdb::Options options;
   std::vector<std::string> names;

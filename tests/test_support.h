@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 
@@ -66,6 +67,11 @@ void remove_customer_index(const std::filesystem::path& dir);
 // write-ahead log, the key file if one were there). Each hit as
 // "<family or file>". Empty: nowhere.
 std::vector<std::string> stored_anywhere(const std::filesystem::path& dir, std::string_view needle);
+
+// Opens the (closed) database in `dir` behind the log's back and gives
+// `change` it and the handle of its family `family`.
+void change_family(const std::filesystem::path& dir, const std::string& family,
+                   const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& change);
 
 // One valid payload of each of the 19 types, all for customer 1.
 std::vector<Payload> one_of_each_type();

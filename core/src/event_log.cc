@@ -1306,8 +1306,7 @@ void EventLog::stage_event(const Uuid& id, const StreamKey& stream, const Payloa
   const EventType type = payload_type(payload);
   CS_ASSERT(category_of(type) == stream.category, "an event's stream is of its type's category");
   char event_key[keys::event_key_bytes];
-  event_key[0] = static_cast<char>(stream.category);
-  for (int i = 0; i < 8; ++i) event_key[1 + i] = static_cast<char>(pos.seq.value >> (56 - 8 * i));
+  keys::write_event_key(stream.category, pos.seq, event_key);
   const rocksdb::Slice key(event_key, sizeof event_key), seq_bytes(event_key + 1, 8);
   if (group.events_table != nullptr) {
     group.events_table->put(std::string_view(event_key, sizeof event_key), value);

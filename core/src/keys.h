@@ -41,9 +41,14 @@ inline std::string seq_key(Sequence seq) {
 inline constexpr std::size_t event_key_bytes = 9;
 inline constexpr std::array<Category, 4> all_categories = {Category::customer, Category::user,
                                                           Category::subscription, Category::token};
+inline void write_event_key(Category category, Sequence seq, char (&out)[event_key_bytes]) {
+  out[0] = static_cast<char>(category);
+  for (int i = 0; i < 8; ++i) out[1 + i] = static_cast<char>(seq.value >> (56 - 8 * i));
+}
 inline void put_event_key(std::string& out, Category category, Sequence seq) {
-  out.push_back(static_cast<char>(category));
-  put_u64(out, seq.value);
+  char key[event_key_bytes];
+  write_event_key(category, seq, key);
+  out.append(key, event_key_bytes);
 }
 inline std::string event_key(Category category, Sequence seq) {
   std::string k;

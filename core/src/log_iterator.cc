@@ -1,23 +1,10 @@
 #include "log_iterator.h"
 
 #include "cs/assert.h"
+#include "cs/event.h"
 #include "rocks_status.h"
 
 namespace cs {
-namespace {
-
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xF]);
-  }
-  return out;
-}
-
-}  // namespace
-
 LogIterator::LogIterator(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* events, const rocksdb::ReadOptions& options,
                          std::span<const Category> categories) {
   CS_ASSERT(categories.size() <= runs_.size(), "at most the four categories");
@@ -41,7 +28,7 @@ void LogIterator::load(Run& run) {
   if (!malformed_.empty() || !run.it->Valid()) return;
   auto seq = keys::event_key_seq(run.it->key().ToStringView(), run.category);
   if (!seq) {
-    malformed_ = hex(run.it->key().ToStringView());
+    malformed_ = bytes_to_hex(run.it->key().ToStringView());
     return;
   }
   run.seq = *seq;
@@ -60,21 +47,12 @@ void LogIterator::pick() {
   }
 }
 
-void LogIterator::seek(Sequence from) {
-  backward_ = false;
+void LogIterator::position(Sequence at, bool backward) {
+  backward_ = backward;
   for (std::size_t i = 0; i < runs_count_; ++i) {
     Run& run = runs_[i];
-    run.it->Seek(keys::event_key(run.category, from));
-    load(run);
-  }
-  pick();
-}
-
-void LogIterator::seek_for_prev(Sequence at) {
-  backward_ = true;
-  for (std::size_t i = 0; i < runs_count_; ++i) {
-    Run& run = runs_[i];
-    run.it->SeekForPrev(keys::event_key(run.category, at));
+    const std::string key = keys::event_key(run.category, at);
+    backward ? run.it->SeekForPrev(key) : run.it->Seek(key);
     load(run);
   }
   pick();

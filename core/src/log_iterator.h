@@ -29,9 +29,9 @@ class LogIterator {
   LogIterator& operator=(const LogIterator&) = delete;
 
   // Forward from the first event with seq >= from.
-  void seek(Sequence from);
+  void seek(Sequence from) { position(from, /*backward=*/false); }
   // Backward from the last event with seq <= at (UINT64_MAX: the last).
-  void seek_for_prev(Sequence at);
+  void seek_for_prev(Sequence at) { position(at, /*backward=*/true); }
   // One step in the direction of the last seek. Requires valid().
   void step();
   bool valid() const { return current_ < runs_count_; }
@@ -53,6 +53,7 @@ class LogIterator {
     std::uint64_t seq = 0;
     bool valid = false;
   };
+  void position(Sequence at, bool backward);
   void load(Run& run);  // run.valid and run.seq from its iterator's position
   void pick();          // current_: the run whose event comes next
 

@@ -83,6 +83,17 @@ void write_hash_hex(const Hash& hash, char* out) {
   }
 }
 
+std::string bytes_to_hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xF]);
+  }
+  return out;
+}
+
 std::string hash_to_hex(const Hash& hash) {
   std::string out(hash_hex_chars, '0');
   write_hash_hex(hash, out.data());

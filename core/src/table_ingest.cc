@@ -362,44 +362,38 @@ void TableStream::take_held(const std::function<void(std::string_view key, std::
 
 void TableStream::write_blocks() {
   // One writer per first key byte, opened with its first put.
-  struct File {
-    std::optional<rocksdb::SstFileWriter> writer;
-  };
-  std::array<std::unique_ptr<File>, 256> by_first_byte;
+  std::array<std::unique_ptr<rocksdb::SstFileWriter>, 256> writers;
   const rocksdb::Options options(db_.GetDBOptions(), db_.GetOptions(family_));
   rocksdb::Status s;
-  std::string failed_file;
-  auto writer_for = [&](unsigned char first) -> rocksdb::SstFileWriter* {
-    auto& file = by_first_byte[first];
-    if (file) return &*file->writer;
-    file = std::make_unique<File>();
-    // The page cache keeps what was written: the next command reads it.
-    file->writer.emplace(table_env_options(), options, family_, /*invalidate_page_cache=*/false);
-    const std::string name = table_file(staging_dir_, family_, first);
-    files_.push_back(name);  // named before it exists, so that it is removed whatever happens
-    s = file->writer->Open(name);
-    if (!s.ok()) failed_file = name;
-    return &*file->writer;
+  unsigned char failed = 0;  // the first byte whose file failed
+  auto put = [&](std::string_view key, std::string_view value) {
+    if (!s.ok()) return;
+    const auto first = static_cast<unsigned char>(key.front());
+    auto& writer = writers[first];
+    if (!writer) {
+      // The page cache keeps what was written: the next command reads it.
+      writer = std::make_unique<rocksdb::SstFileWriter>(table_env_options(), options, family_,
+                                                        /*invalidate_page_cache=*/false);
+      files_.push_back(table_file(staging_dir_, family_, first));  // named first: removed whatever happens
+      s = writer->Open(files_.back());
+    }
+    if (s.ok()) s = writer->Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+    if (!s.ok()) failed = first;
   };
   // After a failure the blocks are still taken, so that put never waits
   // for a writer that stopped.
   for (std::string block; shared_->blocks.pop(block);) {
-    if (!shared_->status.ok() || !s.ok()) continue;
-    for_each_put(block, [&](std::string_view key, std::string_view value) {
-      if (!s.ok()) return;
-      rocksdb::SstFileWriter* writer = writer_for(static_cast<unsigned char>(key.front()));
-      if (s.ok()) s = writer->Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
-      if (!s.ok() && failed_file.empty()) failed_file = files_.back();
-    });
+    if (shared_->status.ok() && s.ok()) for_each_put(block, put);
   }
-  for (std::size_t b = 0; b < by_first_byte.size() && shared_->status.ok() && s.ok(); ++b) {
-    if (!by_first_byte[b]) continue;
-    s = by_first_byte[b]->writer->Finish();
-    if (!s.ok()) failed_file = table_file(staging_dir_, family_, static_cast<unsigned char>(b));
+  for (std::size_t b = 0; b < writers.size() && shared_->status.ok() && s.ok(); ++b) {
+    if (!writers[b]) continue;
+    s = writers[b]->Finish();
+    if (!s.ok()) failed = static_cast<unsigned char>(b);
   }
   if (shared_->status.ok() && !s.ok()) {
-    shared_->status = s.IsInvalidArgument() ? invalid_argument("write table file " + failed_file + ": " + s.ToString())
-                                            : store_error(s, "write table file " + failed_file);
+    const std::string file = table_file(staging_dir_, family_, failed);
+    shared_->status = s.IsInvalidArgument() ? invalid_argument("write table file " + file + ": " + s.ToString())
+                                            : store_error(s, "write table file " + file);
   }
 }
 

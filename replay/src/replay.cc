@@ -16,22 +16,12 @@ namespace cs {
 
 namespace {
 
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xF]);
-  }
-  return out;
-}
-
 // The key lines of an export: the master key's fingerprint, then each data key.
 Status export_data_keys(const EventLog& log, std::ostream& out, ExportReport& report) {
   auto check = log.stored_master_key_check();
   if (!check.ok()) return check.error();
   if (!*check) return {};  // nothing was ever sealed
-  out << R"({"masterKeyCheck":")" << hex(**check) << "\"}\n";
+  out << R"({"masterKeyCheck":")" << bytes_to_hex(**check) << "\"}\n";
   return log.scan_data_keys([&](const Uuid& customer, std::string_view stored) {
     out << R"({"dataKey":{"customerId":")" << customer.to_string() << '"';
     if (EventLog::is_erased_marker(stored)) {

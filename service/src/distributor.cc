@@ -556,7 +556,6 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     }
     open = false;
     if (options_.on_transaction) options_.on_transaction(true, seconds_since(started), seconds_since(*commit_started));
-    commit_started.reset();
     if (move_checkpoint) {
       checkpoint_ = last_in_transaction;
       outbox_checkpoint_ = outbox_last_in_transaction;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "cs/event_types.h"
 #include "cs/ids.h"
@@ -18,6 +19,8 @@ using Hash = std::array<std::uint8_t, 32>;  // SHA-256
 inline constexpr std::size_t hash_hex_chars = 64;
 // Lowercase hex of `hash`, hash_hex_chars long.
 std::string hash_to_hex(const Hash& hash);
+// Any bytes as lowercase hex, two digits a byte (keys and ids in messages).
+std::string bytes_to_hex(std::string_view bytes);
 // The same into `out` (hash_hex_chars bytes, not terminated), for paths that
 // format one hash per event and should not allocate for it.
 void write_hash_hex(const Hash& hash, char* out);
