@@ -132,6 +132,32 @@ TEST(TableIngestTest, AStagingDirectoryThatCannotBeMadeIsAnErrorNamingItAndChang
   EXPECT_TRUE(store.contents(store.a()).empty());
 }
 
+// A streamed family's keys go to one file per first byte, each run in order
+// on its own, all ingested together; a key out of order in its run fails the
+// ingest naming that run's file (not the one opened last), and nothing goes in.
+TEST(TableIngestTest, AStreamedFamilyGetsAFilePerFirstKeyByteAndAKeyOutOfOrderNamesItsFile) {
+  TempDir dir;
+  Store store(dir / "db");
+  {
+    TableStream stream(store.db(), store.a(), dir / "staging-ok");
+    stream.start();
+    for (const char* key : {"\1a", "\2a", "\1b", "\2b"}) stream.put(key, "v");
+    rocksdb::WriteBatch none;
+    auto st = ingest_batch(store.db(), stream.staging_dir(), none, {store.a()}, &stream);
+    ASSERT_TRUE(st.ok()) << st.error().to_string();
+  }
+  EXPECT_EQ(store.contents(store.a()).size(), 4u);
+
+  TableStream stream(store.db(), store.b(), dir / "staging-bad");
+  stream.start();
+  for (const char* key : {"\1b", "\2a", "\1a"}) stream.put(key, "v");  // "\1a" after "\1b"
+  rocksdb::WriteBatch none;
+  auto st = ingest_batch(store.db(), stream.staging_dir(), none, {store.b()}, &stream);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message().find("proj.b-1.sst"), std::string::npos) << st.error().message();
+  EXPECT_TRUE(store.contents(store.b()).empty());
+}
+
 TEST(TableIngestTest, EachFillRunsOnceAndFamiliesGoInAllOrNothing) {
   TempDir dir;
   Store store(dir / "db");
