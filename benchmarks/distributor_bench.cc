@@ -7,8 +7,11 @@
 //                    settings sending the same records (topics, keys, values,
 //                    headers), then flush; compare.py pairs every
 //                    BM_LogPublish/N with it
-//   BM_AppendToPublishDelay  append 1 event durably, publish it in its own
-//                    transaction; counters p50_ms / p99_ms of that delay
+//   BM_AppendToPublishDelay/S  append 1 event durably, publish it in its own
+//                    transaction, again and again; counters p50_ms / p99_ms of
+//                    that delay; S: transaction_settle_ms (0: none, 1: the
+//                    default), to show what the wait between back-to-back
+//                    transactions saves
 // Both report events/s (log events, not records); compare.py pairs them.
 #include <benchmark/benchmark.h>
 #include <librdkafka/rdkafka.h>
@@ -196,6 +199,7 @@ void BM_AppendToPublishDelay(benchmark::State& state) {
   ScratchDir dir("delay");
   auto log = std::move(EventLog::open(dir.path()).value());
   auto o = shared().options(1000);
+  o.transaction_settle_ms = static_cast<int>(state.range(0));
   auto d = Distributor::open(*log, o);
   if (!d.ok()) {
     state.SkipWithError(d.error().to_string().c_str());
@@ -218,7 +222,7 @@ void BM_AppendToPublishDelay(benchmark::State& state) {
 
 BENCHMARK(BM_LogPublish)->Arg(1000)->Arg(10000)->Arg(50000)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK(BM_RawPublish)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
-BENCHMARK(BM_AppendToPublishDelay)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(300);
+BENCHMARK(BM_AppendToPublishDelay)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(300);
 
 }  // namespace
 }  // namespace cs::bench

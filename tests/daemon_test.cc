@@ -193,6 +193,16 @@ TEST_F(DaemonTest, ASecondProcessOnTheDataDirAndAnUnauthenticatedSetupAreRefused
   ASSERT_TRUE(status);
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
   EXPECT_NE(unsafe.stderr_text().find("--insecure"), std::string::npos) << unsafe.stderr_text();
+
+  auto long_settle = args("data3");
+  long_settle.insert(long_settle.end(), {"--transaction-settle-ms", "5000"});
+  test::DaemonProcess settling(other.path(), long_settle);
+  ASSERT_TRUE(settling.start(false));
+  status = settling.wait_exit(std::chrono::seconds(30));
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2);
+  EXPECT_NE(settling.stderr_text().find("--transaction-settle-ms must be between 0 and 1000"), std::string::npos)
+      << settling.stderr_text();
 }
 
 // At least 50 bad records across the seven topics, valid requests before and

@@ -233,6 +233,7 @@ Status run_daemon(const DaemonOptions& o) {
   d.topic_partitions = o.topic_partitions;
   d.replication_factor = o.replication_factor;
   d.transaction_time_max_ms = o.transaction_time_max_ms;
+  d.transaction_settle_ms = o.transaction_settle_ms;
   d.operation_timeout_ms = o.operation_timeout_ms;
   d.message_timeout_ms = std::min(d.message_timeout_ms, o.operation_timeout_ms);
   d.outbox_family = outbox_family;

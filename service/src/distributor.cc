@@ -518,9 +518,9 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       if (options_.on_transaction) {
         options_.on_transaction(false, seconds_since(started), commit_started ? seconds_since(*commit_started) : 0.0);
       }
-      if (auto s = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max); !s.ok()) {
-        return s.error();
-      }
+      auto aborted = abort_with_retries(p, options_.operation_timeout_ms, options_.commit_retries_max);
+      last_transaction_end_ = std::chrono::steady_clock::now();
+      if (!aborted.ok()) return aborted.error();
     }
     return error;
   };
@@ -555,6 +555,7 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
       return to_error(error);
     }
     open = false;
+    last_transaction_end_ = std::chrono::steady_clock::now();
     if (options_.on_transaction) options_.on_transaction(true, seconds_since(started), seconds_since(*commit_started));
     if (move_checkpoint) {
       checkpoint_ = last_in_transaction;
@@ -594,6 +595,10 @@ Result<std::uint64_t> Distributor::publish_range(Sequence from, Sequence to,
     }
   };
   auto begin = [&]() -> Status {
+    if (last_transaction_end_ && options_.transaction_settle_ms > 0) {
+      const auto settled = *last_transaction_end_ + std::chrono::milliseconds(options_.transaction_settle_ms);
+      if (settled > std::chrono::steady_clock::now()) std::this_thread::sleep_until(settled);
+    }
     if (rd_kafka_error_t* e = rd_kafka_begin_transaction(p)) return to_error(classify(p, e, "begin_transaction"));
     open = true;
     commit_started.reset();

@@ -60,7 +60,10 @@ int main(int argc, char** argv) {
       "http", po::value<std::string>()->default_value("127.0.0.1:8080"),
       "HTTP API, /healthz, /readyz, /metrics (host:port; port 0: any free one; 'off': none)")(
       "publish-interval-ms", po::value<int>()->default_value(100), "the distributor looks for new work this often")(
-      "transaction-ms", po::value<int>()->default_value(100), "a transaction is committed once this old (ms)");
+      "transaction-ms", po::value<int>()->default_value(100), "a transaction is committed once this old (ms)")(
+      "transaction-settle-ms", po::value<int>()->default_value(1),
+      "least time between a commit and the next transaction (ms; spares librdkafka's 20 ms retry of a partition "
+      "added while the broker still writes the last commit's markers)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, options), vm);
@@ -106,6 +109,11 @@ int main(int argc, char** argv) {
   o.http_address = vm["http"].as<std::string>() == "off" ? "" : vm["http"].as<std::string>();
   o.publish_interval_ms = vm["publish-interval-ms"].as<int>();
   o.transaction_time_max_ms = vm["transaction-ms"].as<int>();
+  o.transaction_settle_ms = vm["transaction-settle-ms"].as<int>();
+  if (o.transaction_settle_ms < 0 || o.transaction_settle_ms > 1'000) {
+    std::cerr << "customer-service: --transaction-settle-ms must be between 0 and 1000\n";
+    return 2;
+  }
   if (o.topic_partitions < 1 || o.publish_interval_ms < 1 || o.transaction_time_max_ms < 1 ||
       o.transaction_time_max_ms >= 60'000) {
     std::cerr << "customer-service: --partitions, --publish-interval-ms and --transaction-ms must be positive "

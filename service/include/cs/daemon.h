@@ -48,6 +48,7 @@ struct DaemonOptions {
   std::string http_address = "127.0.0.1:8080";
   int publish_interval_ms = 100;
   int transaction_time_max_ms = 100;
+  int transaction_settle_ms = 1;  // DistributorOptions::transaction_settle_ms
   int drain_time_max_ms = 5'000;
   int operation_timeout_ms = 30'000;
   // Borrowed; set from a signal handler to stop.
