@@ -104,6 +104,29 @@ TEST(ChainHashTest, IsSha256OfThePreviousHashThenTheEvent) {
   check();  // the reused context starts afresh
 }
 
+// Hashes in an export are read back by hash_from_hex: 64 hex digits of
+// either case, every other byte at any place refused.
+TEST(ChainHashTest, HexReadsBackWhatHashToHexWritesAndNothingElse) {
+  Hash hash = chain_hash(Hash{}, "abc");
+  for (int n = 0; n < 64; ++n) {
+    hash = chain_hash(hash, std::to_string(n));
+    std::string hex = hash_to_hex(hash);
+    ASSERT_EQ(hash_from_hex(hex), hash) << hex;
+    std::string upper = hex;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    ASSERT_EQ(hash_from_hex(upper), hash) << upper;
+    const std::size_t at = static_cast<std::size_t>(n);
+    for (char c : {'/', ':', '@', 'G', '`', 'g', ' ', '-', '\0', '\xff'}) {
+      std::string bad = hex;
+      bad[at] = c;
+      ASSERT_FALSE(hash_from_hex(bad)) << "digit " << at << " = " << static_cast<int>(c);
+    }
+    ASSERT_FALSE(hash_from_hex(hex.substr(1)));
+    ASSERT_FALSE(hash_from_hex(hex + "0"));
+  }
+  EXPECT_FALSE(hash_from_hex(""));
+}
+
 // Parsing and formatting are our own (libuuid's were a hot spot): they must
 // accept, refuse and write exactly what libuuid does.
 TEST(UuidTest, ParsesAndFormatsAsLibuuidDoes) {

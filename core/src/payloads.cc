@@ -5,6 +5,7 @@
 
 #include "cs/assert.h"
 #include "cs/event.h"
+#include "hex_digits.h"
 
 namespace cs {
 
@@ -100,20 +101,18 @@ std::string hash_to_hex(const Hash& hash) {
   return out;
 }
 
+// Two hashes on every line csctl import reads: branch-free, as Uuid::parse.
 std::optional<Hash> hash_from_hex(std::string_view hex) {
-  if (hex.size() != 64) return std::nullopt;
+  if (hex.size() != 2 * std::tuple_size_v<Hash>) return std::nullopt;
   Hash out{};
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
+  int invalid = 0;  // any digit's -1 sets the sign bit
   for (std::size_t i = 0; i < out.size(); ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<std::uint8_t>(hi << 4 | lo);
+    const int high = hex_digit_values[static_cast<unsigned char>(hex[2 * i])];
+    const int low = hex_digit_values[static_cast<unsigned char>(hex[2 * i + 1])];
+    invalid |= high | low;
+    out[i] = static_cast<std::uint8_t>(high << 4 | (low & 0xf));
   }
+  if (invalid < 0) return std::nullopt;
   return out;
 }
 

@@ -7,20 +7,11 @@
 #include <cstdint>
 #include <cstring>
 
+#include "hex_digits.h"
+
 namespace cs {
 
 namespace {
-
-// Hex digit values of either case, -1 for every other byte: one load per
-// character instead of three range tests.
-constexpr std::array<std::int8_t, 256> hex_values = [] {
-  std::array<std::int8_t, 256> table{};
-  table.fill(-1);
-  for (int c = '0'; c <= '9'; ++c) table[c] = static_cast<std::int8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) table[c] = static_cast<std::int8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) table[c] = static_cast<std::int8_t>(c - 'A' + 10);
-  return table;
-}();
 
 // Where each byte's two digits start in the 8-4-4-4-12 form.
 constexpr std::array<std::uint8_t, 16> byte_positions = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
@@ -38,8 +29,8 @@ std::optional<Uuid> Uuid::parse(std::string_view text) {
   Bytes bytes{};
   int invalid = 0;  // any digit's -1 sets the sign bit
   for (std::size_t i = 0; i < 16; ++i) {
-    const int high = hex_values[static_cast<unsigned char>(text[byte_positions[i]])];
-    const int low = hex_values[static_cast<unsigned char>(text[byte_positions[i] + 1])];
+    const int high = hex_digit_values[static_cast<unsigned char>(text[byte_positions[i]])];
+    const int low = hex_digit_values[static_cast<unsigned char>(text[byte_positions[i] + 1])];
     invalid |= high | low;
     bytes[i] = static_cast<std::uint8_t>(high << 4 | (low & 0xf));
   }
