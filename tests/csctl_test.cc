@@ -69,6 +69,51 @@ TEST(CsctlTest, PublishRefusesTransactionLimitsItCannotKeep) {
   EXPECT_NE(help.out.find("--transaction-ms"), std::string::npos);
 }
 
+// The commands on the log run in a csctl that does not load librdkafka (nor
+// the TLS and SASL libraries behind it): their start-up cost is most of a
+// short read command's (docs/performance.md). The Kafka commands run in
+// csctl-kafka beside it, whichever of the two is called.
+TEST(CsctlTest, KafkaCommandsRunInTheirOwnBinaryAndTheOthersDoNotLoadKafka) {
+  test::TempDir io;
+  const std::string bin = CS_BIN_DIR;
+  // glibc's loader lists what it loads and stops there (what ldd does).
+  auto loaded = [&](const std::string& binary) {
+    const std::string listing = (io / "loaded").string();
+    const std::string command = "LD_TRACE_LOADED_OBJECTS=1 " + bin + "/" + binary + " > " + listing + " 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+    std::ifstream in(listing);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  const std::string csctl_libraries = loaded("csctl");
+  EXPECT_NE(csctl_libraries.find("libcrypto"), std::string::npos) << csctl_libraries;  // the listing works
+  EXPECT_EQ(csctl_libraries.find("librdkafka"), std::string::npos) << csctl_libraries;
+  EXPECT_EQ(csctl_libraries.find("libsasl2"), std::string::npos) << csctl_libraries;
+  EXPECT_NE(loaded("csctl-kafka").find("librdkafka"), std::string::npos);
+
+  // Either binary runs every command: csctl hands the Kafka ones over, and
+  // csctl-kafka the others.
+  auto request_help = csctl("request --help");
+  EXPECT_EQ(request_help.exit_code, 0) << request_help.err;
+  EXPECT_NE(request_help.out.find("usage: csctl request"), std::string::npos) << request_help.out;
+  const std::string read_help = (io / "read_help").string();
+  ASSERT_EQ(std::system((bin + "/csctl-kafka read --help > " + read_help + " 2>&1").c_str()), 0);
+  std::ifstream read_help_in(read_help);
+  EXPECT_NE(std::string((std::istreambuf_iterator<char>(read_help_in)), {}).find("usage: csctl read"),
+            std::string::npos);
+
+  // A csctl copied away from its helper says what is missing, and fails
+  // like any other command (exit 2), not by a signal.
+  std::filesystem::copy_file(bin + "/csctl", io / "csctl");
+  const std::string err = (io / "err").string();
+  const int status = std::system(((io / "csctl").string() + " publish --help > /dev/null 2> " + err).c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  std::ifstream err_in(err);
+  const std::string message((std::istreambuf_iterator<char>(err_in)), {});
+  EXPECT_NE(message.find("csctl publish: cannot run " + (io / "csctl-kafka").string()), std::string::npos)
+      << message;
+}
+
 TEST(CsctlTest, GenerateIsDeterministicAndRealistic) {
   auto a = csctl("generate --customers 30 --seed 7");
   auto b = csctl("generate --customers 30 --seed 7");

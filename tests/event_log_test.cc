@@ -440,6 +440,35 @@ TEST_F(EventLogTest, ADeferredAppendIsVisibleAtOnceAndSurvivesAKilledProcess) {
   EXPECT_TRUE(log_->verify().ok());
 }
 
+// A read-only open leaves the projections' families closed (each one opened
+// costs a read command its memtable and first table files) and opens the
+// rest: the log's own and the side families that readers of offsets and
+// outboxes need.
+TEST(EventLogReadOnlyTest, OpensTheLogAndItsSideFamiliesButNotTheProjections) {
+  test::TempDir dir;
+  {
+    auto log = test::open_log(dir.path());
+    ASSERT_TRUE(log->column_family("proj.customers.1").ok());
+    std::vector<NewEvent> events{make_event(test::customer_created(1), 1)};
+    SideWrite offset{.family = "consumer_offsets", .key = "t/0", .value = "8"};
+    ASSERT_TRUE(log->append(events, std::span(&offset, 1)).ok());
+  }
+  auto read_only = test::open_log(dir.path(), {.read_only = true});
+  const auto names = read_only->column_family_names();
+  EXPECT_EQ(std::count_if(names.begin(), names.end(), [](const std::string& n) { return n.starts_with("proj."); }), 0);
+  EXPECT_NE(std::find(names.begin(), names.end(), "consumer_offsets"), names.end());
+  EXPECT_EQ(read_only->read_side("consumer_offsets", "t/0").value(), std::optional<std::string>("8"));
+  EXPECT_EQ(read_only->head(), Sequence(1));
+  auto refused = read_only->column_family("proj.customers.1");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("read-only"), std::string::npos) << refused.error().to_string();
+  read_only.reset();
+  // Left closed, not lost: the next writable open has it.
+  auto log = test::open_log(dir.path());
+  const auto all = log->column_family_names();
+  EXPECT_NE(std::find(all.begin(), all.end(), "proj.customers.1"), all.end());
+}
+
 // After a failed write nothing more is promised durable: sync_wal says so.
 TEST(EventLogSyncTest, SyncWalReportsTheLogsFailure) {
   test::TempDir dir;

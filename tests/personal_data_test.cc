@@ -92,6 +92,26 @@ TEST(PersonalDataTest, FieldsSealedUnderAlternatingKeysOpenOnAFreshThreadAndBack
   }
 }
 
+// csctl prepares OpenSSL's algorithms on a second thread while the command
+// already seals, opens and checks keys on its own: same results, any order.
+TEST(PersonalDataTest, PreparingTheCryptoBesideItsFirstUsesChangesNoResult) {
+  MasterKey master{};
+  master[0] = 7;
+  std::thread first(prepare_personal_data_crypto);
+  const auto check = master_key_check(master);
+  const DataKey key = random_data_key();
+  const std::string sealed = seal_field(key, test::uuid(1), "email", "jane@example.org");
+  std::thread second(prepare_personal_data_crypto);
+  first.join();
+  second.join();
+  prepare_personal_data_crypto();
+  EXPECT_EQ(master_key_check(master), check);
+  EXPECT_NE(master_key_check(MasterKey{}), check);
+  auto opened = open_field(key, test::uuid(1), "email", sealed);
+  ASSERT_TRUE(opened.ok()) << opened.error().to_string();
+  EXPECT_EQ(*opened, "jane@example.org");
+}
+
 TEST(PersonalDataTest, DataKeysUnwrapOnlyWithTheirMasterKeyAndCustomer) {
   MasterKey master{}, other{};
   master[0] = 1;

@@ -314,6 +314,10 @@ Result<std::unique_ptr<EventLog>> EventLog::open(const std::filesystem::path& di
     if (std::find(names.begin(), names.end(), added_later) == names.end() && !read_only) missing.push_back(added_later);
   }
   if (read_only) {
+    // A read-only open may leave families closed, and reading never needs
+    // the projections' (their readers open the log writable): each family
+    // opened costs its memtable, its statistics and its first table files.
+    std::erase_if(names, [](const std::string& name) { return name.starts_with("proj."); });
     for (const auto& name : missing) names.push_back(name);  // a required family missing: RocksDB says which
     missing.clear();
   }

@@ -246,6 +246,13 @@ std::array<std::uint8_t, 32> master_key_check(const MasterKey& key) {
   return out;
 }
 
+void prepare_personal_data_crypto() {
+  aes_256_gcm();
+  // The HMAC of the key check, through the same calls (and OpenSSL's
+  // implicit fetches of HMAC and SHA-256) as master_key_check.
+  (void)master_key_check(MasterKey{});
+}
+
 DataKey side_data_key(const MasterKey& master) {
   static constexpr std::string_view text = "customer-service side data key v1";
   DataKey out{};

@@ -70,8 +70,10 @@ struct EventLogOptions {
   bool sync_each_group = true;
   bool create_if_missing = true;
   // Opens without writing anything: no recovery flush, no format marker, no
-  // family created; append, import and column_family fail. Runs beside a
-  // writer (it sees what was committed when it opened).
+  // family created; append, import and column_family fail. The projections'
+  // families ("proj.*") are left closed: column_family_names() does not list
+  // them and ProjectionEngine::open fails. Runs beside a writer (it sees
+  // what was committed when it opened).
   bool read_only = false;
   // false: a writable open for work that does not append (a rebuild, an
   // audit): the log's families are opened without what serves only appends

@@ -58,6 +58,14 @@ std::filesystem::path default_master_key_file(const std::filesystem::path& data_
 // HMAC-SHA256(key, "customer-service master key check v1").
 std::array<std::uint8_t, 32> master_key_check(const MasterKey& key);
 
+// Makes OpenSSL build the algorithms that sealing, opening and the key
+// check use (AES-256-GCM, HMAC, SHA-256) now rather than at their first use.
+// OpenSSL 3 constructs every cipher (or MAC, digest) of its provider at the
+// first fetch of one: about 0.5 ms each, most of a short read command's
+// crypto. A command runs this on a second thread while its log opens.
+// Thread-safe; idempotent; asserts only if OpenSSL lacks the algorithms.
+void prepare_personal_data_crypto();
+
 DataKey random_data_key();
 // The key that seals the log's side values (outbox records, remembered
 // answers): HMAC-SHA256(master, "customer-service side data key v1").
