@@ -6,6 +6,7 @@
 // bytes off the disk.
 #include <sys/stat.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <set>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "cs/json_codec.h"
+#include "data_keys.h"
 #include "cs/personal_data.h"
 #include "cs/read_ahead.h"
 #include "generated_history.h"
@@ -443,6 +445,58 @@ TEST(PersonalDataTest, AnErasedCustomerReadsErasedEverywhereAndItsKeyLeavesTheDi
   // Reopened: still erased.
   auto reopened = test::open_log(data, {.master_key_file = key});
   EXPECT_TRUE(reopened->customer_erased(victim).value());
+}
+
+}  // namespace
+}  // namespace cs
+
+namespace cs {
+namespace {
+
+// The key cache unwraps a reader's key outside its lock (the two threads of
+// a read open different customers' keys at once). An erasure that lands in
+// that window must win: the reader answers erased, and so does every read
+// after it, never the live key it had just unwrapped.
+TEST(PersonalDataTest, AnErasureDuringAReadersUnwrapWins) {
+  test::TempDir dir;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {{"default", {}}, {"data_keys", {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, (dir / "db").string(), families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  MasterKey master{};
+  master[3] = 1;
+  const Uuid erased_while_stored = test::uuid(1), erased_while_cached = test::uuid(2), untouched = test::uuid(3);
+  for (const Uuid& c : {erased_while_stored, erased_while_cached, untouched}) {
+    DataKeys writer(*db, handles[1], master);
+    ASSERT_TRUE(writer.put_stored(c, std::string(1, DataKeys::live_tag) + wrap_data_key(master, c, random_data_key()))
+                    .ok());
+  }
+  {
+    DataKeys keys(*db, handles[1], master);
+    // An erasure stored (an import's, or the keys topic's): the cache entry goes.
+    int unwraps = 0;
+    keys.after_unlocked_unwrap_for_tests = [&](const Uuid& c) {
+      if (++unwraps == 1) {
+        ASSERT_TRUE(keys.put_stored(c, DataKeys::erased_value()).ok());
+      }
+    };
+    EXPECT_EQ(keys.for_reading(erased_while_stored).value().state, DataKeys::State::erased);
+    EXPECT_EQ(keys.for_reading(erased_while_stored).value().state, DataKeys::State::erased);
+    // An erasure committed by this process's log: the cache says erased.
+    unwraps = 0;
+    keys.after_unlocked_unwrap_for_tests = [&](const Uuid& c) {
+      if (++unwraps == 1) keys.mark_erased(c);
+    };
+    EXPECT_EQ(keys.for_reading(erased_while_cached).value().state, DataKeys::State::erased);
+    EXPECT_EQ(keys.for_reading(erased_while_cached).value().state, DataKeys::State::erased);
+    EXPECT_EQ(keys.for_reading(untouched).value().state, DataKeys::State::live);
+    EXPECT_GE(unwraps, 2) << "the window was reached";
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
 }
 
 }  // namespace

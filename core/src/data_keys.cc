@@ -25,10 +25,12 @@ std::optional<std::optional<std::string>> DataKeys::preloaded_value(const Uuid& 
   return std::optional<std::string>(it->second);
 }
 
-Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) {
+Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) { return unwrap(customer, preloaded_value(customer)); }
+
+Result<DataKeys::Lookup> DataKeys::unwrap(const Uuid& customer,
+                                          std::optional<std::optional<std::string>> preloaded) const {
   Lookup lookup;
-  auto preloaded = preloaded_value(customer);
-  auto stored_value = preloaded ? Result<std::optional<std::string>>(*preloaded) : stored(customer);
+  auto stored_value = preloaded ? Result<std::optional<std::string>>(std::move(*preloaded)) : stored(customer);
   if (!stored_value.ok()) return stored_value.error();
   if (!*stored_value) return lookup;
   const std::string& value = **stored_value;
@@ -84,12 +86,34 @@ void DataKeys::mark_stored(const Uuid& customer) {
 }
 
 Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
-  std::lock_guard lock(mu_);
-  if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
-  auto loaded = load(customer);
-  if (!loaded.ok()) return loaded.error();
-  remember(customer, *loaded);
-  return *loaded;
+  // The key is unwrapped outside the lock: the two threads of a read open
+  // the keys of different customers at once instead of one waiting for the
+  // other's AES. What it unwrapped is cached only if no erasure or stored
+  // key changed the cache meanwhile; otherwise it looks again.
+  for (int attempt = 0;; ++attempt) {
+    std::optional<std::optional<std::string>> preloaded;
+    std::uint64_t changes_seen = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
+      if (attempt == unlocked_unwrap_attempts_max) {
+        auto loaded = load(customer);
+        if (!loaded.ok()) return loaded.error();
+        remember(customer, *loaded);
+        return *loaded;
+      }
+      preloaded = preloaded_value(customer);
+      changes_seen = cache_changes_;
+    }
+    auto loaded = unwrap(customer, std::move(preloaded));
+    if (after_unlocked_unwrap_for_tests) after_unlocked_unwrap_for_tests(customer);
+    std::lock_guard lock(mu_);
+    if (cache_changes_ != changes_seen) continue;
+    if (!loaded.ok()) return loaded.error();
+    if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
+    remember(customer, *loaded);
+    return *loaded;
+  }
 }
 
 Result<bool> DataKeys::erased(const Uuid& customer) {
@@ -140,6 +164,7 @@ Status DataKeys::preload(std::size_t keys_max) {
 
 void DataKeys::mark_erased(const Uuid& customer) {
   std::lock_guard lock(mu_);
+  ++cache_changes_;
   unstored_.erase(customer);
   remember(customer, Lookup{State::erased, {}});
 }
@@ -184,6 +209,7 @@ Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
   }
   auto s = db_.Put(rocksdb::WriteOptions{}, family_, key_of(customer), rocksdb::Slice(value.data(), value.size()));
   if (!s.ok()) return from_rocks(s, "store the data key of customer " + customer.to_string());
+  ++cache_changes_;
   cache_.erase(customer);
   return {};
 }

@@ -14,6 +14,7 @@
 
 #include <rocksdb/db.h>
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -76,12 +77,19 @@ class DataKeys {
   // differs from the one stored is a conflict.
   Status put_stored(const Uuid& customer, std::string_view value);
 
+  // Tests only: called by for_reading between a key unwrapped outside the
+  // lock and its caching (where an erasure may commit). Set before use.
+  std::function<void(const Uuid&)> after_unlocked_unwrap_for_tests;
+
   static constexpr char live_tag = 1;
   static constexpr char erased_tag = 0;
   static std::string erased_value() { return std::string(1, erased_tag); }
 
  private:
   Result<Lookup> load(const Uuid& customer);  // from the family; caller holds mu_
+  // The lookup of a stored value (`preloaded`, or read from the family when
+  // nullopt); needs no lock.
+  Result<Lookup> unwrap(const Uuid& customer, std::optional<std::optional<std::string>> preloaded) const;
   // The preloaded stored value (nullopt: nothing preloaded, look it up);
   // caller holds mu_.
   std::optional<std::optional<std::string>> preloaded_value(const Uuid& customer) const;
@@ -92,6 +100,11 @@ class DataKeys {
   std::optional<MasterKey> master_;
   std::mutex mu_;
   std::unordered_map<Uuid, Lookup> cache_;  // guarded by mu_
+  // Counts erasures and stored keys, which a key unwrapped outside the lock
+  // must not overwrite in the cache (for_reading).
+  std::uint64_t cache_changes_ = 0;  // guarded by mu_
+  // for_reading's unwraps outside the lock before it unwraps under it.
+  static constexpr int unlocked_unwrap_attempts_max = 3;
   // After preload(): every stored value (a customer absent has no key).
   bool preloaded_ = false;                                   // guarded by mu_
   std::unordered_map<Uuid, std::string> preloaded_values_;  // guarded by mu_
