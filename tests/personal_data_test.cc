@@ -94,6 +94,43 @@ TEST(PersonalDataTest, FieldsSealedUnderAlternatingKeysOpenOnAFreshThreadAndBack
   }
 }
 
+// A thread keeps one cipher context per kind of key (the master key that
+// wraps data keys, the data keys that seal fields), each with its last key:
+// wrapping, unwrapping, sealing and opening in turn, under alternating
+// master keys, must give what a fresh thread gives, in any order.
+TEST(PersonalDataTest, KeysUnwrappedAndFieldsOpenedInTurnAgreeOnAnyThread) {
+  MasterKey first{}, second{};
+  first[0] = 1;
+  second[0] = 2;
+  struct Sealed {
+    const MasterKey* master;
+    Uuid customer;
+    DataKey key;
+    std::string wrapped, field;
+  };
+  std::vector<Sealed> all;
+  for (int i = 0; i < 6; ++i) {
+    Sealed s{i % 3 == 0 ? &second : &first, test::uuid(100 + i), random_data_key(), {}, {}};
+    s.wrapped = wrap_data_key(*s.master, s.customer, s.key);
+    s.field = seal_field(s.key, test::uuid(200 + i), "email", "mail " + std::to_string(i));
+    all.push_back(std::move(s));
+  }
+  auto check = [&](const Sealed& s, int i) {
+    auto key = unwrap_data_key(*s.master, s.customer, s.wrapped);
+    ASSERT_TRUE(key.ok()) << i << ": " << key.error().to_string();
+    EXPECT_EQ(*key, s.key) << i;
+    EXPECT_FALSE(unwrap_data_key(s.master == &first ? second : first, s.customer, s.wrapped).ok()) << i;
+    auto opened = open_field(*key, test::uuid(200 + i), "email", s.field);
+    ASSERT_TRUE(opened.ok()) << i << ": " << opened.error().to_string();
+    EXPECT_EQ(*opened, "mail " + std::to_string(i));
+  };
+  for (int i = 0; i < 6; ++i) check(all[i], i);
+  std::thread fresh([&] {
+    for (int i = 5; i >= 0; --i) check(all[i], i);
+  });
+  fresh.join();
+}
+
 // csctl prepares OpenSSL's algorithms on a second thread while the command
 // already seals, opens and checks keys on its own: same results, any order.
 TEST(PersonalDataTest, PreparingTheCryptoBesideItsFirstUsesChangesNoResult) {

@@ -86,18 +86,25 @@ class KeyedCipher {
   bool keyed_ = false;
 };
 
-EVP_CIPHER_CTX* sealing_context(const std::uint8_t* key, const std::uint8_t* nonce) {
-  thread_local KeyedCipher cipher(/*encrypt=*/true);
-  return cipher.start(key, nonce);
+// What a context's key is: the master key (wrapping data keys) or one
+// customer's data key (fields). Each has its contexts: a read that meets a
+// new customer unwraps its key, then opens its fields; with one context the
+// master key's schedule was redone for every customer.
+enum class KeyKind { master, data };
+
+EVP_CIPHER_CTX* sealing_context(KeyKind kind, const std::uint8_t* key, const std::uint8_t* nonce) {
+  thread_local KeyedCipher master(/*encrypt=*/true), data(/*encrypt=*/true);
+  return (kind == KeyKind::master ? master : data).start(key, nonce);
 }
 
-EVP_CIPHER_CTX* opening_context(const std::uint8_t* key, const std::uint8_t* nonce) {
-  thread_local KeyedCipher cipher(/*encrypt=*/false);
-  return cipher.start(key, nonce);
+EVP_CIPHER_CTX* opening_context(KeyKind kind, const std::uint8_t* key, const std::uint8_t* nonce) {
+  thread_local KeyedCipher master(/*encrypt=*/false), data(/*encrypt=*/false);
+  return (kind == KeyKind::master ? master : data).start(key, nonce);
 }
 
 // AES-256-GCM of `plaintext` with the two parts of associated data.
-std::string seal(const std::uint8_t* key, std::string_view aad_a, std::string_view aad_b, std::string_view plaintext) {
+std::string seal(KeyKind kind, const std::uint8_t* key, std::string_view aad_a, std::string_view aad_b,
+                 std::string_view plaintext) {
   std::string out(sealed_overhead_bytes + plaintext.size(), '\0');
   auto* bytes = reinterpret_cast<std::uint8_t*>(out.data());
   bytes[0] = sealed_scheme;
@@ -105,7 +112,7 @@ std::string seal(const std::uint8_t* key, std::string_view aad_a, std::string_vi
   std::uint8_t* body = nonce + nonce_bytes;
   static_assert(nonce_bytes == 12);
   fresh_nonce(nonce);
-  EVP_CIPHER_CTX* ctx = sealing_context(key, nonce);
+  EVP_CIPHER_CTX* ctx = sealing_context(kind, key, nonce);
   int len = 0;
   bool ok = ctx != nullptr &&
             EVP_EncryptUpdate(ctx, nullptr, &len, reinterpret_cast<const std::uint8_t*>(aad_a.data()),
@@ -120,7 +127,7 @@ std::string seal(const std::uint8_t* key, std::string_view aad_a, std::string_vi
   return out;
 }
 
-std::optional<std::string> open(const std::uint8_t* key, std::string_view aad_a, std::string_view aad_b,
+std::optional<std::string> open(KeyKind kind, const std::uint8_t* key, std::string_view aad_a, std::string_view aad_b,
                                 std::string_view sealed) {
   if (sealed.size() < sealed_overhead_bytes || static_cast<std::uint8_t>(sealed[0]) != sealed_scheme) {
     return std::nullopt;
@@ -133,7 +140,7 @@ std::optional<std::string> open(const std::uint8_t* key, std::string_view aad_a,
   int len = 0;
   std::uint8_t tag[tag_bytes];
   std::memcpy(tag, body + body_size, tag_bytes);
-  EVP_CIPHER_CTX* ctx = opening_context(key, nonce);
+  EVP_CIPHER_CTX* ctx = opening_context(kind, key, nonce);
   bool ok = ctx != nullptr &&
             EVP_DecryptUpdate(ctx, nullptr, &len, reinterpret_cast<const std::uint8_t*>(aad_a.data()),
                               static_cast<int>(aad_a.size())) == 1 &&
@@ -270,12 +277,12 @@ DataKey random_data_key() {
 }
 
 std::string wrap_data_key(const MasterKey& master, const Uuid& customer, const DataKey& key) {
-  return seal(master.data(), data_key_aad, uuid_bytes(customer),
+  return seal(KeyKind::master, master.data(), data_key_aad, uuid_bytes(customer),
               std::string_view(reinterpret_cast<const char*>(key.data()), key.size()));
 }
 
 Result<DataKey> unwrap_data_key(const MasterKey& master, const Uuid& customer, std::string_view wrapped) {
-  auto opened = open(master.data(), data_key_aad, uuid_bytes(customer), wrapped);
+  auto opened = open(KeyKind::master, master.data(), data_key_aad, uuid_bytes(customer), wrapped);
   if (!opened || opened->size() != secret_key_bytes) {
     return invalid_argument("the data key of customer " + customer.to_string() +
                             " does not unwrap with this master key");
@@ -286,12 +293,12 @@ Result<DataKey> unwrap_data_key(const MasterKey& master, const Uuid& customer, s
 }
 
 std::string seal_field(const DataKey& key, const Uuid& event_id, std::string_view field, std::string_view plaintext) {
-  return seal(key.data(), uuid_bytes(event_id), field, plaintext);
+  return seal(KeyKind::data, key.data(), uuid_bytes(event_id), field, plaintext);
 }
 
 Result<std::string> open_field(const DataKey& key, const Uuid& event_id, std::string_view field,
                                std::string_view sealed) {
-  auto opened = open(key.data(), uuid_bytes(event_id), field, sealed);
+  auto opened = open(KeyKind::data, key.data(), uuid_bytes(event_id), field, sealed);
   if (!opened) {
     return corruption_error("field " + std::string(field) + " of event " + event_id.to_string() +
                             " does not open with its customer's data key");
