@@ -538,3 +538,49 @@ TEST(PersonalDataTest, AnErasureDuringAReadersUnwrapWins) {
 
 }  // namespace
 }  // namespace cs
+
+namespace cs {
+namespace {
+
+std::string from_hex(std::string_view hex) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
+    out.push_back(static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+  }
+  return out;
+}
+
+// Logs on disk hold these bytes: the master key's check, data keys wrapped
+// under the master key, fields sealed under a data key. Sealed by the code
+// of fd5fc3b (the format every version since sealing began writes, nonces
+// drawn at random then); any later change to the cipher calls must still
+// open them, or every existing log becomes unreadable.
+TEST(PersonalDataTest, WhatEarlierVersionsSealedStillOpens) {
+  MasterKey master{};
+  DataKey key{};
+  for (int i = 0; i < 32; ++i) {
+    master[i] = static_cast<std::uint8_t>(i);
+    key[i] = static_cast<std::uint8_t>(0x20 + i);
+  }
+  const Uuid customer = Uuid::parse("12345678-9abc-4ef0-8000-000000000007").value();
+  const Uuid event = Uuid::parse("12345678-9abc-4ef0-8000-000000000008").value();
+  const std::string check = from_hex("e823ee887c2b369a92ac4c19903b1fc21cea4853c0be6b553d5adf79697539a0");
+  const auto computed = master_key_check(master);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(computed.data()), computed.size()), check);
+  const std::string wrapped = from_hex(
+      "01008fb9a88c98cf895a44e458e02346a98d59d4ff638b72d8515a304b8e1240e076fce5ccbec82164c1d3ccd7218e151565958c9e30b1"
+      "2568fd225049");
+  auto unwrapped = unwrap_data_key(master, customer, wrapped);
+  ASSERT_TRUE(unwrapped.ok()) << unwrapped.error().to_string();
+  EXPECT_EQ(*unwrapped, key);
+  const std::string field =
+      from_hex("016a091767881ac6ea4a512fb113491d82b5ba21444e75ae76fb04164d5d3a056e827f328ad5027c9427927ea7");
+  auto opened = open_field(key, event, "email", field);
+  ASSERT_TRUE(opened.ok()) << opened.error().to_string();
+  EXPECT_EQ(*opened, "jane@example.org");
+  EXPECT_FALSE(open_field(key, event, "name", field).ok()) << "bound to its field";
+  EXPECT_FALSE(unwrap_data_key(master, event, wrapped).ok()) << "bound to its customer";
+}
+
+}  // namespace
+}  // namespace cs
