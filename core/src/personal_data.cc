@@ -12,6 +12,7 @@
 #include <fstream>
 
 #include "cs/assert.h"
+#include "hex_digits.h"
 
 namespace cs {
 namespace {
@@ -156,13 +157,6 @@ std::optional<std::string> open(KeyKind kind, const std::uint8_t* key, std::stri
 
 std::string_view uuid_bytes(const Uuid& id) { return {reinterpret_cast<const char*>(id.bytes().data()), 16}; }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 constexpr std::string_view base64_alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Which `changes` fields of an update are not personal (the read models fold them).
@@ -206,7 +200,8 @@ Result<MasterKey> read_master_key(const std::filesystem::path& file) {
   MasterKey key{};
   bool ok = text.size() == 2 * key.size();
   for (std::size_t i = 0; ok && i < key.size(); ++i) {
-    int hi = hex_digit(text[2 * i]), lo = hex_digit(text[2 * i + 1]);
+    const int hi = hex_digit_values[static_cast<unsigned char>(text[2 * i])];
+    const int lo = hex_digit_values[static_cast<unsigned char>(text[2 * i + 1])];
     ok = hi >= 0 && lo >= 0;
     key[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }
