@@ -13,19 +13,21 @@ rocksdb::Slice key_of(const Uuid& customer) {
 
 }  // namespace
 
-void DataKeys::remember(const Uuid& customer, const Lookup& lookup) {
-  if (cache_.size() >= data_key_cache_entries_max) cache_.clear();
-  cache_[customer] = lookup;
+void DataKeys::remember(Shard& shard, const Uuid& customer, const Lookup& lookup) {
+  if (shard.cache.size() >= data_key_cache_entries_max / data_key_cache_shards) shard.cache.clear();
+  shard.cache[customer] = lookup;
 }
 
-std::optional<std::optional<std::string>> DataKeys::preloaded_value(const Uuid& customer) const {
-  if (!preloaded_) return std::nullopt;
-  auto it = preloaded_values_.find(customer);
-  if (it == preloaded_values_.end()) return std::optional<std::string>();
+std::optional<std::optional<std::string>> DataKeys::preloaded_value(const Shard& shard, const Uuid& customer) {
+  if (!shard.preloaded) return std::nullopt;
+  auto it = shard.preloaded_values.find(customer);
+  if (it == shard.preloaded_values.end()) return std::optional<std::string>();
   return std::optional<std::string>(it->second);
 }
 
-Result<DataKeys::Lookup> DataKeys::load(const Uuid& customer) { return unwrap(customer, preloaded_value(customer)); }
+Result<DataKeys::Lookup> DataKeys::load(const Shard& shard, const Uuid& customer) const {
+  return unwrap(customer, preloaded_value(shard, customer));
+}
 
 Result<DataKeys::Lookup> DataKeys::unwrap(const Uuid& customer,
                                           std::optional<std::optional<std::string>> preloaded) const {
@@ -51,14 +53,17 @@ Result<DataKeys::Lookup> DataKeys::unwrap(const Uuid& customer,
 
 Result<DataKeys::ForWriting> DataKeys::for_writing(const Uuid& customer) {
   if (!master_) return invalid_argument("personal data is sealed in this log: open it with its master key");
-  std::lock_guard lock(mu_);
-  if (auto u = unstored_.find(customer); u != unstored_.end()) return ForWriting{u->second.first, u->second.second};
-  auto it = cache_.find(customer);
+  Shard& shard = shard_of(customer);
+  std::lock_guard lock(shard.mu);
+  if (auto u = shard.unstored.find(customer); u != shard.unstored.end()) {
+    return ForWriting{u->second.first, u->second.second};
+  }
+  auto it = shard.cache.find(customer);
   Lookup lookup;
-  if (it != cache_.end()) {
+  if (it != shard.cache.end()) {
     lookup = it->second;
   } else {
-    auto loaded = load(customer);
+    auto loaded = load(shard, customer);
     if (!loaded.ok()) return loaded.error();
     lookup = *loaded;
   }
@@ -66,23 +71,24 @@ Result<DataKeys::ForWriting> DataKeys::for_writing(const Uuid& customer) {
     return conflict_error("customer " + customer.to_string() + " was erased: its personal data cannot be written again");
   }
   if (lookup.state == State::live) {
-    remember(customer, lookup);
+    remember(shard, customer, lookup);
     return ForWriting{lookup.key, std::nullopt};
   }
   if (family_ == nullptr) return invalid_argument("the log is open read-only");
   const DataKey key = random_data_key();
   std::string value(1, live_tag);
   value += wrap_data_key(*master_, customer, key);
-  unstored_.emplace(customer, std::make_pair(key, value));
+  shard.unstored.emplace(customer, std::make_pair(key, value));
   return ForWriting{key, std::move(value)};
 }
 
 void DataKeys::mark_stored(const Uuid& customer) {
-  std::lock_guard lock(mu_);
-  auto u = unstored_.find(customer);
-  if (u == unstored_.end()) return;
-  remember(customer, Lookup{State::live, u->second.first});
-  unstored_.erase(u);
+  Shard& shard = shard_of(customer);
+  std::lock_guard lock(shard.mu);
+  auto u = shard.unstored.find(customer);
+  if (u == shard.unstored.end()) return;
+  remember(shard, customer, Lookup{State::live, u->second.first});
+  shard.unstored.erase(u);
 }
 
 Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
@@ -90,38 +96,40 @@ Result<DataKeys::Lookup> DataKeys::for_reading(const Uuid& customer) {
   // the keys of different customers at once instead of one waiting for the
   // other's AES. What it unwrapped is cached only if no erasure or stored
   // key changed the cache meanwhile; otherwise it looks again.
+  Shard& shard = shard_of(customer);
   for (int attempt = 0;; ++attempt) {
     std::optional<std::optional<std::string>> preloaded;
     std::uint64_t changes_seen = 0;
     {
-      std::lock_guard lock(mu_);
-      if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
+      std::lock_guard lock(shard.mu);
+      if (auto it = shard.cache.find(customer); it != shard.cache.end()) return it->second;
       if (attempt == unlocked_unwrap_attempts_max) {
-        auto loaded = load(customer);
+        auto loaded = load(shard, customer);
         if (!loaded.ok()) return loaded.error();
-        remember(customer, *loaded);
+        remember(shard, customer, *loaded);
         return *loaded;
       }
-      preloaded = preloaded_value(customer);
-      changes_seen = cache_changes_;
+      preloaded = preloaded_value(shard, customer);
+      changes_seen = shard.changes;
     }
     auto loaded = unwrap(customer, std::move(preloaded));
     if (after_unlocked_unwrap_for_tests) after_unlocked_unwrap_for_tests(customer);
-    std::lock_guard lock(mu_);
-    if (cache_changes_ != changes_seen) continue;
+    std::lock_guard lock(shard.mu);
+    if (shard.changes != changes_seen) continue;
     if (!loaded.ok()) return loaded.error();
-    if (auto it = cache_.find(customer); it != cache_.end()) return it->second;
-    remember(customer, *loaded);
+    if (auto it = shard.cache.find(customer); it != shard.cache.end()) return it->second;
+    remember(shard, customer, *loaded);
     return *loaded;
   }
 }
 
 Result<bool> DataKeys::erased(const Uuid& customer) {
+  Shard& shard = shard_of(customer);
   std::optional<std::optional<std::string>> preloaded;
   {
-    std::lock_guard lock(mu_);
-    if (auto it = cache_.find(customer); it != cache_.end()) return it->second.state == State::erased;
-    preloaded = preloaded_value(customer);
+    std::lock_guard lock(shard.mu);
+    if (auto it = shard.cache.find(customer); it != shard.cache.end()) return it->second.state == State::erased;
+    preloaded = preloaded_value(shard, customer);
   }
   auto value = preloaded ? Result<std::optional<std::string>>(*preloaded) : stored(customer);
   if (!value.ok()) return value.error();
@@ -129,18 +137,21 @@ Result<bool> DataKeys::erased(const Uuid& customer) {
   // "None" and "erased" are cached (every write of the family updates the
   // cache); a live key is cached once it is unwrapped.
   if (!*value || is_erased) {
-    std::lock_guard lock(mu_);
-    if (!cache_.contains(customer)) remember(customer, Lookup{is_erased ? State::erased : State::none, {}});
+    std::lock_guard lock(shard.mu);
+    if (!shard.cache.contains(customer)) remember(shard, customer, Lookup{is_erased ? State::erased : State::none, {}});
   }
   return is_erased;
 }
 
 Status DataKeys::preload(std::size_t keys_max) {
   {
-    std::lock_guard lock(mu_);
-    if (preloaded_) return {};  // nothing changed under a read-only open
+    // preload() sets every shard's flag, this one last.
+    Shard& last = shards_.back();
+    std::lock_guard lock(last.mu);
+    if (last.preloaded) return {};  // nothing changed under a read-only open
   }
-  std::unordered_map<Uuid, std::string> values;
+  std::array<absl::flat_hash_map<Uuid, std::string, std::hash<Uuid>>, data_key_cache_shards> values;
+  std::size_t count = 0;
   if (family_ != nullptr) {
     rocksdb::ReadOptions once;
     once.fill_cache = false;
@@ -149,24 +160,29 @@ Status DataKeys::preload(std::size_t keys_max) {
       if (it->key().size() != 16) {
         return corruption_error("data keys: a key of " + std::to_string(it->key().size()) + " bytes");
       }
-      if (values.size() == keys_max) return {};
+      if (count == keys_max) return {};
       Uuid::Bytes b{};
       std::copy_n(it->key().data(), 16, b.begin());
-      values.emplace(Uuid(b), it->value().ToString());
+      const Uuid customer(b);
+      values[shard_index(customer)].emplace(customer, it->value().ToString());
+      ++count;
     }
     if (!it->status().ok()) return from_rocks(it->status(), "read the data keys");
   }
-  std::lock_guard lock(mu_);
-  preloaded_values_ = std::move(values);
-  preloaded_ = true;
+  for (std::size_t i = 0; i < data_key_cache_shards; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    shards_[i].preloaded_values = std::move(values[i]);
+    shards_[i].preloaded = true;
+  }
   return {};
 }
 
 void DataKeys::mark_erased(const Uuid& customer) {
-  std::lock_guard lock(mu_);
-  ++cache_changes_;
-  unstored_.erase(customer);
-  remember(customer, Lookup{State::erased, {}});
+  Shard& shard = shard_of(customer);
+  std::lock_guard lock(shard.mu);
+  ++shard.changes;
+  shard.unstored.erase(customer);
+  remember(shard, customer, Lookup{State::erased, {}});
 }
 
 Result<std::optional<std::string>> DataKeys::stored(const Uuid& customer) const {
@@ -193,7 +209,8 @@ Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
       }
     }
   }
-  std::lock_guard lock(mu_);
+  Shard& shard = shard_of(customer);
+  std::lock_guard lock(shard.mu);
   auto current = stored(customer);
   if (!current.ok()) return current.error();
   if (*current && **current == erased_value()) return {};  // an erasure is for good
@@ -209,8 +226,8 @@ Status DataKeys::put_stored(const Uuid& customer, std::string_view value) {
   }
   auto s = db_.Put(rocksdb::WriteOptions{}, family_, key_of(customer), rocksdb::Slice(value.data(), value.size()));
   if (!s.ok()) return from_rocks(s, "store the data key of customer " + customer.to_string());
-  ++cache_changes_;
-  cache_.erase(customer);
+  ++shard.changes;
+  shard.cache.erase(customer);
   return {};
 }
 
