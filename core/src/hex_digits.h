@@ -17,4 +17,13 @@ inline constexpr std::array<std::int8_t, 256> hex_digit_values = [] {
   return table;
 }();
 
+// Each byte's two lowercase hex digits: writers of ids and hashes copy a
+// pair per byte instead of looking up each half.
+inline constexpr std::array<std::array<char, 2>, 256> hex_digit_pairs = [] {
+  constexpr char digits[] = "0123456789abcdef";
+  std::array<std::array<char, 2>, 256> table{};
+  for (int b = 0; b < 256; ++b) table[b] = {digits[b >> 4], digits[b & 0xF]};
+  return table;
+}();
+
 }  // namespace cs

@@ -653,7 +653,7 @@ void write_payload_json(JsonWriter& writer, const Payload& payload, std::uint32_
               auto one = [&](const auto& field) {
                 if (schema_version < field.since_version) return;
                 if (std::find(omit.begin(), omit.end(), field.name) != omit.end()) return;
-                writer.key(field.name);
+                writer.known_key(field.name);
                 using M = std::decay_t<decltype(p.*(field.member))>;
                 if constexpr (std::is_same_v<M, std::string>) {
                   if (form != PersonalForm::plain && is_personal_field(T::type, field.name)) {
@@ -754,16 +754,16 @@ void write_meta(JsonWriter& w, const EventMeta& m) {
   char buf[37];
   w.begin_object();
   if (!m.source_service.empty()) {
-    w.key("sourceService");
+    w.known_key("sourceService");
     w.string(m.source_service);
   }
   if (m.correlation_id) {
-    w.key("correlationId");
+    w.known_key("correlationId");
     m.correlation_id->to_chars(buf);
     w.unescaped_string(std::string_view(buf, 36));
   }
   if (m.causation_id) {
-    w.key("causationId");
+    w.known_key("causationId");
     m.causation_id->to_chars(buf);
     w.unescaped_string(std::string_view(buf, 36));
   }
@@ -775,36 +775,36 @@ void append_event_line(std::string& out, const RecordedEvent& e) {
   char id[37];
   e.id.to_chars(id);
   w.begin_object();
-  w.key("seq");
+  w.known_key("seq");
   w.integer(e.seq.value);
-  w.key("id");
+  w.known_key("id");
   w.unescaped_string(std::string_view(id, 36));
-  w.key("type");
+  w.known_key("type");
   w.unescaped_string(event_type_name(e.type()));
-  w.key("stream");
+  w.known_key("stream");
   w.string(e.stream);
-  w.key("version");
+  w.known_key("version");
   w.integer(e.version.value);
   char time[timestamp_chars_max];
-  w.key("timestamp");
+  w.known_key("timestamp");
   w.unescaped_string(std::string_view(time, write_timestamp(e.timestamp, time)));
-  w.key("recordedAt");
+  w.known_key("recordedAt");
   w.unescaped_string(std::string_view(time, write_timestamp_millis(e.recorded_at, time)));
-  w.key("schemaVersion");
+  w.known_key("schemaVersion");
   w.integer(e.stored_schema_version);
   if (e.sealed) {
-    w.key("sealed");
+    w.known_key("sealed");
     w.boolean(true);
   } else if (e.erased) {
-    w.key("erased");
+    w.known_key("erased");
     w.boolean(true);
   }
-  w.key("data");
+  w.known_key("data");
   write_payload_json(w, e.payload, e.stored_schema_version, {},
                      e.sealed ? PersonalForm::sealed : e.erased ? PersonalForm::erased : PersonalForm::plain);
-  w.key("meta");
+  w.known_key("meta");
   write_meta(w, e.meta);
-  w.key("hash");
+  w.known_key("hash");
   char hash_hex[hash_hex_chars];
   write_hash_hex(e.hash, hash_hex);
   w.unescaped_string(std::string_view(hash_hex, hash_hex_chars));

@@ -76,12 +76,8 @@ std::uint32_t current_schema_version(EventType type) {
 Payload make_payload(EventType type) { return make_payload_at(static_cast<std::size_t>(type) - 1); }
 
 void write_hash_hex(const Hash& hash, char* out) {
-  static constexpr char digits[] = "0123456789abcdef";
   static_assert(hash_hex_chars == 2 * std::tuple_size_v<Hash>);
-  for (std::size_t i = 0; i < hash.size(); ++i) {
-    out[2 * i] = digits[hash[i] >> 4];
-    out[2 * i + 1] = digits[hash[i] & 0xF];
-  }
+  for (std::size_t i = 0; i < hash.size(); ++i) std::memcpy(out + 2 * i, hex_digit_pairs[hash[i]].data(), 2);
 }
 
 std::string bytes_to_hex(std::string_view bytes) {

@@ -56,13 +56,10 @@ Uuid Uuid::from_words(std::uint64_t high, std::uint64_t low) {
 }
 
 void Uuid::to_chars(char (&out)[37]) const {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::size_t at = 0;
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out[at++] = '-';
-    out[at++] = digits[bytes_[i] >> 4];
-    out[at++] = digits[bytes_[i] & 0x0F];
-  }
+  // Where each byte's two digits go in 8-4-4-4-12.
+  static constexpr std::array<std::uint8_t, 16> at = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  for (std::size_t i = 0; i < 16; ++i) std::memcpy(out + at[i], hex_digit_pairs[bytes_[i]].data(), 2);
+  out[8] = out[13] = out[18] = out[23] = '-';
   out[36] = '\0';
 }
 
