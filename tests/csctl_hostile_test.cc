@@ -124,6 +124,19 @@ TEST_F(HostileTest, AKnownIdWithOtherContentIsAConflictNamingTheId) {
   EXPECT_NE(r.err.find("other data"), std::string::npos) << r.err;
 }
 
+// A history saved by a Windows editor: a byte order mark, CRLF line ends.
+TEST_F(HostileTest, AHistoryOpeningWithAByteOrderMarkIsAppendedAndImported) {
+  const std::string history = csctl("generate --customers 2 --seed 4").out;
+  std::string windows = "\xEF\xBB\xBF";
+  for (const auto& line : lines(history)) windows += line + "\r\n";
+  auto appended = csctl("append " + d_, windows);
+  ASSERT_EQ(appended.exit_code, 0) << appended.err;
+  EXPECT_EQ(lines(csctl("read " + d_).out).size(), lines(history).size());
+  const auto exported = csctl("export " + d_).out;
+  auto imported = csctl("import --data-dir " + (dir_ / "imp").string(), "\xEF\xBB\xBF" + exported);
+  EXPECT_EQ(imported.exit_code, 0) << imported.err;
+}
+
 TEST_F(HostileTest, ControlBytesFromTheDataAreEscapedInMessages) {
   std::string line = R"({"type":"customer.created","data":{"customerId":"12345678-9abc-4ef0-8000-000000000001",)"
                      R"("customerType":"sme","name":"A","email":"\u001b[31mred"}})"

@@ -70,6 +70,18 @@ TEST(LineReaderTest, SmallCases) {
   EXPECT_EQ(read_all("ok\n0123456789x", 10), (std::vector<Line>{{"ok", false}, {"", true}}));
 }
 
+// Editors on Windows open a UTF-8 file with a byte order mark. It marks the
+// encoding of the whole input, not a character of its first line; anywhere
+// else it is left to the line's parser.
+TEST(LineReaderTest, AByteOrderMarkOpeningTheInputIsNotPartOfTheFirstLine) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_EQ(read_all(bom + "{\"a\":1}\r\nb\n", 7), (std::vector<Line>{{"{\"a\":1}", false}, {"b", false}}));
+  EXPECT_EQ(read_all(bom, 10), std::vector<Line>{});
+  EXPECT_EQ(read_all(bom + "\n", 10), (std::vector<Line>{{"", false}}));
+  EXPECT_EQ(read_all("a\n" + bom + "b\n", 10), (std::vector<Line>{{"a", false}, {bom + "b", false}}));
+  EXPECT_EQ(read_all("\xEF\xBBx\n", 10), (std::vector<Line>{{"\xEF\xBBx", false}}));
+}
+
 TEST(LineReaderTest, RandomInputsAcrossBlocksEqualAPlainSplit) {
   std::mt19937_64 rng(42);
   for (int round = 0; round < 20; ++round) {

@@ -29,7 +29,9 @@ class LineReader {
   LineReader(int fd, std::size_t line_bytes_max) : fd_(fd), max_(line_bytes_max) {}
 
   // Sets `line` (without the newline, nor a trailing '\r') and returns true,
-  // or returns false at the end of the input. `line` stays valid until the
+  // or returns false at the end of the input. A UTF-8 byte order mark
+  // opening the input is skipped (Windows editors write one); the line
+  // parsers meet any other. `line` stays valid until the
   // next call. `too_long`: the line passed the limit; `line` is then empty.
   bool next(std::string_view& line, bool& too_long);
   // The same, copied.
@@ -58,6 +60,8 @@ class LineReader {
   // Moves the unread bytes to the front and reads one more block; false when
   // the input has ended.
   bool fill();
+  // Before the first line: steps over a byte order mark.
+  void skip_byte_order_mark();
 
   // Up to `size` bytes at `out`; 0 at the end of the input or on an error.
   std::size_t read_some(char* out, std::size_t size);
@@ -69,6 +73,7 @@ class LineReader {
   std::string buffer_;
   std::size_t begin_ = 0, end_ = 0;  // unread bytes are buffer_[begin_, end_)
   bool ended_ = false;
+  bool started_ = false;  // skip_byte_order_mark ran
   std::uint64_t number_ = 0;
 };
 
@@ -102,7 +107,16 @@ inline bool LineReader::fill() {
   return got > 0;
 }
 
+inline void LineReader::skip_byte_order_mark() {
+  started_ = true;
+  constexpr std::string_view bom = "\xEF\xBB\xBF";
+  while (end_ - begin_ < bom.size() && fill()) {
+  }
+  if (std::string_view(buffer_.data() + begin_, end_ - begin_).starts_with(bom)) begin_ += bom.size();
+}
+
 inline bool LineReader::next(std::string_view& line, bool& too_long) {
+  if (!started_) skip_byte_order_mark();
   too_long = false;
   std::size_t scanned = begin_;  // no newline in [begin_, scanned)
   for (;;) {
