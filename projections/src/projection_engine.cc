@@ -229,8 +229,11 @@ Status ProjectionEngine::fold(const EventLog& source, std::vector<Slot*> slots, 
     }
     return true;
   };
-  // This thread folds while another reads and decodes ahead.
-  Status read = read_ahead(source, {.from_seq = from, .to_seq = to}, apply);
+  // This thread folds while another reads and decodes ahead, unless there
+  // is too little to read for a second thread to pay for its start.
+  const ReadQuery range_read{.from_seq = from, .to_seq = to};
+  Status read = total <= fold_inline_read_events_max ? source.read(range_read, apply)
+                                                     : read_ahead(source, range_read, apply);
   if (!failure.ok()) {
     for (Slot* s : slots) s->projection->discard();
     return failure;

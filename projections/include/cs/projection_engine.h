@@ -40,6 +40,10 @@ inline constexpr std::size_t fold_batch_events_max = 20'000;
 // The same when building a fresh family (rebuild, verify, replay), whose
 // batches are ingested as table files.
 inline constexpr std::size_t build_batch_events_max = 500'000;
+// Up to this many events, a fold reads them on its own thread: a second
+// thread to decode ahead pays off over long reads, not over the few events
+// a live catch-up meets (the daemon's, after each wave of requests).
+inline constexpr std::size_t fold_inline_read_events_max = 256;
 
 // Called now and then with events done and events to do in this run.
 using Progress = std::function<void(std::uint64_t done, std::uint64_t total)>;
