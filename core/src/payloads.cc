@@ -81,12 +81,9 @@ void write_hash_hex(const Hash& hash, char* out) {
 }
 
 std::string bytes_to_hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * bytes.size());
-  for (unsigned char c : bytes) {
-    out.push_back(digits[c >> 4]);
-    out.push_back(digits[c & 0xF]);
+  std::string out(2 * bytes.size(), '0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    std::memcpy(out.data() + 2 * i, hex_digit_pairs[static_cast<unsigned char>(bytes[i])].data(), 2);
   }
   return out;
 }
